@@ -1,0 +1,49 @@
+// Datasets: indexable collections of labelled images.
+//
+//   absl::StatusOr<std::unique_ptr<Dataset>> train = OpenDataset(config, Split::kTrain);
+//   absl::StatusOr<Example> ex = (*train)->Get(17);   // ex->image: uint8 (H, W, C)
+#ifndef CONVNEXTV2_DATA_DATASET_H_
+#define CONVNEXTV2_DATA_DATASET_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "convnextv2/proto/experiment.pb.h"
+
+namespace convnextv2::data {
+
+enum class Split { kTrain, kEval };
+
+// An image as stored: 8-bit, height x width x channels (1 or 3), row-major.
+struct Image {
+  int height = 0;
+  int width = 0;
+  int channels = 0;
+  std::vector<uint8_t> pixels;
+};
+
+struct Example {
+  Image image;
+  int64_t label = 0;
+};
+
+class Dataset {
+ public:
+  virtual ~Dataset() = default;
+  virtual int64_t size() const = 0;
+  virtual int num_classes() const = 0;
+  // Thread-safe. An unreadable or corrupt sample is an error naming it.
+  virtual absl::StatusOr<Example> Get(int64_t index) const = 0;
+  // One line for the log, e.g. "IDX /usr/share/datasets/fashion-mnist train: 60000 images".
+  virtual std::string Describe() const = 0;
+};
+
+// The dataset of `config.data` for `split` (data_set IDX or synthetic; others are issue 3's).
+absl::StatusOr<std::unique_ptr<Dataset>> OpenDataset(const ExperimentConfig& config, Split split);
+
+}  // namespace convnextv2::data
+
+#endif  // CONVNEXTV2_DATA_DATASET_H_

@@ -1,0 +1,82 @@
+#include "convnextv2/data/loader.h"
+
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+
+#include <numeric>
+
+#include "absl/strings/str_cat.h"
+#include "convnextv2/data/rng.h"
+
+namespace convnextv2::data {
+
+std::vector<int64_t> ShardIndices(int64_t dataset_size, int64_t epoch,
+                                  const SamplerOptions& options, std::vector<bool>* padding) {
+  std::vector<int64_t> order(dataset_size);
+  std::iota(order.begin(), order.end(), 0);
+  if (options.shuffle) {
+    SampleRng rng(KeyedSeed(options.seed, epoch, 0, Purpose::kShuffle));
+    for (int64_t i = dataset_size - 1; i > 0; --i) {
+      std::swap(order[i], order[rng.Below(static_cast<uint64_t>(i) + 1)]);
+    }
+  }
+  const int64_t world = options.world_size;
+  const int64_t total = (dataset_size + world - 1) / world * world;
+  std::vector<int64_t> shard;
+  if (padding != nullptr) padding->clear();
+  for (int64_t pos = options.rank; pos < total; pos += world) {
+    shard.push_back(order[pos % dataset_size]);
+    if (padding != nullptr) padding->push_back(pos >= dataset_size);
+  }
+  return shard;
+}
+
+Loader::Loader(const Dataset* dataset, const Transform* transform, SamplerOptions options)
+    : dataset_(dataset), transform_(transform), options_(options) {}
+
+int64_t Loader::samples_per_rank() const {
+  return (dataset_->size() + options_.world_size - 1) / options_.world_size;
+}
+
+int64_t Loader::num_batches() const {
+  const int64_t n = samples_per_rank(), b = options_.batch_size;
+  return options_.drop_last ? n / b : (n + b - 1) / b;
+}
+
+absl::StatusOr<Batch> Loader::GetBatch(int64_t epoch, int64_t batch_index) const {
+  if (batch_index < 0 || batch_index >= num_batches()) {
+    return absl::OutOfRangeError(absl::StrCat("batch ", batch_index, " outside [0, ",
+                                              num_batches(), ")"));
+  }
+  std::vector<bool> padding;
+  // The shard is recomputed per batch: a shuffle of 60k indices costs well under a millisecond.
+  const std::vector<int64_t> shard = ShardIndices(dataset_->size(), epoch, options_, &padding);
+  const int64_t begin = batch_index * options_.batch_size;
+  const int64_t n = std::min<int64_t>(options_.batch_size, static_cast<int64_t>(shard.size()) - begin);
+  const int s = transform_->output_size();
+  Batch batch;
+  batch.images = at::empty({n, 3, s, s});
+  batch.labels = at::empty({n}, at::kLong);
+  batch.indices.assign(shard.begin() + begin, shard.begin() + begin + n);
+  batch.padding.assign(padding.begin() + begin, padding.begin() + begin + n);
+  std::vector<absl::Status> errors(n);
+  int64_t* labels = batch.labels.data_ptr<int64_t>();
+  at::parallel_for(0, n, 1, [&](int64_t lo, int64_t hi) {
+    for (int64_t i = lo; i < hi; ++i) {
+      absl::StatusOr<Example> ex = dataset_->Get(batch.indices[i]);
+      if (!ex.ok()) {
+        errors[i] = ex.status();
+        continue;
+      }
+      SampleRng rng(KeyedSeed(options_.seed, epoch, batch.indices[i], Purpose::kTransform));
+      batch.images[i].copy_(transform_->Apply(ex->image, rng));
+      labels[i] = ex->label;
+    }
+  });
+  for (const absl::Status& e : errors) {
+    if (!e.ok()) return e;
+  }
+  return batch;
+}
+
+}  // namespace convnextv2::data

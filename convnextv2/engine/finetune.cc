@@ -1,0 +1,263 @@
+#include "convnextv2/engine/finetune.h"
+
+#include <ATen/ATen.h>
+#include <c10/core/GradMode.h>
+#include <glog/logging.h>
+
+#include <chrono>
+#include <cmath>
+#include <numeric>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "convnextv2/config/config.h"
+#include "convnextv2/data/dataset.h"
+#include "convnextv2/data/loader.h"
+#include "convnextv2/data/transforms.h"
+#include "convnextv2/engine/metrics.h"
+#include "convnextv2/engine/runtime.h"
+#include "convnextv2/models/registry.h"
+#include "convnextv2/optim/optimizer.h"
+#include "convnextv2/optim/param_groups.h"
+#include "convnextv2/optim/schedule.h"
+#include "convnextv2/util/files.h"
+
+namespace convnextv2::engine {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double Seconds(Clock::time_point since) {
+  return std::chrono::duration<double>(Clock::now() - since).count();
+}
+
+EvalStats Evaluate(models::ConvNeXtV2& model, const data::Loader& loader, c10::Device device,
+                   absl::Status* error) {
+  c10::NoGradGuard no_grad;
+  model->eval();
+  EvalStats stats;
+  double loss_sum = 0;
+  int64_t correct1 = 0, correct5 = 0;
+  for (int64_t b = 0; b < loader.num_batches(); ++b) {
+    absl::StatusOr<data::Batch> batch = loader.GetBatch(/*epoch=*/0, b);
+    if (!batch.ok()) {
+      *error = batch.status();
+      return stats;
+    }
+    const at::Tensor images = batch->images.to(device);
+    const at::Tensor labels = batch->labels.to(device);
+    const at::Tensor logits = model->forward(images);
+    const int64_t n = labels.size(0);
+    loss_sum += at::cross_entropy_loss(logits, labels).item<double>() * n;
+    correct1 += TopKCorrect(logits, labels, 1);
+    correct5 += TopKCorrect(logits, labels, 5);
+    stats.samples += n;
+  }
+  if (stats.samples > 0) {
+    stats.acc1 = 100.0 * correct1 / stats.samples;
+    stats.acc5 = 100.0 * correct5 / stats.samples;
+    stats.loss = loss_sum / stats.samples;
+  }
+  return stats;
+}
+
+std::string EpochJson(const EpochStats& e, int64_t n_parameters) {
+  std::string json = absl::StrFormat(
+      "{\"train_lr\": %.10g, \"train_loss\": %.10g, \"train_class_acc\": %.10g, "
+      "\"train_images_per_second\": %.6g",
+      e.train_lr, e.train_loss, e.train_class_acc, e.images_per_second);
+  if (e.evaluated) {
+    absl::StrAppendFormat(&json, ", \"test_loss\": %.10g, \"test_acc1\": %.10g, "
+                          "\"test_acc5\": %.10g",
+                          e.test.loss, e.test.acc1, e.test.acc5);
+  }
+  absl::StrAppendFormat(&json, ", \"epoch\": %d, \"n_parameters\": %d}", e.epoch, n_parameters);
+  return json;
+}
+
+}  // namespace
+
+absl::StatusOr<FinetuneResult> RunFinetune(const ExperimentConfig& input_config,
+                                           const RunOptions& options) {
+  ExperimentConfig config = input_config;
+  const auto start = Clock::now();
+
+  // ---- runtime -----------------------------------------------------------------------------
+  absl::StatusOr<c10::Device> device = ResolveDevice(config);
+  if (!device.ok()) return device.status();
+  const int threads = ConfigureThreads(config);
+  const int world_size = 1, rank = 0;
+  const uint64_t seed = static_cast<uint64_t>(config.train().seed()) + rank;
+  at::manual_seed(seed);
+  LOG(INFO) << "device " << device->str() << ", " << threads << " threads, seed " << seed;
+
+  // ---- data --------------------------------------------------------------------------------
+  absl::StatusOr<std::unique_ptr<data::Dataset>> train_set =
+      data::OpenDataset(config, data::Split::kTrain);
+  if (!train_set.ok()) return train_set.status();
+  std::unique_ptr<data::Dataset> eval_set;
+  if (!config.eval().disable_eval()) {
+    absl::StatusOr<std::unique_ptr<data::Dataset>> ds =
+        data::OpenDataset(config, data::Split::kEval);
+    if (!ds.ok()) return ds.status();
+    eval_set = std::move(*ds);
+  }
+  if ((*train_set)->num_classes() > config.model().nb_classes()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "model.nb_classes is ", config.model().nb_classes(), " but ", (*train_set)->Describe(),
+        " has labels up to ", (*train_set)->num_classes() - 1));
+  }
+  LOG(INFO) << "train: " << (*train_set)->Describe();
+  if (eval_set) LOG(INFO) << "eval: " << eval_set->Describe();
+  const auto train_transform = data::MakeTransform(config, data::Split::kTrain);
+  const auto eval_transform = data::MakeTransform(config, data::Split::kEval);
+  data::SamplerOptions train_sampling{config.train().batch_size(), /*shuffle=*/true,
+                                      /*drop_last=*/true, static_cast<uint64_t>(config.train().seed()),
+                                      rank, world_size};
+  data::Loader train_loader(train_set->get(), train_transform.get(), train_sampling);
+  const int64_t steps_per_epoch = train_loader.num_batches();
+  if (steps_per_epoch == 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "train.batch_size ", config.train().batch_size(), " is larger than the training set (",
+        (*train_set)->size(), " images): no full batch per epoch"));
+  }
+  std::unique_ptr<data::Loader> eval_loader;
+  if (eval_set) {
+    eval_loader = std::make_unique<data::Loader>(
+        eval_set.get(), eval_transform.get(),
+        data::SamplerOptions{config.train().batch_size(), false, false, 0, rank, world_size});
+  }
+
+  // ---- model -------------------------------------------------------------------------------
+  absl::StatusOr<models::ConvNeXtV2> created = models::CreateConvNeXtV2(
+      config.model().model(), config.model().nb_classes(), config.model().drop_path(),
+      config.model().head_init_scale());
+  if (!created.ok()) return created.status();
+  models::ConvNeXtV2 model = *created;
+  model->to(*device);
+  FinetuneResult result;
+  for (const at::Tensor& p : model->parameters()) {
+    if (p.requires_grad()) result.n_parameters += p.numel();
+  }
+  LOG(INFO) << "model " << config.model().model() << ", number of params: "
+            << result.n_parameters;
+
+  // ---- optimizer ---------------------------------------------------------------------------
+  const double lr = config::EffectiveLr(config, world_size);
+  const int64_t eff_batch = static_cast<int64_t>(config.train().batch_size()) *
+                            config.train().update_freq() * world_size;
+  LOG(INFO) << absl::StrFormat("base lr: %.2e, actual lr: %.2e, effective batch size: %d",
+                               lr * 256.0 / eff_batch, lr, eff_batch);
+  config.mutable_optim()->set_lr(lr);  // recorded: a rerun from the saved config uses this lr
+  const std::vector<optim::ParamGroup> groups =
+      optim::BuildParamGroups(model->named_parameters(), config.optim().weight_decay());
+  for (const optim::ParamGroup& g : groups) {
+    LOG(INFO) << "param group " << g.name << ": weight_decay " << g.weight_decay << ", lr_scale "
+              << g.lr_scale << ", " << g.params.size() << " tensors";
+  }
+  absl::StatusOr<std::unique_ptr<torch::optim::Optimizer>> optimizer =
+      optim::CreateOptimizer(config, groups, lr);
+  if (!optimizer.ok()) return optimizer.status();
+  const optim::LrSchedule schedule = optim::LrSchedule::FromConfig(config, lr, steps_per_epoch);
+  const double smoothing = config.aug().smoothing();
+
+  // ---- outputs -----------------------------------------------------------------------------
+  const std::string& out_dir = config.output().output_dir();
+  if (!out_dir.empty()) {
+    if (absl::Status s = util::MakeDirs(out_dir); !s.ok()) return s;
+    if (absl::Status s = util::WriteFileAtomically(out_dir + "/config.pbtxt",
+                                                   config::ToText(config));
+        !s.ok()) {
+      return s;
+    }
+  }
+  if (!options.command_line.empty()) LOG(INFO) << "command line: " << options.command_line;
+
+  // ---- loop --------------------------------------------------------------------------------
+  const int epochs = config.train().epochs();
+  const int print_freq = config.train().print_freq();
+  LOG(INFO) << "Start training for " << epochs << " epochs, " << steps_per_epoch
+            << " steps per epoch";
+  const auto train_start = Clock::now();
+  for (int epoch = config.train().start_epoch(); epoch < epochs; ++epoch) {
+    model->train();
+    MeanMeter loss_meter, acc_meter, step_time;
+    EpochStats stats;
+    stats.epoch = epoch;
+    const auto epoch_start = Clock::now();
+    for (int64_t it = 0; it < steps_per_epoch; ++it) {
+      const auto step_start = Clock::now();
+      const int64_t step = static_cast<int64_t>(epoch) * steps_per_epoch + it;
+      const double lr_now = schedule.At(step);
+      optim::SetLearningRates(**optimizer, groups, lr_now);
+      absl::StatusOr<data::Batch> batch = train_loader.GetBatch(epoch, it);
+      if (!batch.ok()) return batch.status();
+      const at::Tensor images = batch->images.to(*device);
+      const at::Tensor labels = batch->labels.to(*device);
+      const at::Tensor logits = model->forward(images);
+      const at::Tensor loss = at::cross_entropy_loss(logits, labels, /*weight=*/{},
+                                                     at::Reduction::Mean, /*ignore_index=*/-100,
+                                                     smoothing);
+      const double loss_value = loss.item<double>();
+      if (!std::isfinite(loss_value)) {
+        return absl::InternalError(absl::StrFormat(
+            "loss is %f at epoch %d step %d (lr %.3g); stopping training. Lower the learning "
+            "rate (blr/lr) or check the data.",
+            loss_value, epoch, it, lr_now));
+      }
+      (*optimizer)->zero_grad();
+      loss.backward();
+      (*optimizer)->step();
+      const double acc =
+          logits.argmax(1).eq(labels).to(at::kFloat).mean().item<double>();
+      loss_meter.Add(loss_value);
+      acc_meter.Add(acc);
+      step_time.Add(Seconds(step_start));
+      stats.train_lr = lr_now;
+      if ((it + 1) % print_freq == 0 || it + 1 == steps_per_epoch) {
+        const double eta = step_time.recent() * (steps_per_epoch - it - 1);
+        LOG(INFO) << absl::StrFormat(
+            "Epoch: [%d]  [%*d/%d]  eta: %s  lr: %.6f  loss: %.4f (%.4f)  class_acc: %.4f "
+            "(%.4f)  img/s: %.0f  time: %.3f",
+            epoch, static_cast<int>(std::to_string(steps_per_epoch).size()), it + 1,
+            steps_per_epoch, FormatDuration(eta), lr_now, loss_meter.recent(), loss_meter.mean(),
+            acc_meter.recent(), acc_meter.mean(),
+            config.train().batch_size() / std::max(step_time.recent(), 1e-9), step_time.recent());
+      }
+    }
+    const double epoch_seconds = Seconds(epoch_start);
+    stats.train_loss = loss_meter.mean();
+    stats.train_class_acc = acc_meter.mean();
+    stats.images_per_second =
+        static_cast<double>(steps_per_epoch) * config.train().batch_size() / epoch_seconds;
+    LOG(INFO) << absl::StrFormat("Epoch %d done in %s: loss %.4f, class_acc %.4f, %.0f img/s",
+                                 epoch, FormatDuration(epoch_seconds), stats.train_loss,
+                                 stats.train_class_acc, stats.images_per_second);
+    if (eval_loader) {
+      absl::Status eval_error;
+      stats.test = Evaluate(model, *eval_loader, *device, &eval_error);
+      if (!eval_error.ok()) return eval_error;
+      stats.evaluated = true;
+      result.max_accuracy = std::max(result.max_accuracy, stats.test.acc1);
+      LOG(INFO) << absl::StrFormat("* Acc@1 %.3f Acc@5 %.3f loss %.3f", stats.test.acc1,
+                                   stats.test.acc5, stats.test.loss);
+      LOG(INFO) << absl::StrFormat("Accuracy of the model on the %d test images: %.1f%%",
+                                   stats.test.samples, stats.test.acc1);
+      LOG(INFO) << absl::StrFormat("Max accuracy: %.2f%%", result.max_accuracy);
+    }
+    if (!out_dir.empty()) {
+      if (absl::Status s = util::AppendLine(out_dir + "/log.txt",
+                                            EpochJson(stats, result.n_parameters));
+          !s.ok()) {
+        return s;
+      }
+    }
+    result.epochs.push_back(stats);
+  }
+  LOG(INFO) << "Training time " << FormatDuration(Seconds(train_start)) << " (total "
+            << FormatDuration(Seconds(start)) << ")";
+  return result;
+}
+
+}  // namespace convnextv2::engine

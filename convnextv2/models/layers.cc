@@ -1,0 +1,128 @@
+#include "convnextv2/models/layers.h"
+
+#include <ATen/ATen.h>
+#include <c10/util/Exception.h>
+#include <torch/csrc/autograd/custom_function.h>
+
+#include "convnextv2/models/grn_kernels.h"
+
+namespace convnextv2::models {
+
+LayerNormImpl::LayerNormImpl(LayerNormOptions options) : options(std::move(options)) { reset(); }
+
+void LayerNormImpl::reset() {
+  TORCH_CHECK(options.dim() > 0, "LayerNorm: dim must be positive, got ", options.dim());
+  TORCH_CHECK(options.eps() > 0, "LayerNorm: eps must be positive, got ", options.eps());
+  weight = register_parameter("weight", at::ones({options.dim()}));
+  bias = register_parameter("bias", at::zeros({options.dim()}));
+}
+
+at::Tensor LayerNormImpl::forward(const at::Tensor& x) {
+  const int64_t c = options.dim();
+  if (options.data_format() == DataFormat::kChannelsLast) {
+    return at::layer_norm(x, {c}, weight, bias, options.eps());
+  }
+  TORCH_CHECK(x.dim() == 4 && x.size(1) == c, "LayerNorm(channels_first): expected (N, ", c,
+              ", H, W), got ", x.sizes());
+  return at::layer_norm(x.permute({0, 2, 3, 1}), {c}, weight, bias, options.eps())
+      .permute({0, 3, 1, 2});
+}
+
+GRNImpl::GRNImpl(GRNOptions options) : options(std::move(options)) { reset(); }
+
+void GRNImpl::reset() {
+  TORCH_CHECK(options.dim() > 0, "GRN: dim must be positive, got ", options.dim());
+  gamma = register_parameter("gamma", at::zeros({1, 1, 1, options.dim()}));
+  beta = register_parameter("beta", at::zeros({1, 1, 1, options.dim()}));
+}
+
+at::Tensor GRNImpl::forward(const at::Tensor& x) {
+  TORCH_CHECK(x.dim() == 4 && x.size(3) == options.dim(), "GRN: expected (N, H, W, ",
+              options.dim(), "), got ", x.sizes());
+  return options.fused() ? GrnFused(x, gamma, beta, options.eps())
+                         : GrnPlain(x, gamma, beta, options.eps());
+}
+
+at::Tensor GrnPlain(const at::Tensor& x, const at::Tensor& gamma, const at::Tensor& beta,
+                    double eps) {
+  at::Tensor gx = at::linalg_vector_norm(x, 2, at::IntArrayRef{1, 2}, /*keepdim=*/true);
+  at::Tensor nx = gx / (gx.mean(-1, /*keepdim=*/true) + eps);
+  return gamma * (x * nx) + beta + x;
+}
+
+namespace {
+
+// y = x * s + beta with s = 1 + gamma * Nx, Nx = G / (m + eps), G = ||x||_{H,W}, m = mean_C G.
+// Backward, with g = dL/dy and P = sum_{H,W} g * x:
+//   dbeta = sum_{N,H,W} g;  dgamma = sum_N P * Nx;  a = gamma * P = dL/dNx
+//   dL/dG[n,k] = a[n,k] / (m + eps) - sum_c a[n,c] G[n,c] / (C (m + eps)^2)
+//   dx = g * s + x * dL/dG / G      (0 where G == 0, as the norm's subgradient)
+// On CPU float32 contiguous NHWC tensors both directions are two streaming passes each over the
+// activation (grn_kernels.cc); elsewhere (CUDA, bf16) the same formulas run as ATen ops.
+bool UseCpuKernel(const at::Tensor& x) {
+  return x.device().is_cpu() && x.scalar_type() == at::kFloat && x.is_contiguous();
+}
+
+class GrnFunction : public torch::autograd::Function<GrnFunction> {
+ public:
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x,
+                            const at::Tensor& gamma, const at::Tensor& beta, double eps) {
+    at::Tensor y, g_norm, denom, nx, scale;
+    if (UseCpuKernel(x)) {
+      std::tie(y, g_norm, denom, nx, scale) = internal::GrnForwardCpu(x, gamma, beta, eps);
+    } else {
+      g_norm = at::linalg_vector_norm(x, 2, at::IntArrayRef{1, 2}, /*keepdim=*/true);
+      denom = g_norm.mean(-1, /*keepdim=*/true) + eps;
+      nx = g_norm / denom;
+      scale = at::addcmul(at::ones_like(nx), gamma, nx);
+      y = at::addcmul(beta, x, scale);
+    }
+    ctx->save_for_backward({x, gamma, g_norm, denom, nx, scale});
+    return y;
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    const auto saved = ctx->get_saved_variables();
+    const at::Tensor& x = saved[0];
+    const at::Tensor& gamma = saved[1];
+    const at::Tensor& g_norm = saved[2];
+    const at::Tensor& denom = saved[3];
+    const at::Tensor& nx = saved[4];
+    const at::Tensor& scale = saved[5];
+    const at::Tensor g = grads[0].contiguous(x.suggest_memory_format());
+    if (UseCpuKernel(x) && g.is_contiguous()) {
+      auto [dx, dgamma, dbeta] = internal::GrnBackwardCpu(g, x, gamma, g_norm, denom, nx, scale);
+      return {dx, dgamma, dbeta, at::Tensor()};
+    }
+    const int64_t channels = x.size(3);
+    at::Tensor p = (g * x).sum({1, 2}, /*keepdim=*/true);
+    at::Tensor dbeta = g.sum({0, 1, 2}, /*keepdim=*/true);
+    at::Tensor dgamma = (p * nx).sum(0, /*keepdim=*/true);
+    at::Tensor a = gamma * p;
+    at::Tensor d_g = a / denom - (a * g_norm).sum(-1, /*keepdim=*/true) /
+                                     (denom * denom * static_cast<double>(channels));
+    at::Tensor inv = at::where(g_norm > 0, g_norm.reciprocal(), at::zeros_like(g_norm));
+    at::Tensor dx = at::addcmul(g * scale, x, d_g * inv);
+    return {dx, dgamma, dbeta, at::Tensor()};
+  }
+};
+
+}  // namespace
+
+at::Tensor GrnFused(const at::Tensor& x, const at::Tensor& gamma, const at::Tensor& beta,
+                    double eps) {
+  return GrnFunction::apply(x, gamma, beta, eps);
+}
+
+at::Tensor DropPathImpl::forward(const at::Tensor& x) {
+  if (drop_prob == 0.0 || !is_training()) return x;
+  const double keep = 1.0 - drop_prob;
+  std::vector<int64_t> shape(x.dim(), 1);
+  shape[0] = x.size(0);
+  at::Tensor mask = at::empty(shape, x.options()).bernoulli_(keep);
+  if (keep > 0.0) mask.div_(keep);
+  return x * mask;
+}
+
+}  // namespace convnextv2::models

@@ -1,0 +1,39 @@
+// Per-iteration learning-rate and weight-decay schedules, pure functions of (settings, step).
+//
+//   LrSchedule s = LrSchedule::FromConfig(config, /*base_lr=*/4e-3, /*steps_per_epoch=*/468);
+//   double lr = s.At(step);   // step counts micro-batches from the start of training
+//
+// Semantics of the official adjust_learning_rate: with e = step / steps_per_epoch (fractional
+// epochs), lr = base * e / warmup_epochs during warmup, then
+// min_lr + (base - min_lr) * (1 + cos(pi * (e - warmup) / (epochs - warmup))) / 2.
+// warmup_steps > 0 replaces warmup_epochs by warmup_steps / steps_per_epoch.
+#ifndef CONVNEXTV2_OPTIM_SCHEDULE_H_
+#define CONVNEXTV2_OPTIM_SCHEDULE_H_
+
+#include <cstdint>
+
+#include "convnextv2/proto/experiment.pb.h"
+
+namespace convnextv2::optim {
+
+class LrSchedule {
+ public:
+  LrSchedule(double base_lr, double min_lr, double warmup_epochs, double epochs,
+             int64_t steps_per_epoch);
+  static LrSchedule FromConfig(const ExperimentConfig& config, double base_lr,
+                               int64_t steps_per_epoch);
+  double At(int64_t step) const;
+  double warmup_epochs() const { return warmup_epochs_; }
+
+ private:
+  double base_lr_, min_lr_, warmup_epochs_, epochs_;
+  int64_t steps_per_epoch_;
+};
+
+// Half-cosine from `start` to `end` over total steps (the official cosine_scheduler without
+// warmup); used for weight decay when weight_decay_end is set. Constant when start == end.
+double CosineValue(double start, double end, int64_t step, int64_t total_steps);
+
+}  // namespace convnextv2::optim
+
+#endif  // CONVNEXTV2_OPTIM_SCHEDULE_H_

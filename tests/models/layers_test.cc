@@ -1,0 +1,135 @@
+// LayerNorm, GRN (plain and fused), DropPath against their definitions.
+#include <ATen/ATen.h>
+#include <c10/core/GradMode.h>
+#include <gtest/gtest.h>
+#include <torch/autograd.h>
+#include <torch/csrc/autograd/generated/variable_factories.h>
+
+#include <cmath>
+
+#include "convnextv2/models/convnextv2.h"
+#include "convnextv2/models/layers.h"
+
+namespace convnextv2::models {
+namespace {
+
+TEST(LayerNorm, ChannelsFirstEqualsLayerNormOnPermutedTensor) {
+  at::manual_seed(3);
+  LayerNorm ln(LayerNormOptions(6).data_format(DataFormat::kChannelsFirst));
+  {
+    c10::NoGradGuard no_grad;
+    ln->weight.uniform_(0.5, 1.5);
+    ln->bias.uniform_(-1, 1);
+  }
+  const at::Tensor x = at::randn({2, 6, 5, 4}) * 3 + 1;
+  const at::Tensor expected =
+      at::layer_norm(x.permute({0, 2, 3, 1}), {6}, ln->weight, ln->bias, 1e-6)
+          .permute({0, 3, 1, 2});
+  EXPECT_TRUE(at::allclose(ln->forward(x), expected, 1e-5, 1e-6));
+  // And the official formula: (x - mean_C) / sqrt(var_C + eps) * w + b, biased variance.
+  const at::Tensor u = x.mean(1, true);
+  const at::Tensor s = (x - u).pow(2).mean(1, true);
+  const at::Tensor official = ln->weight.view({1, 6, 1, 1}) * ((x - u) / at::sqrt(s + 1e-6)) +
+                              ln->bias.view({1, 6, 1, 1});
+  EXPECT_TRUE(at::allclose(ln->forward(x), official, 1e-4, 1e-5));
+  // A channels_last input gives the same values.
+  EXPECT_TRUE(at::allclose(ln->forward(x.contiguous(at::MemoryFormat::ChannelsLast)), expected,
+                           1e-5, 1e-6));
+}
+
+TEST(LayerNorm, RejectsWrongChannelCount) {
+  LayerNorm ln(LayerNormOptions(6).data_format(DataFormat::kChannelsFirst));
+  EXPECT_THROW(ln->forward(at::randn({1, 5, 2, 2})), c10::Error);
+}
+
+// A 1x2x2x2 tensor worked by hand.
+//   channel 0 values 1, 2, 2, 4 -> G0 = sqrt(1 + 4 + 4 + 16) = 5
+//   channel 1 values 0, 3, 0, 4 -> G1 = sqrt(9 + 16) = 5... use 0, 6, 0, 8 -> G1 = 10
+//   mean G = 7.5; N0 = 5 / 7.5 = 2/3, N1 = 10 / 7.5 = 4/3 (eps 1e-6 ignored to 1e-6)
+//   y = gamma * x * N + beta + x with gamma = (1, 0.5), beta = (0.1, -0.2).
+TEST(GRN, MatchesHandComputation) {
+  const at::Tensor x = at::tensor({1.f, 0.f, 2.f, 6.f, 2.f, 0.f, 4.f, 8.f}).view({1, 2, 2, 2});
+  for (bool fused : {false, true}) {
+    GRN grn(GRNOptions(2).fused(fused));
+    {
+      c10::NoGradGuard no_grad;
+      grn->gamma.copy_(at::tensor({1.f, 0.5f}).view({1, 1, 1, 2}));
+      grn->beta.copy_(at::tensor({0.1f, -0.2f}).view({1, 1, 1, 2}));
+    }
+    const at::Tensor y = grn->forward(x);
+    const float n0 = 2.f / 3.f, n1 = 4.f / 3.f;
+    const float xs[8] = {1, 0, 2, 6, 2, 0, 4, 8};
+    for (int i = 0; i < 8; ++i) {
+      const int c = i % 2;
+      const float expected = c == 0 ? 1.f * xs[i] * n0 + 0.1f + xs[i]
+                                    : 0.5f * xs[i] * n1 - 0.2f + xs[i];
+      EXPECT_NEAR(y.view({-1})[i].item<float>(), expected, 1e-4) << "fused " << fused << " i " << i;
+    }
+  }
+}
+
+TEST(GRN, FusedEqualsPlainValuesAndGradients) {
+  at::manual_seed(5);
+  for (bool contiguous : {true, false}) {  // false: the ATen fallback of the fused path
+    at::Tensor base = torch::randn({3, 5, 6, 8}, torch::requires_grad());
+    {
+      c10::NoGradGuard no_grad;
+      base[0].select(2, 3).zero_();  // a channel whose norm is 0
+    }
+    const at::Tensor gamma = torch::randn({1, 1, 1, 8}, torch::requires_grad());
+    const at::Tensor beta = torch::randn({1, 1, 1, 8}, torch::requires_grad());
+    const at::Tensor x = contiguous ? base : base.transpose(1, 2);
+    const at::Tensor w = at::randn(x.sizes());
+    const at::Tensor y_plain = GrnPlain(x, gamma, beta, 1e-6);
+    const auto g_plain = torch::autograd::grad({(y_plain * w).sum()}, {base, gamma, beta});
+    const at::Tensor y_fused = GrnFused(x, gamma, beta, 1e-6);
+    const auto g_fused = torch::autograd::grad({(y_fused * w).sum()}, {base, gamma, beta});
+    EXPECT_TRUE(at::allclose(y_plain, y_fused, 1e-5, 1e-5));
+    for (int i = 0; i < 3; ++i) {
+      EXPECT_TRUE(at::allclose(g_plain[i], g_fused[i], 1e-4, 1e-4))
+          << "grad " << i << " contiguous " << contiguous << " max diff "
+          << (g_plain[i] - g_fused[i]).abs().max().item<float>();
+    }
+  }
+}
+
+TEST(DropPath, IdentityInEvalAndWhenZero) {
+  const at::Tensor x = at::randn({4, 3, 2, 2});
+  DropPath dp(0.5);
+  dp->eval();
+  EXPECT_TRUE(at::equal(dp->forward(x), x));
+  DropPath zero(0.0);
+  zero->train();
+  EXPECT_TRUE(at::equal(zero->forward(x), x));
+}
+
+TEST(DropPath, DropsWholeSamplesAndIsUnbiased) {
+  at::manual_seed(11);
+  DropPath dp(0.25);
+  dp->train();
+  const at::Tensor x = at::ones({20000, 2, 2, 2});
+  const at::Tensor y = dp->forward(x);
+  // Each sample is either all zero or all 1 / 0.75.
+  const at::Tensor per_sample_max = y.amax({1, 2, 3}), per_sample_min = y.amin({1, 2, 3});
+  EXPECT_TRUE(at::equal(per_sample_max, per_sample_min));
+  const at::Tensor kept = per_sample_max.gt(0);
+  EXPECT_TRUE(at::allclose(per_sample_max.masked_select(kept),
+                           at::full({kept.sum().item<int64_t>()}, 1.f / 0.75f)));
+  EXPECT_NEAR(kept.to(at::kFloat).mean().item<double>(), 0.75, 0.01);
+  EXPECT_NEAR(y.mean().item<double>(), 1.0, 0.015);  // E[y] = x
+}
+
+TEST(Block, ResidualWithZeroBranchIsIdentity) {
+  // With pwconv2 zeroed the branch contributes nothing: output == input.
+  Block block(BlockOptions(8));
+  {
+    c10::NoGradGuard no_grad;
+    block->pwconv2->weight.zero_();
+    block->pwconv2->bias.zero_();
+  }
+  const at::Tensor x = at::randn({2, 8, 5, 5});
+  EXPECT_TRUE(at::allclose(block->forward(x), x));
+}
+
+}  // namespace
+}  // namespace convnextv2::models
