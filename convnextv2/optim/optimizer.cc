@@ -1,42 +1,134 @@
 #include "convnextv2/optim/optimizer.h"
 
+#include <torch/optim/adam.h>
 #include <torch/optim/adamw.h>
+#include <torch/optim/sgd.h>
+
+#include <algorithm>
+#include <limits>
 
 #include "absl/strings/str_cat.h"
 
 namespace convnextv2::optim {
+namespace {
+
+// One torch param group per ParamGroup, each with a copy of `defaults` at its lr and decay.
+template <typename Options>
+std::vector<torch::optim::OptimizerParamGroup> TorchGroups(const Options& defaults,
+                                                          const std::vector<ParamGroup>& groups,
+                                                          double lr) {
+  std::vector<torch::optim::OptimizerParamGroup> torch_groups;
+  for (const ParamGroup& g : groups) {
+    auto options = std::make_unique<Options>(defaults);
+    options->weight_decay(g.weight_decay);
+    options->lr(lr * g.lr_scale);
+    torch_groups.emplace_back(g.params, std::move(options));
+  }
+  return torch_groups;
+}
+
+template <typename Options>
+void SetAdamFamily(const OptimConfig& o, Options* options) {
+  options->eps(o.opt_eps());
+  if (o.opt_betas_size() == 2) options->betas({o.opt_betas(0), o.opt_betas(1)});
+}
+
+}  // namespace
 
 absl::StatusOr<std::unique_ptr<torch::optim::Optimizer>> CreateOptimizer(
     const ExperimentConfig& config, const std::vector<ParamGroup>& groups, double lr) {
   const OptimConfig& o = config.optim();
+  std::unique_ptr<torch::optim::Optimizer> optimizer;
   if (o.opt() == "adamw") {
     torch::optim::AdamWOptions defaults(lr);
-    defaults.eps(o.opt_eps());
-    if (o.opt_betas_size() == 2) defaults.betas({o.opt_betas(0), o.opt_betas(1)});
-    std::vector<torch::optim::OptimizerParamGroup> torch_groups;
-    for (const ParamGroup& g : groups) {
-      auto options = std::make_unique<torch::optim::AdamWOptions>(defaults);
-      options->weight_decay(g.weight_decay);
-      options->lr(lr * g.lr_scale);
-      torch_groups.emplace_back(g.params, std::move(options));
+    SetAdamFamily(o, &defaults);
+    defaults.weight_decay(0.0);
+    optimizer = std::make_unique<torch::optim::AdamW>(TorchGroups(defaults, groups, lr), defaults);
+  } else if (o.opt() == "adam") {
+    torch::optim::AdamOptions defaults(lr);
+    SetAdamFamily(o, &defaults);
+    optimizer = std::make_unique<torch::optim::Adam>(TorchGroups(defaults, groups, lr), defaults);
+  } else if (o.opt() == "sgd" || o.opt() == "momentum") {
+    if (o.opt() == "sgd" && o.momentum() <= 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("optim.opt sgd uses Nesterov momentum, which needs optim.momentum > 0 (got ",
+                       o.momentum(), ")"));
     }
-    return std::unique_ptr<torch::optim::Optimizer>(
-        new torch::optim::AdamW(std::move(torch_groups), defaults));
+    torch::optim::SGDOptions defaults(lr);
+    defaults.momentum(o.momentum()).nesterov(o.opt() == "sgd");
+    optimizer = std::make_unique<torch::optim::SGD>(TorchGroups(defaults, groups, lr), defaults);
+  } else {
+    return absl::InvalidArgumentError(
+        absl::StrCat("optim.opt '", o.opt(), "' is not one of: adamw, adam, sgd, momentum"));
   }
-  return absl::UnimplementedError(
-      absl::StrCat("optim.opt ", o.opt(), " is not supported by this build yet"));
+  return optimizer;
 }
 
 void SetLearningRates(torch::optim::Optimizer& optimizer, const std::vector<ParamGroup>& groups,
                       double lr) {
   auto& torch_groups = optimizer.param_groups();
+  TORCH_CHECK(torch_groups.size() == groups.size(), "optimizer has ", torch_groups.size(),
+              " param groups, expected ", groups.size());
   for (size_t i = 0; i < torch_groups.size(); ++i) {
     torch_groups[i].options().set_lr(lr * groups[i].lr_scale);
   }
 }
 
+namespace {
+
+// OptimizerOptions has no generic weight_decay accessor: dispatch on the concrete type.
+template <typename Options>
+bool SetWd(torch::optim::OptimizerOptions& options, double wd) {
+  auto* o = dynamic_cast<Options*>(&options);
+  if (o != nullptr) o->weight_decay(wd);
+  return o != nullptr;
+}
+
+template <typename Options>
+bool GetWd(const torch::optim::OptimizerOptions& options, double* wd) {
+  const auto* o = dynamic_cast<const Options*>(&options);
+  if (o != nullptr) *wd = o->weight_decay();
+  return o != nullptr;
+}
+
+}  // namespace
+
+void SetWeightDecay(torch::optim::Optimizer& optimizer, const std::vector<ParamGroup>& groups,
+                    double wd) {
+  auto& torch_groups = optimizer.param_groups();
+  TORCH_CHECK(torch_groups.size() == groups.size(), "optimizer has ", torch_groups.size(),
+              " param groups, expected ", groups.size());
+  for (size_t i = 0; i < torch_groups.size(); ++i) {
+    if (groups[i].weight_decay <= 0) continue;
+    auto& options = torch_groups[i].options();
+    const bool known = SetWd<torch::optim::AdamWOptions>(options, wd) ||
+                       SetWd<torch::optim::AdamOptions>(options, wd) ||
+                       SetWd<torch::optim::SGDOptions>(options, wd);
+    TORCH_CHECK(known, "SetWeightDecay: unsupported optimizer options type");
+  }
+}
+
 double GetLearningRate(const torch::optim::Optimizer& optimizer, size_t group) {
-  return optimizer.param_groups()[group].options().get_lr();
+  return optimizer.param_groups().at(group).options().get_lr();
+}
+
+double GetWeightDecay(const torch::optim::Optimizer& optimizer, size_t group) {
+  const auto& options = optimizer.param_groups().at(group).options();
+  double wd = 0;
+  const bool known = GetWd<torch::optim::AdamWOptions>(options, &wd) ||
+                     GetWd<torch::optim::AdamOptions>(options, &wd) ||
+                     GetWd<torch::optim::SGDOptions>(options, &wd);
+  TORCH_CHECK(known, "GetWeightDecay: unsupported optimizer options type");
+  return wd;
+}
+
+std::pair<double, double> LearningRateRange(const torch::optim::Optimizer& optimizer) {
+  double lo = std::numeric_limits<double>::infinity(), hi = 0;
+  for (const auto& g : optimizer.param_groups()) {
+    lo = std::min(lo, g.options().get_lr());
+    hi = std::max(hi, g.options().get_lr());
+  }
+  return {optimizer.param_groups().empty() ? 0.0 : lo, hi};
 }
 
 }  // namespace convnextv2::optim

@@ -36,4 +36,21 @@ double CosineValue(double start, double end, int64_t step, int64_t total_steps) 
   return end + 0.5 * (start - end) * (1.0 + std::cos(M_PI * progress));
 }
 
+WeightDecaySchedule::WeightDecaySchedule(double start, double end, int64_t total_steps)
+    : start_(start), end_(end), total_steps_(std::max<int64_t>(total_steps, 1)) {}
+
+WeightDecaySchedule WeightDecaySchedule::FromConfig(const ExperimentConfig& config,
+                                                    int64_t optimizer_steps_per_epoch) {
+  const double wd = config.optim().weight_decay();
+  const double end = config.optim().has_weight_decay_end() ? config.optim().weight_decay_end() : wd;
+  return WeightDecaySchedule(
+      wd, end, static_cast<int64_t>(config.train().epochs()) *
+                   std::max<int64_t>(optimizer_steps_per_epoch, 1));
+}
+
+double WeightDecaySchedule::At(int64_t optimizer_step) const {
+  if (start_ == end_) return start_;
+  return CosineValue(start_, end_, optimizer_step, total_steps_);
+}
+
 }  // namespace convnextv2::optim

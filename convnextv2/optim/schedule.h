@@ -34,6 +34,28 @@ class LrSchedule {
 // warmup); used for weight decay when weight_decay_end is set. Constant when start == end.
 double CosineValue(double start, double end, int64_t step, int64_t total_steps);
 
+// The weight-decay schedule, indexed by optimizer step (one per update_freq micro-batches):
+// `weight_decay` throughout when weight_decay_end is unset, otherwise the official
+// cosine_scheduler(weight_decay, weight_decay_end, epochs, steps_per_epoch) of ConvNeXt:
+// value(i) = end + (start - end) * (1 + cos(pi * i / (epochs * steps_per_epoch))) / 2, so the
+// last step is just above `end` and anything past the end is `end`. Applies to the groups that
+// decay at all (optim::SetWeightDecay).
+//
+//   WeightDecaySchedule wd = WeightDecaySchedule::FromConfig(config, optimizer_steps_per_epoch);
+//   double now = wd.At(epoch * optimizer_steps_per_epoch + step_in_epoch);
+class WeightDecaySchedule {
+ public:
+  WeightDecaySchedule(double start, double end, int64_t total_steps);
+  static WeightDecaySchedule FromConfig(const ExperimentConfig& config,
+                                        int64_t optimizer_steps_per_epoch);
+  double At(int64_t optimizer_step) const;
+  int64_t total_steps() const { return total_steps_; }
+
+ private:
+  double start_, end_;
+  int64_t total_steps_;
+};
+
 }  // namespace convnextv2::optim
 
 #endif  // CONVNEXTV2_OPTIM_SCHEDULE_H_

@@ -1,12 +1,23 @@
-// Weight-decay membership of every kind of parameter.
+// Weight-decay membership and layer-decay ids/scales of every parameter, against hand-written
+// golden tables of the official rules (optim_factory.py of ConvNeXt V2).
 #include "convnextv2/optim/param_groups.h"
 
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <cmath>
+#include <map>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_split.h"
 #include "convnextv2/models/registry.h"
+#include <torch/csrc/autograd/generated/variable_factories.h>
 
 namespace convnextv2::optim {
 namespace {
+
+using ::testing::HasSubstr;
 
 TEST(ParamGroups, NoDecayForOneDimBiasGammaBeta) {
   models::ConvNeXtV2 model = *models::CreateConvNeXtV2("convnextv2_atto", 10);
@@ -47,6 +58,150 @@ TEST(ParamGroups, SkipListAndFrozenParameters) {
   EXPECT_NE(std::find(groups[1].param_names.begin(), groups[1].param_names.end(),
                       "stages.0.0.dwconv.weight"),
             groups[1].param_names.end());
+}
+
+// Hand-written layer ids: downsample layers, the blocks of each stage, norm/head.
+struct Golden {
+  const char* model;
+  const char* type;
+  int num_layers;
+  std::vector<int> downsample;
+  std::vector<std::vector<int>> blocks;
+  int top;
+};
+
+const std::vector<Golden>& Goldens() {
+  static const std::vector<Golden> kGoldens = {
+      {"convnextv2_atto", "single", 12, {1, 3, 5, 11}, {{1, 2}, {3, 4}, {5, 6, 7, 8, 9, 10}, {11, 12}}, 13},
+      {"convnextv2_atto", "group", 12, {0, 2, 3, 12}, {{1, 1}, {2, 2}, {3, 3, 3, 4, 4, 4}, {12, 12}}, 13},
+      {"convnextv2_base", "single", 36, {1, 4, 7, 34},
+       {{1, 2, 3}, {4, 5, 6},
+        {7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29,
+         30, 31, 32, 33},
+        {34, 35, 36}},
+       37},
+      {"convnextv2_base", "group", 12, {0, 2, 3, 12},
+       {{1, 1, 1}, {2, 2, 2},
+        {3, 3, 3, 4, 4, 4, 5, 5, 5, 6, 6, 6, 7, 7, 7, 8, 8, 8, 9, 9, 9, 10, 10, 10, 11, 11, 11},
+        {12, 12, 12}},
+       13},
+  };
+  return kGoldens;
+}
+
+int ExpectedId(const Golden& g, const std::string& name) {
+  const std::vector<std::string> parts = absl::StrSplit(name, '.');
+  int a = -1, b = -1;
+  if (parts[0] == "downsample_layers" && absl::SimpleAtoi(parts[1], &a)) return g.downsample.at(a);
+  if (parts[0] == "stages" && absl::SimpleAtoi(parts[1], &a) && absl::SimpleAtoi(parts[2], &b)) {
+    return g.blocks.at(a).at(b);
+  }
+  if (parts[0] == "norm" || parts[0] == "head") return g.top;
+  ADD_FAILURE() << "unexpected parameter " << name;
+  return -100;
+}
+
+// Decayed: conv and linear weights (the stem/downsample convs, dwconv, pwconv1/2, head).
+bool ExpectDecay(const std::string& name) {
+  if (!absl::EndsWith(name, ".weight")) return false;
+  if (name == "norm.weight" || absl::StrContains(name, ".norm.")) return false;
+  if (absl::StartsWith(name, "downsample_layers.0.")) return name == "downsample_layers.0.0.weight";
+  if (absl::StartsWith(name, "downsample_layers.")) return absl::EndsWith(name, ".1.weight");
+  return true;
+}
+
+TEST(LayerDecay, GoldenIdsScalesAndWeightDecayOfEveryParameter) {
+  const double kDecay = 0.8, kWd = 0.05;
+  for (const Golden& g : Goldens()) {
+    SCOPED_TRACE(std::string(g.model) + " " + g.type);
+    // Building base takes seconds: one model per variant.
+    static std::map<std::string, models::ConvNeXtV2>* const kModels =
+        new std::map<std::string, models::ConvNeXtV2>;
+    if (kModels->count(g.model) == 0) {
+      kModels->emplace(g.model, *models::CreateConvNeXtV2(g.model, 10));
+    }
+    models::ConvNeXtV2 model = kModels->at(g.model);
+    LayerDecayOptions options{kDecay, g.type, model->options.depths()};
+    EXPECT_EQ(NumLayers(options), g.num_layers);
+    absl::StatusOr<std::vector<ParamGroup>> groups =
+        BuildLayerDecayGroups(model->named_parameters(), kWd, options);
+    ASSERT_TRUE(groups.ok()) << groups.status();
+    std::map<std::string, int> seen;
+    for (const ParamGroup& group : *groups) {
+      const int id = ExpectedId(g, group.param_names.at(0));
+      for (const std::string& name : group.param_names) {
+        ++seen[name];
+        const int expected = ExpectedId(g, name);
+        ASSERT_EQ(group.layer_id, expected) << name;
+        EXPECT_NEAR(group.lr_scale, std::pow(kDecay, g.num_layers + 1 - expected), 1e-15) << name;
+        const bool decay = ExpectDecay(name);
+        EXPECT_DOUBLE_EQ(group.weight_decay, decay ? kWd : 0.0) << name;
+        EXPECT_EQ(group.name,
+                  "layer_" + std::to_string(id) + (decay ? "_decay" : "_no_decay")) << name;
+      }
+      EXPECT_EQ(group.params.size(), group.param_names.size());
+    }
+    // Every parameter exactly once.
+    const auto named = model->named_parameters();
+    EXPECT_EQ(seen.size(), named.size());
+    for (const auto& [name, count] : seen) EXPECT_EQ(count, 1) << name;
+  }
+}
+
+TEST(LayerDecay, SpotChecksAndGroupOrder) {
+  models::ConvNeXtV2 atto = *models::CreateConvNeXtV2("convnextv2_atto", 10);
+  LayerDecayOptions single{0.9, "single", {2, 2, 6, 2}};
+  EXPECT_EQ(*LayerId("stages.2.5.grn.gamma", single), 10);
+  EXPECT_EQ(*LayerId("head.bias", single), 13);
+  EXPECT_EQ(*LayerId("downsample_layers.3.1.weight", single), 11);
+  const std::vector<double> scales = LayerScales(single);
+  ASSERT_EQ(scales.size(), 14u);
+  EXPECT_NEAR(scales[1], std::pow(0.9, 12), 1e-15);  // the stem: 0.9^12 = 0.2824...
+  EXPECT_DOUBLE_EQ(scales[13], 1.0);
+  auto groups = BuildLayerDecayGroups(atto->named_parameters(), 0.3, single);
+  ASSERT_TRUE(groups.ok());
+  // Order of first appearance: the stem conv weight, its bias, then the stem norm (no_decay).
+  EXPECT_EQ((*groups)[0].name, "layer_1_decay");
+  EXPECT_EQ((*groups)[1].name, "layer_1_no_decay");
+  EXPECT_EQ((*groups)[0].param_names[0], "downsample_layers.0.0.weight");
+  // 13 layer ids x {decay, no_decay}.
+  EXPECT_EQ(groups->size(), 26u);
+  LayerDecayOptions group{0.6, "group", {3, 3, 27, 3}};
+  EXPECT_EQ(*LayerId("stages.2.26.pwconv2.weight", group), 11);
+  EXPECT_EQ(*LayerId("downsample_layers.0.1.bias", group), 0);
+  EXPECT_NEAR(LayerScales(group)[0], std::pow(0.6, 13), 1e-15);
+}
+
+TEST(LayerDecay, UnplacedParameterIsAnError) {
+  LayerDecayOptions single{0.9, "single", {2, 2, 6, 2}};
+  EXPECT_FALSE(LayerId("stages.2.6.dwconv.weight", single).ok());  // block out of range
+  EXPECT_FALSE(LayerId("downsample_layers.4.0.weight", single).ok());
+  EXPECT_FALSE(LayerId("stages.x.0.weight", single).ok());
+  EXPECT_FALSE(LayerId("head", single).ok());
+  torch::OrderedDict<std::string, at::Tensor> named;
+  named.insert("head.weight", torch::randn({3, 3}, torch::requires_grad()));
+  named.insert("mask_token", torch::randn({1, 3}, torch::requires_grad()));
+  named.insert("frozen.weight", torch::randn({3, 3}));  // frozen: left out, no error
+  auto groups = BuildLayerDecayGroups(named, 0.05, single);
+  ASSERT_FALSE(groups.ok());
+  EXPECT_THAT(std::string(groups.status().message()), HasSubstr("mask_token"));
+  EXPECT_THAT(std::string(groups.status().message()), ::testing::Not(HasSubstr("frozen")));
+}
+
+TEST(LayerDecay, GroupStrategyWarnsOffBase) {
+  EXPECT_EQ(GroupStrategyWarning({0.6, "group", {3, 3, 27, 3}}), "");
+  EXPECT_EQ(GroupStrategyWarning({0.9, "single", {2, 2, 6, 2}}), "");
+  EXPECT_THAT(GroupStrategyWarning({0.9, "group", {2, 2, 6, 2}}), HasSubstr("27 blocks"));
+}
+
+TEST(LayerDecay, JsonTableAsTheOfficialScriptPrintsIt) {
+  ParamGroup a{"layer_1_decay", 0.05, 0.5, 1, {"x.weight", "y.weight"}, {}};
+  ParamGroup b{"layer_1_no_decay", 0.0, 0.5, 1, {"x.bias"}, {}};
+  EXPECT_EQ(ParamGroupsJson({a, b}),
+            "{\n  \"layer_1_decay\": {\n    \"weight_decay\": 0.05,\n    \"params\": [\n"
+            "      \"x.weight\",\n      \"y.weight\"\n    ],\n    \"lr_scale\": 0.5\n  },\n"
+            "  \"layer_1_no_decay\": {\n    \"weight_decay\": 0,\n    \"params\": [\n"
+            "      \"x.bias\"\n    ],\n    \"lr_scale\": 0.5\n  }\n}");
 }
 
 }  // namespace

@@ -62,5 +62,37 @@ TEST(CosineValue, EndsAtTheFinalValue) {
   EXPECT_DOUBLE_EQ(CosineValue(0.05, 0.5, 100, 100), 0.5);
 }
 
+TEST(WeightDecaySchedule, ConstantWithoutWeightDecayEnd) {
+  ExperimentConfig c;
+  c.mutable_train()->set_epochs(3);
+  c.mutable_optim()->set_weight_decay(0.05);
+  const WeightDecaySchedule s = WeightDecaySchedule::FromConfig(c, 10);
+  EXPECT_DOUBLE_EQ(s.At(0), 0.05);
+  EXPECT_DOUBLE_EQ(s.At(29), 0.05);
+}
+
+TEST(WeightDecaySchedule, OfficialCosineToWeightDecayEnd) {
+  ExperimentConfig c;
+  c.mutable_train()->set_epochs(4);
+  c.mutable_optim()->set_weight_decay(0.04);
+  c.mutable_optim()->set_weight_decay_end(0.4);
+  // Warmup does not apply to weight decay: the official call passes no warmup.
+  c.mutable_schedule()->set_warmup_epochs(2);
+  const WeightDecaySchedule s = WeightDecaySchedule::FromConfig(c, 25);
+  EXPECT_EQ(s.total_steps(), 100);
+  EXPECT_DOUBLE_EQ(s.At(0), 0.04);
+  EXPECT_NEAR(s.At(50), 0.22, 1e-15);  // half way: the mean
+  EXPECT_NEAR(s.At(25), 0.4 + 0.5 * (0.04 - 0.4) * (1 + std::cos(M_PI * 0.25)), 1e-15);
+  // The official array's last entry (i = 99 of 100), then the end value.
+  EXPECT_NEAR(s.At(99), 0.4 + 0.5 * (0.04 - 0.4) * (1 + std::cos(M_PI * 99 / 100)), 1e-15);
+  EXPECT_LT(s.At(99), 0.4);
+  EXPECT_GT(s.At(99), 0.3999);
+  EXPECT_DOUBLE_EQ(s.At(100), 0.4);
+  EXPECT_DOUBLE_EQ(s.At(1000), 0.4);
+  // Pure function of (config, step): a second schedule agrees at every step.
+  const WeightDecaySchedule again = WeightDecaySchedule::FromConfig(c, 25);
+  for (int64_t i = 0; i < 100; i += 7) EXPECT_EQ(s.At(i), again.At(i));
+}
+
 }  // namespace
 }  // namespace convnextv2::optim

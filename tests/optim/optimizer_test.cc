@@ -1,0 +1,117 @@
+// Optimizers against hand-computed steps, per-group learning rates and weight decay.
+#include "convnextv2/optim/optimizer.h"
+
+#include <ATen/ATen.h>
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <torch/csrc/autograd/generated/variable_factories.h>
+#include <torch/types.h>
+
+#include <cmath>
+
+#include "convnextv2/optim/schedule.h"
+
+namespace convnextv2::optim {
+namespace {
+
+// Two groups: a decaying one at scale 0.5 and a non-decaying one at scale 1.
+struct Fixture {
+  at::Tensor w = torch::tensor({1.0, -2.0, 3.0}, torch::requires_grad());
+  at::Tensor b = torch::tensor({0.5, -0.5}, torch::requires_grad());
+  std::vector<ParamGroup> groups{{"layer_1_decay", 0.1, 0.5, 1, {"w"}, {w}},
+                                 {"layer_2_no_decay", 0.0, 1.0, 2, {"b"}, {b}}};
+  void SetGrads(const at::Tensor& gw, const at::Tensor& gb) {
+    w.mutable_grad() = gw.clone();
+    b.mutable_grad() = gb.clone();
+  }
+};
+
+ExperimentConfig WithOpt(const std::string& opt) {
+  ExperimentConfig c;
+  c.mutable_optim()->set_opt(opt);
+  c.mutable_optim()->set_opt_eps(1e-6);
+  return c;
+}
+
+TEST(CreateOptimizer, AdamWStepWithLayerScalesMatchesHandComputation) {
+  Fixture f;
+  const double lr = 0.01;
+  auto opt = CreateOptimizer(WithOpt("adamw"), f.groups, lr);
+  ASSERT_TRUE(opt.ok()) << opt.status();
+  EXPECT_DOUBLE_EQ(GetLearningRate(**opt, 0), 0.005);
+  EXPECT_DOUBLE_EQ(GetLearningRate(**opt, 1), 0.01);
+  const at::Tensor gw = torch::tensor({0.2, -0.4, 1e-3}), gb = torch::tensor({3.0, -1.0});
+  const at::Tensor w0 = f.w.detach().clone(), b0 = f.b.detach().clone();
+  f.SetGrads(gw, gb);
+  (*opt)->step();
+  // First AdamW step: p <- p * (1 - lr_g * wd) - lr_g * g / (|g| + eps) (bias corrections cancel).
+  const double lw = lr * 0.5;
+  const at::Tensor ew = w0 * (1 - lw * 0.1) - lw * gw / (gw.abs() + 1e-6);
+  const at::Tensor eb = b0 - lr * gb / (gb.abs() + 1e-6);
+  EXPECT_TRUE(at::allclose(f.w, ew, 1e-6, 1e-7)) << f.w << ew;
+  EXPECT_TRUE(at::allclose(f.b, eb, 1e-6, 1e-7)) << f.b << eb;
+}
+
+TEST(CreateOptimizer, AdamAddsL2ToTheGradient) {
+  Fixture f;
+  auto opt = CreateOptimizer(WithOpt("adam"), f.groups, 0.01);
+  ASSERT_TRUE(opt.ok());
+  const at::Tensor gw = torch::tensor({0.2, -0.4, 1e-3});
+  const at::Tensor w0 = f.w.detach().clone();
+  f.SetGrads(gw, torch::zeros({2}));
+  (*opt)->step();
+  const at::Tensor g = gw + 0.1 * w0;
+  EXPECT_TRUE(at::allclose(f.w, w0 - 0.005 * g / (g.abs() + 1e-6), 1e-6, 1e-7));
+}
+
+TEST(CreateOptimizer, SgdNesterovAndMomentumTwoSteps) {
+  for (const std::string opt_name : {"sgd", "momentum"}) {
+    SCOPED_TRACE(opt_name);
+    Fixture f;
+    ExperimentConfig c = WithOpt(opt_name);
+    c.mutable_optim()->set_momentum(0.9);
+    auto opt = CreateOptimizer(c, f.groups, 0.1);
+    ASSERT_TRUE(opt.ok());
+    const at::Tensor gb = torch::tensor({1.0, -2.0});
+    const at::Tensor b0 = f.b.detach().clone();
+    f.SetGrads(torch::zeros({3}), gb);
+    (*opt)->step();
+    f.SetGrads(torch::zeros({3}), gb);
+    (*opt)->step();
+    // Constant gradient g: buffers g, then 1.9 g. Nesterov steps with g + 0.9 * buf.
+    const double k = opt_name == "sgd" ? (1 + 0.9) + (1 + 0.9 * 1.9) : 1 + 1.9;
+    EXPECT_TRUE(at::allclose(f.b, b0 - 0.1 * k * gb, 1e-6, 1e-7)) << f.b;
+  }
+}
+
+TEST(CreateOptimizer, OptionsReachTheOptimizer) {
+  Fixture f;
+  ExperimentConfig c = WithOpt("sgd");
+  c.mutable_optim()->set_momentum(0);
+  EXPECT_FALSE(CreateOptimizer(c, f.groups, 0.1).ok());  // Nesterov needs momentum
+  c.mutable_optim()->set_opt("lamb");
+  EXPECT_FALSE(CreateOptimizer(c, f.groups, 0.1).ok());
+}
+
+TEST(Schedules, EachGroupGetsScheduledLrTimesItsScaleAndDecayingGroupsTheWd) {
+  Fixture f;
+  auto opt = CreateOptimizer(WithOpt("adamw"), f.groups, 4e-3);
+  ASSERT_TRUE(opt.ok());
+  const LrSchedule lr(4e-3, 1e-6, 2, 10, 100);
+  for (int64_t step : {0, 100, 200, 600, 999}) {
+    SetLearningRates(**opt, f.groups, lr.At(step));
+    EXPECT_DOUBLE_EQ(GetLearningRate(**opt, 0), lr.At(step) * 0.5) << step;
+    EXPECT_DOUBLE_EQ(GetLearningRate(**opt, 1), lr.At(step)) << step;
+    EXPECT_DOUBLE_EQ(LearningRateRange(**opt).first, lr.At(step) * 0.5);
+    EXPECT_DOUBLE_EQ(LearningRateRange(**opt).second, lr.At(step));
+  }
+  EXPECT_DOUBLE_EQ(GetLearningRate(**opt, 0), 0.5 * (1e-6 + (4e-3 - 1e-6) * 0.5 *
+                                                                (1 + std::cos(M_PI * 7.99 / 8))));
+  EXPECT_DOUBLE_EQ(GetWeightDecay(**opt, 0), 0.1);
+  SetWeightDecay(**opt, f.groups, 0.3);
+  EXPECT_DOUBLE_EQ(GetWeightDecay(**opt, 0), 0.3);
+  EXPECT_DOUBLE_EQ(GetWeightDecay(**opt, 1), 0.0);
+}
+
+}  // namespace
+}  // namespace convnextv2::optim
