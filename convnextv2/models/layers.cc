@@ -17,8 +17,14 @@ void LayerNormImpl::reset() {
   bias = register_parameter("bias", at::zeros({options.dim()}));
 }
 
-at::Tensor LayerNormImpl::forward(const at::Tensor& x) {
+at::Tensor LayerNormImpl::forward(const at::Tensor& input) {
   const int64_t c = options.dim();
+  // Under autocast the input may be bf16/fp16 while the weights are fp32; CPU layer_norm
+  // (libtorch 1.13) rejects mixed dtypes, and normalization belongs in fp32 anyway (CUDA
+  // autocast's policy for layer_norm).
+  const at::Tensor x = input.scalar_type() == weight.scalar_type()
+                           ? input
+                           : input.to(weight.scalar_type());
   if (options.data_format() == DataFormat::kChannelsLast) {
     return at::layer_norm(x, {c}, weight, bias, options.eps());
   }
