@@ -436,6 +436,8 @@ absl::Status Validate(const ExperimentConfig& c, Mode mode) {
   }
   check(o.momentum() >= 0 && o.momentum() < 1, "optim.momentum: ", o.momentum(),
         " must be in [0, 1)");
+  check(o.opt() != "sgd" || o.momentum() > 0, "optim.momentum: ", o.momentum(),
+        " must be positive for opt sgd (Nesterov momentum); use opt momentum or adamw otherwise");
   check(o.weight_decay() >= 0, "optim.weight_decay: ", o.weight_decay(), " must be >= 0");
   check(!o.has_weight_decay_end() || o.weight_decay_end() >= 0, "optim.weight_decay_end: ",
         o.weight_decay_end(), " must be >= 0");
@@ -464,9 +466,18 @@ absl::Status Validate(const ExperimentConfig& c, Mode mode) {
         t.device(), "' is not one of: cpu, cuda, cuda:N, or empty for automatic");
   check(t.num_threads() >= 0, "train.num_threads: ", t.num_threads(), " must be >= 0");
   check(t.print_freq() > 0, "train.print_freq: ", t.print_freq(), " must be positive");
+  const std::initializer_list<absl::string_view> kAmpDtypes = {"", "bfloat16", "float16"};
+  check(OneOf(t.amp_dtype(), kAmpDtypes), "train.amp_dtype: '", t.amp_dtype(),
+        "' is not one of: bfloat16, float16, or empty for automatic");
+  check(t.amp_dtype() != "float16" || t.device() != "cpu", "train.amp_dtype: ",
+        "float16 needs a CUDA device (CPU autocast supports bfloat16 only)");
 
   check(c.ema().model_ema_decay() >= 0 && c.ema().model_ema_decay() <= 1,
         "ema.model_ema_decay: ", c.ema().model_ema_decay(), " must be in [0, 1]");
+  check(!c.ema().model_ema_eval() || c.ema().model_ema(),
+        "ema.model_ema_eval: true needs ema.model_ema: true (there is no EMA to evaluate)");
+  check(!c.ema().model_ema_force_cpu() || c.ema().model_ema(),
+        "ema.model_ema_force_cpu: true needs ema.model_ema: true");
   check(k.save_ckpt_freq() > 0, "checkpoint.save_ckpt_freq: ", k.save_ckpt_freq(),
         " must be positive");
   check(k.save_ckpt_num() > 0, "checkpoint.save_ckpt_num: ", k.save_ckpt_num(),
@@ -487,13 +498,6 @@ absl::Status Validate(const ExperimentConfig& c, Mode mode) {
     unsupported(a.mixup() > 0 || a.cutmix() > 0 || a.cutmix_minmax_size() > 0,
                 "aug.mixup/cutmix (set both to 0)");
     unsupported(a.has_color_jitter(), "aug.color_jitter");
-    unsupported(o.layer_decay() != 1.0, "optim.layer_decay != 1");
-    unsupported(o.opt() != "adamw", absl::StrCat("optim.opt ", o.opt(), " (only adamw)"));
-    unsupported(o.has_weight_decay_end(), "optim.weight_decay_end");
-    unsupported(o.has_clip_grad(), "optim.clip_grad");
-    unsupported(t.update_freq() != 1, "train.update_freq != 1");
-    unsupported(t.use_amp(), "train.use_amp");
-    unsupported(c.ema().model_ema(), "ema.model_ema");
     unsupported(!k.finetune().empty(), "checkpoint.finetune");
     unsupported(!k.resume().empty(), "checkpoint.resume");
     unsupported(c.eval().eval(), "eval.eval (evaluation only needs a checkpoint)");

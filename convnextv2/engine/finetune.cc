@@ -15,12 +15,11 @@
 #include "convnextv2/data/dataset.h"
 #include "convnextv2/data/loader.h"
 #include "convnextv2/data/transforms.h"
+#include "convnextv2/engine/losses.h"
 #include "convnextv2/engine/metrics.h"
+#include "convnextv2/engine/recipe.h"
 #include "convnextv2/engine/runtime.h"
 #include "convnextv2/models/registry.h"
-#include "convnextv2/optim/optimizer.h"
-#include "convnextv2/optim/param_groups.h"
-#include "convnextv2/optim/schedule.h"
 #include "convnextv2/util/files.h"
 
 namespace convnextv2::engine {
@@ -33,7 +32,7 @@ double Seconds(Clock::time_point since) {
 }
 
 EvalStats Evaluate(models::ConvNeXtV2& model, const data::Loader& loader, c10::Device device,
-                   absl::Status* error) {
+                   const TrainingRecipe& recipe, absl::Status* error) {
   c10::NoGradGuard no_grad;
   model->eval();
   EvalStats stats;
@@ -47,7 +46,11 @@ EvalStats Evaluate(models::ConvNeXtV2& model, const data::Loader& loader, c10::D
     }
     const at::Tensor images = batch->images.to(device);
     const at::Tensor labels = batch->labels.to(device);
-    const at::Tensor logits = model->forward(images);
+    at::Tensor logits;
+    {
+      AutocastGuard autocast = recipe.Autocast();  // the official evaluate(use_amp=...)
+      logits = model->forward(images).to(at::kFloat);
+    }
     const int64_t n = labels.size(0);
     loss_sum += at::cross_entropy_loss(logits, labels).item<double>() * n;
     correct1 += TopKCorrect(logits, labels, 1);
@@ -65,12 +68,19 @@ EvalStats Evaluate(models::ConvNeXtV2& model, const data::Loader& loader, c10::D
 std::string EpochJson(const EpochStats& e, int64_t n_parameters) {
   std::string json = absl::StrFormat(
       "{\"train_lr\": %.10g, \"train_loss\": %.10g, \"train_class_acc\": %.10g, "
-      "\"train_images_per_second\": %.6g",
-      e.train_lr, e.train_loss, e.train_class_acc, e.images_per_second);
+      "\"train_images_per_second\": %.6g, \"train_min_lr\": %.10g, "
+      "\"train_weight_decay\": %.10g, \"train_grad_norm\": %.10g",
+      e.train_lr, e.train_loss, e.train_class_acc, e.images_per_second, e.train_min_lr,
+      e.train_weight_decay, e.train_grad_norm);
   if (e.evaluated) {
     absl::StrAppendFormat(&json, ", \"test_loss\": %.10g, \"test_acc1\": %.10g, "
                           "\"test_acc5\": %.10g",
                           e.test.loss, e.test.acc1, e.test.acc5);
+  }
+  if (e.evaluated_ema) {
+    absl::StrAppendFormat(&json, ", \"test_loss_ema\": %.10g, \"test_acc1_ema\": %.10g, "
+                          "\"test_acc5_ema\": %.10g",
+                          e.test_ema.loss, e.test_ema.acc1, e.test_ema.acc5);
   }
   absl::StrAppendFormat(&json, ", \"epoch\": %d, \"n_parameters\": %d}", e.epoch, n_parameters);
   return json;
@@ -143,23 +153,11 @@ absl::StatusOr<FinetuneResult> RunFinetune(const ExperimentConfig& input_config,
   LOG(INFO) << "model " << config.model().model() << ", number of params: "
             << result.n_parameters;
 
-  // ---- optimizer ---------------------------------------------------------------------------
-  const double lr = config::EffectiveLr(config, world_size);
-  const int64_t eff_batch = static_cast<int64_t>(config.train().batch_size()) *
-                            config.train().update_freq() * world_size;
-  LOG(INFO) << absl::StrFormat("base lr: %.2e, actual lr: %.2e, effective batch size: %d",
-                               lr * 256.0 / eff_batch, lr, eff_batch);
-  config.mutable_optim()->set_lr(lr);  // recorded: a rerun from the saved config uses this lr
-  const std::vector<optim::ParamGroup> groups =
-      optim::BuildParamGroups(model->named_parameters(), config.optim().weight_decay());
-  for (const optim::ParamGroup& g : groups) {
-    LOG(INFO) << "param group " << g.name << ": weight_decay " << g.weight_decay << ", lr_scale "
-              << g.lr_scale << ", " << g.params.size() << " tensors";
-  }
-  absl::StatusOr<std::unique_ptr<torch::optim::Optimizer>> optimizer =
-      optim::CreateOptimizer(config, groups, lr);
-  if (!optimizer.ok()) return optimizer.status();
-  const optim::LrSchedule schedule = optim::LrSchedule::FromConfig(config, lr, steps_per_epoch);
+  // ---- optimizer, schedules, AMP, EMA ------------------------------------------------------
+  absl::StatusOr<std::unique_ptr<TrainingRecipe>> recipe =
+      TrainingRecipe::Create(config, model, *device, steps_per_epoch, world_size);
+  if (!recipe.ok()) return recipe.status();
+  config.mutable_optim()->set_lr((*recipe)->lr());  // recorded: a rerun uses this lr
   const double smoothing = config.aug().smoothing();
 
   // ---- outputs -----------------------------------------------------------------------------
@@ -186,49 +184,62 @@ absl::StatusOr<FinetuneResult> RunFinetune(const ExperimentConfig& input_config,
     EpochStats stats;
     stats.epoch = epoch;
     const auto epoch_start = Clock::now();
+    MeanMeter grad_norm_meter;
+    (*recipe)->StartEpoch();
     for (int64_t it = 0; it < steps_per_epoch; ++it) {
       const auto step_start = Clock::now();
-      const int64_t step = static_cast<int64_t>(epoch) * steps_per_epoch + it;
-      const double lr_now = schedule.At(step);
-      optim::SetLearningRates(**optimizer, groups, lr_now);
+      (*recipe)->BeginMicroBatch(epoch, it);
+      const double lr_now = (*recipe)->max_lr();
       absl::StatusOr<data::Batch> batch = train_loader.GetBatch(epoch, it);
       if (!batch.ok()) return batch.status();
       const at::Tensor images = batch->images.to(*device);
       const at::Tensor labels = batch->labels.to(*device);
-      const at::Tensor logits = model->forward(images);
-      const at::Tensor loss = at::cross_entropy_loss(logits, labels, /*weight=*/{},
-                                                     at::Reduction::Mean, /*ignore_index=*/-100,
-                                                     smoothing);
+      at::Tensor logits, loss;
+      {
+        AutocastGuard autocast = (*recipe)->Autocast();
+        logits = model->forward(images);
+        loss = CrossEntropy(logits, labels, smoothing);
+      }
       const double loss_value = loss.item<double>();
-      if (!std::isfinite(loss_value)) {
+      // Under AMP a non-finite loss gives non-finite gradients, which the loss scaler skips.
+      if (!std::isfinite(loss_value) && !(*recipe)->use_amp()) {
         return absl::InternalError(absl::StrFormat(
             "loss is %f at epoch %d step %d (lr %.3g); stopping training. Lower the learning "
-            "rate (blr/lr) or check the data.",
+            "rate (blr/lr), set clip_grad, or check the data.",
             loss_value, epoch, it, lr_now));
       }
-      (*optimizer)->zero_grad();
-      loss.backward();
-      (*optimizer)->step();
+      const MicroStepResult step = (*recipe)->Backward(loss, it);
+      if (step.boundary && step.stepped) grad_norm_meter.Add(step.grad_norm);
+      if (step.boundary && !step.stepped) {
+        LOG(WARNING) << absl::StrFormat(
+            "epoch %d step %d: non-finite gradients, optimizer step skipped; loss scale now %g",
+            epoch, it, (*recipe)->scaler().scale());
+      }
       const double acc =
           logits.argmax(1).eq(labels).to(at::kFloat).mean().item<double>();
       loss_meter.Add(loss_value);
       acc_meter.Add(acc);
       step_time.Add(Seconds(step_start));
       stats.train_lr = lr_now;
+      stats.train_min_lr = (*recipe)->min_lr();
+      stats.train_weight_decay = (*recipe)->weight_decay();
       if ((it + 1) % print_freq == 0 || it + 1 == steps_per_epoch) {
         const double eta = step_time.recent() * (steps_per_epoch - it - 1);
         LOG(INFO) << absl::StrFormat(
-            "Epoch: [%d]  [%*d/%d]  eta: %s  lr: %.6f  loss: %.4f (%.4f)  class_acc: %.4f "
-            "(%.4f)  img/s: %.0f  time: %.3f",
+            "Epoch: [%d]  [%*d/%d]  eta: %s  lr: %.6f  min_lr: %.6f  loss: %.4f (%.4f)  "
+            "class_acc: %.4f (%.4f)  weight_decay: %.4f  grad_norm: %.4f  img/s: %.0f  "
+            "time: %.3f",
             epoch, static_cast<int>(std::to_string(steps_per_epoch).size()), it + 1,
-            steps_per_epoch, FormatDuration(eta), lr_now, loss_meter.recent(), loss_meter.mean(),
-            acc_meter.recent(), acc_meter.mean(),
+            steps_per_epoch, FormatDuration(eta), lr_now, stats.train_min_lr, loss_meter.recent(),
+            loss_meter.mean(), acc_meter.recent(), acc_meter.mean(), stats.train_weight_decay,
+            grad_norm_meter.last(),
             config.train().batch_size() / std::max(step_time.recent(), 1e-9), step_time.recent());
       }
     }
     const double epoch_seconds = Seconds(epoch_start);
     stats.train_loss = loss_meter.mean();
     stats.train_class_acc = acc_meter.mean();
+    stats.train_grad_norm = grad_norm_meter.mean();
     stats.images_per_second =
         static_cast<double>(steps_per_epoch) * config.train().batch_size() / epoch_seconds;
     LOG(INFO) << absl::StrFormat("Epoch %d done in %s: loss %.4f, class_acc %.4f, %.0f img/s",
@@ -236,7 +247,7 @@ absl::StatusOr<FinetuneResult> RunFinetune(const ExperimentConfig& input_config,
                                  stats.train_class_acc, stats.images_per_second);
     if (eval_loader) {
       absl::Status eval_error;
-      stats.test = Evaluate(model, *eval_loader, *device, &eval_error);
+      stats.test = Evaluate(model, *eval_loader, *device, **recipe, &eval_error);
       if (!eval_error.ok()) return eval_error;
       stats.evaluated = true;
       result.max_accuracy = std::max(result.max_accuracy, stats.test.acc1);
@@ -245,6 +256,17 @@ absl::StatusOr<FinetuneResult> RunFinetune(const ExperimentConfig& input_config,
       LOG(INFO) << absl::StrFormat("Accuracy of the model on the %d test images: %.1f%%",
                                    stats.test.samples, stats.test.acc1);
       LOG(INFO) << absl::StrFormat("Max accuracy: %.2f%%", result.max_accuracy);
+      if (config.ema().model_ema() && config.ema().model_ema_eval()) {
+        models::ConvNeXtV2 ema_model((*recipe)->ema_model());
+        stats.test_ema = Evaluate(ema_model, *eval_loader, (*recipe)->ema_device(), **recipe,
+                                  &eval_error);
+        if (!eval_error.ok()) return eval_error;
+        stats.evaluated_ema = true;
+        result.max_accuracy_ema = std::max(result.max_accuracy_ema, stats.test_ema.acc1);
+        LOG(INFO) << absl::StrFormat("Accuracy of the model EMA on %d test images: %.1f%%",
+                                     stats.test_ema.samples, stats.test_ema.acc1);
+        LOG(INFO) << absl::StrFormat("Max EMA accuracy: %.2f%%", result.max_accuracy_ema);
+      }
     }
     if (!out_dir.empty()) {
       if (absl::Status s = util::AppendLine(out_dir + "/log.txt",

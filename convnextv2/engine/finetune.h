@@ -29,15 +29,21 @@ struct EpochStats {
   int epoch = 0;
   double train_loss = 0;
   double train_class_acc = 0;
-  double train_lr = 0;
+  double train_lr = 0;         // largest group lr at the last step (the official "lr")
+  double train_min_lr = 0;     // smallest group lr (layer decay) at the last step
+  double train_weight_decay = 0;
+  double train_grad_norm = 0;  // mean over the epoch's optimizer steps
   double images_per_second = 0;
   bool evaluated = false;
   EvalStats test;
+  bool evaluated_ema = false;  // model_ema_eval: the EMA weights evaluated too
+  EvalStats test_ema;
 };
 
 struct FinetuneResult {
   std::vector<EpochStats> epochs;
   double max_accuracy = 0;
+  double max_accuracy_ema = 0;  // with model_ema_eval
   int64_t n_parameters = 0;
 };
 
