@@ -422,6 +422,21 @@ absl::Status Validate(const ExperimentConfig& c, Mode mode) {
   const std::initializer_list<absl::string_view> kMixMode = {"batch", "pair", "elem"};
   check(OneOf(a.mixup_mode(), kMixMode), "aug.mixup_mode: '", a.mixup_mode(),
         "' is not one of: ", Quoted(kMixMode));
+  // The full RandAugment policy is parsed by data::RandAugment when the run starts.
+  check(a.aa().empty() || a.aa() == "none" || absl::StartsWith(a.aa(), "rand"), "aug.aa: '",
+        a.aa(), "' is not a RandAugment policy (e.g. rand-m9-mstd0.5-inc1) or none");
+  for (double v : a.cutmix_minmax()) {
+    check(v > 0 && v <= 1, "aug.cutmix_minmax: ", v, " must be in (0, 1]");
+  }
+  check(a.cutmix_minmax_size() != 2 || a.cutmix_minmax(0) < a.cutmix_minmax(1),
+        "aug.cutmix_minmax: min must be less than max");
+  check((a.mixup() <= 0 && a.cutmix() <= 0 && a.cutmix_minmax_size() == 0) ||
+            t.batch_size() % 2 == 0,
+        "train.batch_size: ", t.batch_size(), " must be even with mixup/cutmix (samples are "
+        "mixed with the flipped batch)");
+  const std::initializer_list<absl::string_view> kCorrupt = {"fail", "skip"};
+  check(OneOf(d.corrupt_images(), kCorrupt), "data.corrupt_images: '", d.corrupt_images(),
+        "' is not one of: ", Quoted(kCorrupt));
   check(a.hflip() >= 0 && a.hflip() <= 1, "aug.hflip: ", a.hflip(), " must be in [0, 1]");
   check(!a.has_color_jitter() || a.color_jitter() >= 0, "aug.color_jitter: ", a.color_jitter(),
         " must be >= 0");
@@ -489,15 +504,7 @@ absl::Status Validate(const ExperimentConfig& c, Mode mode) {
   auto unsupported = [&](bool used, absl::string_view what) {
     check(!used, what, " is not supported by this build yet");
   };
-  unsupported(d.data_set() != "IDX" && d.data_set() != "synthetic",
-              absl::StrCat("data.data_set ", d.data_set(), " (only IDX and synthetic)"));
   if (mode == Mode::kFinetune) {
-    unsupported(!a.aa().empty() && a.aa() != "none",
-                absl::StrCat("aug.aa '", a.aa(), "' (RandAugment; set aa: \"none\")"));
-    unsupported(a.reprob() > 0, "aug.reprob > 0 (random erasing; set reprob: 0)");
-    unsupported(a.mixup() > 0 || a.cutmix() > 0 || a.cutmix_minmax_size() > 0,
-                "aug.mixup/cutmix (set both to 0)");
-    unsupported(a.has_color_jitter(), "aug.color_jitter");
     unsupported(!k.finetune().empty(), "checkpoint.finetune");
     unsupported(!k.resume().empty(), "checkpoint.resume");
     unsupported(c.eval().eval(), "eval.eval (evaluation only needs a checkpoint)");

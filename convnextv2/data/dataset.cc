@@ -1,14 +1,69 @@
 #include "convnextv2/data/dataset.h"
 
+#include <filesystem>
+
 #include "absl/strings/str_cat.h"
+#include "convnextv2/data/cifar_dataset.h"
 #include "convnextv2/data/idx_dataset.h"
+#include "convnextv2/data/image_folder.h"
 #include "convnextv2/data/synthetic_dataset.h"
 
 namespace convnextv2::data {
+namespace {
+
+// Folder datasets: the class count must be nb_classes (as the official script asserts), and the
+// evaluation classes must be the training ones, or labels would silently mean different things.
+absl::StatusOr<std::unique_ptr<Dataset>> OpenFolder(const ExperimentConfig& config,
+                                                    const std::string& root,
+                                                    const std::string& train_root) {
+  absl::StatusOr<std::unique_ptr<ImageFolder>> ds = ImageFolder::Open(root);
+  if (!ds.ok()) return ds.status();
+  if ((*ds)->num_classes() != config.model().nb_classes()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "model.nb_classes is ", config.model().nb_classes(), " but image folder '", root,
+        "' has ", (*ds)->num_classes(), " class folders"));
+  }
+  if (!train_root.empty() && train_root != root) {
+    absl::StatusOr<std::unique_ptr<ImageFolder>> train = ImageFolder::Open(train_root);
+    if (!train.ok()) return train.status();
+    const auto& a = (*train)->classes();
+    const auto& b = (*ds)->classes();
+    for (size_t i = 0; i < a.size() && i < b.size(); ++i) {
+      if (a[i] != b[i]) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "class folders differ between '", train_root, "' and '", root, "': class ", i,
+            " is '", a[i], "' in one and '", b[i], "' in the other"));
+      }
+    }
+  }
+  return std::unique_ptr<Dataset>(std::move(*ds));
+}
+
+}  // namespace
 
 absl::StatusOr<std::unique_ptr<Dataset>> OpenDataset(const ExperimentConfig& config,
                                                      Split split) {
   const DataConfig& d = config.data();
+  const bool train = split == Split::kTrain;
+  if (d.data_set() == "IMNET") {
+    const std::string train_dir = (std::filesystem::path(d.data_path()) / "train").string();
+    const std::string val_dir = (std::filesystem::path(d.data_path()) / "val").string();
+    return train ? OpenFolder(config, train_dir, "") : OpenFolder(config, val_dir, train_dir);
+  }
+  if (d.data_set() == "image_folder") {
+    if (train) return OpenFolder(config, d.data_path(), "");
+    if (d.eval_data_path().empty()) {
+      return absl::InvalidArgumentError(
+          "data.eval_data_path: empty; data_set image_folder evaluates on that folder "
+          "(or set eval.disable_eval)");
+    }
+    return OpenFolder(config, d.eval_data_path(), d.data_path());
+  }
+  if (d.data_set() == "CIFAR") {
+    absl::StatusOr<std::unique_ptr<CifarDataset>> ds = CifarDataset::Open(d.data_path(), split);
+    if (!ds.ok()) return ds.status();
+    return std::unique_ptr<Dataset>(std::move(*ds));
+  }
   if (d.data_set() == "IDX") {
     absl::StatusOr<std::unique_ptr<IdxDataset>> ds = IdxDataset::Open(d.data_path(), split);
     if (!ds.ok()) return ds.status();
@@ -22,8 +77,7 @@ absl::StatusOr<std::unique_ptr<Dataset>> OpenDataset(const ExperimentConfig& con
     return std::unique_ptr<Dataset>(new SyntheticDataset(
         size, config.model().nb_classes(), config.model().input_size(), seed));
   }
-  return absl::UnimplementedError(
-      absl::StrCat("data.data_set ", d.data_set(), " is not supported by this build yet"));
+  return absl::InvalidArgumentError(absl::StrCat("data.data_set: unknown '", d.data_set(), "'"));
 }
 
 }  // namespace convnextv2::data

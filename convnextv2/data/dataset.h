@@ -28,6 +28,11 @@ struct Image {
 struct Example {
   Image image;
   int64_t label = 0;
+  // Datasets of image files leave `image` empty and hand over the file's bytes, so the
+  // transform can decode at the size it needs (JPEG DCT scaling); see decode.h.
+  std::string encoded;
+  // The file the example came from (for errors and warnings); empty for in-memory sets.
+  std::string path;
 };
 
 class Dataset {
@@ -41,7 +46,9 @@ class Dataset {
   virtual std::string Describe() const = 0;
 };
 
-// The dataset of `config.data` for `split` (data_set IDX or synthetic; others are issue 3's).
+// The dataset of `config.data` for `split`: IMNET (data_path/train, data_path/val), image_folder
+// (data_path, eval_data_path), CIFAR (binary batches), IDX or synthetic. Folder datasets must
+// have exactly model.nb_classes classes, and the eval classes must be the train classes.
 absl::StatusOr<std::unique_ptr<Dataset>> OpenDataset(const ExperimentConfig& config, Split split);
 
 }  // namespace convnextv2::data

@@ -5,10 +5,18 @@
 
 #include <numeric>
 
+#include <glog/logging.h>
+
 #include "absl/strings/str_cat.h"
 #include "convnextv2/data/rng.h"
 
 namespace convnextv2::data {
+namespace {
+
+// A run of this many undecodable files in a row is not a stray corrupt file: fail.
+constexpr int64_t kMaxReplacements = 16;
+
+}  // namespace
 
 std::vector<int64_t> ShardIndices(int64_t dataset_size, int64_t epoch,
                                   const SamplerOptions& options, std::vector<bool>* padding) {
@@ -63,14 +71,28 @@ absl::StatusOr<Batch> Loader::GetBatch(int64_t epoch, int64_t batch_index) const
   int64_t* labels = batch.labels.data_ptr<int64_t>();
   at::parallel_for(0, n, 1, [&](int64_t lo, int64_t hi) {
     for (int64_t i = lo; i < hi; ++i) {
-      absl::StatusOr<Example> ex = dataset_->Get(batch.indices[i]);
-      if (!ex.ok()) {
-        errors[i] = ex.status();
+      // The sample's draws are keyed by its own index, also when a replacement is decoded.
+      absl::StatusOr<at::Tensor> x;
+      int64_t label = 0;
+      for (int64_t tries = 0, index = batch.indices[i]; tries < kMaxReplacements; ++tries) {
+        SampleRng rng(KeyedSeed(options_.seed, epoch, batch.indices[i], Purpose::kTransform));
+        absl::StatusOr<Example> ex = dataset_->Get(index);
+        x = ex.ok() ? transform_->ApplyExample(*ex, rng) : absl::StatusOr<at::Tensor>(ex.status());
+        if (x.ok()) {
+          label = ex->label;
+          break;
+        }
+        if (!options_.skip_corrupt || x.status().code() != absl::StatusCode::kDataLoss) break;
+        const int64_t total = ++*skipped_;
+        LOG(WARNING) << "skipping corrupt image (" << total << " so far): " << x.status().message();
+        index = (index + 1) % dataset_->size();
+      }
+      if (!x.ok()) {
+        errors[i] = x.status();
         continue;
       }
-      SampleRng rng(KeyedSeed(options_.seed, epoch, batch.indices[i], Purpose::kTransform));
-      batch.images[i].copy_(transform_->Apply(ex->image, rng));
-      labels[i] = ex->label;
+      batch.images[i].copy_(*x);
+      labels[i] = label;
     }
   });
   for (const absl::Status& e : errors) {

@@ -15,7 +15,9 @@
 
 #include <ATen/core/Tensor.h>
 
+#include <atomic>
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -38,6 +40,9 @@ struct SamplerOptions {
   uint64_t seed = 0;
   int rank = 0;
   int world_size = 1;
+  // data.corrupt_images "skip": a sample whose file cannot be decoded (DataLoss) is replaced by
+  // the next readable index, counted and logged; false: the batch fails with the file's path.
+  bool skip_corrupt = false;
 };
 
 // DistributedSampler semantics: permutation by (seed, epoch) when shuffling, padded by repeating
@@ -56,11 +61,14 @@ class Loader {
   const SamplerOptions& options() const { return options_; }
   // Decodes and transforms batch `batch_index` of `epoch`, samples in parallel.
   absl::StatusOr<Batch> GetBatch(int64_t epoch, int64_t batch_index) const;
+  // Corrupt samples replaced so far (skip_corrupt), over all batches.
+  int64_t skipped() const { return skipped_->load(); }
 
  private:
   const Dataset* dataset_;
   const Transform* transform_;
   SamplerOptions options_;
+  std::unique_ptr<std::atomic<int64_t>> skipped_ = std::make_unique<std::atomic<int64_t>>(0);
 };
 
 }  // namespace convnextv2::data

@@ -1,15 +1,35 @@
-// Per-sample transforms: a stored 8-bit image in, a normalized float (3, S, S) tensor out.
+// Per-sample transforms: a stored or encoded image in, a normalized float (3, S, S) tensor out.
 //
-//   SmallImageTransform t(SmallImageTransform::Options{.input_size = 32, .hflip = 0.5});
-//   at::Tensor x = t.Apply(example.image, rng);
+//   absl::StatusOr<std::unique_ptr<Transform>> t = MakeTransform(config, Split::kTrain);
+//   SampleRng rng(KeyedSeed(seed, epoch, index, Purpose::kTransform));
+//   absl::StatusOr<at::Tensor> x = (*t)->ApplyExample(example, rng);
+//
+// The ImageNet-style transforms are the official build_transform (timm's create_transform):
+//   train: RandomResizedCrop(S, scale 0.08-1, ratio 3/4-4/3, train_interpolation), horizontal
+//          flip (hflip), RandAugment (aa) or else ColorJitter (color_jitter), normalize,
+//          RandomErasing (reprob, remode, recount); for S <= 32 RandomCrop(S, padding 4)
+//          replaces RandomResizedCrop.
+//   eval:  S < 384: resize the shorter side to int(S / crop_pct) (bicubic), center crop S;
+//          S >= 384: resize to S x S; S <= 32: no resize.
+//   pretrain (FCMAE): RandomResizedCrop(S, scale 0.2-1, bicubic), flip 0.5, normalize.
+// Encoded JPEGs are decoded at the smallest DCT scale that still covers the crop at output
+// resolution (decode.h); every random draw comes from the sample's `rng`, drawn before decoding,
+// so a batch does not depend on the decoder's scale or on thread count.
 #ifndef CONVNEXTV2_DATA_TRANSFORMS_H_
 #define CONVNEXTV2_DATA_TRANSFORMS_H_
 
 #include <ATen/core/Tensor.h>
 
 #include <array>
+#include <memory>
+#include <optional>
+#include <string>
 
+#include "absl/status/statusor.h"
+#include "convnextv2/data/augment_ops.h"
+#include "convnextv2/data/decode.h"
 #include "convnextv2/data/dataset.h"
+#include "convnextv2/data/rand_augment.h"
 #include "convnextv2/data/rng.h"
 #include "convnextv2/proto/experiment.pb.h"
 
@@ -23,8 +43,10 @@ inline constexpr std::array<float, 3> kInceptionStd = {0.5f, 0.5f, 0.5f};
 class Transform {
  public:
   virtual ~Transform() = default;
-  // Thread-safe; all randomness comes from `rng`.
+  // Thread-safe; all randomness comes from `rng`. `image` is decoded (channels 1 or 3).
   virtual at::Tensor Apply(const Image& image, SampleRng& rng) const = 0;
+  // Decodes example.encoded when set (errors name example.path), then transforms.
+  virtual absl::StatusOr<at::Tensor> ApplyExample(const Example& example, SampleRng& rng) const;
   virtual int output_size() const = 0;
 };
 
@@ -48,8 +70,89 @@ class SmallImageTransform : public Transform {
   Options options_;
 };
 
-// The transform of `config` for training (augmentation on) or evaluation.
-std::unique_ptr<Transform> MakeTransform(const ExperimentConfig& config, Split split);
+// A crop box in pixels.
+struct CropBox {
+  int top = 0, left = 0, height = 0, width = 0;
+};
+
+// torchvision/timm RandomResizedCrop.get_params: 10 tries of area in scale x image area and
+// log-uniform aspect ratio, then a center crop clamped to the ratio range.
+CropBox RandomResizedCropBox(int width, int height, double scale_min, double scale_max,
+                             double ratio_min, double ratio_max, SampleRng& rng);
+
+// timm RandomErasing on one normalized (C, H, W) float image: with probability `probability`,
+// `count` (1, or uniform in [1, max_count]) boxes of 2%-33% of the area / count and aspect
+// ratio log-uniform in [0.3, 3.33] are filled with per-pixel normal noise ("pixel"), one normal
+// color per channel ("rand") or zeros ("const").
+struct EraseOptions {
+  double probability = 0;
+  std::string mode = "pixel";
+  int max_count = 1;
+};
+void RandomErase(at::Tensor& chw, const EraseOptions& options, SampleRng& rng);
+
+// ImageNet-style training transform (see the file comment).
+class TrainTransform : public Transform {
+ public:
+  struct Options {
+    int input_size = 224;
+    // RandomCrop(input_size, padding 4) instead of RandomResizedCrop (official for S <= 32).
+    bool small_crop = false;
+    double scale_min = 0.08, scale_max = 1.0;
+    double ratio_min = 3.0 / 4.0, ratio_max = 4.0 / 3.0;
+    std::string interpolation = "bicubic";  // bicubic, bilinear, random
+    double hflip = 0.5;
+    std::optional<RandAugment> rand_augment;
+    double color_jitter = 0;  // brightness = contrast = saturation; only without RandAugment
+    std::array<float, 3> mean = kImagenetMean;
+    std::array<float, 3> std = kImagenetStd;
+    EraseOptions erase;
+    bool dct_scaling = true;
+  };
+  explicit TrainTransform(Options options) : options_(std::move(options)) {}
+  at::Tensor Apply(const Image& image, SampleRng& rng) const override;
+  absl::StatusOr<at::Tensor> ApplyExample(const Example& example, SampleRng& rng) const override;
+  int output_size() const override { return options_.input_size; }
+
+ private:
+  // Everything after the crop box is known; `image` holds (at least) the box, possibly
+  // scaled by (sx, sy) relative to the original size.
+  at::Tensor Finish(const Image& image, const CropBox& box, SampleRng& rng) const;
+  CropBox DrawBox(int width, int height, SampleRng& rng) const;
+  Options options_;
+};
+
+class EvalTransform : public Transform {
+ public:
+  struct Options {
+    int input_size = 224;
+    double crop_pct = 224.0 / 256.0;
+    std::array<float, 3> mean = kImagenetMean;
+    std::array<float, 3> std = kImagenetStd;
+    bool dct_scaling = true;
+  };
+  explicit EvalTransform(Options options) : options_(options) {}
+  at::Tensor Apply(const Image& image, SampleRng& rng) const override;
+  absl::StatusOr<at::Tensor> ApplyExample(const Example& example, SampleRng& rng) const override;
+  int output_size() const override { return options_.input_size; }
+  // The size the image is resized to before the center crop, from its stored size.
+  ImageSize ResizedSize(int width, int height) const;
+
+ private:
+  Options options_;
+};
+
+// uint8 HWC RGB -> float (3, H, W), (v / 255 - mean) / std.
+at::Tensor ToNormalizedTensor(const Image& image, const std::array<float, 3>& mean,
+                              const std::array<float, 3>& std);
+
+// The transform of `config` for fine-tuning (train: augmentation on; eval: none): the
+// small-image one for IDX and synthetic, the ImageNet-style ones otherwise. Fails on a bad
+// aug.aa string.
+absl::StatusOr<std::unique_ptr<Transform>> MakeTransform(const ExperimentConfig& config,
+                                                         Split split);
+// FCMAE pre-training's recipe (train split).
+absl::StatusOr<std::unique_ptr<Transform>> MakePretrainTransform(const ExperimentConfig& config);
 
 }  // namespace convnextv2::data
 

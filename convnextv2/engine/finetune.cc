@@ -14,6 +14,7 @@
 #include "convnextv2/config/config.h"
 #include "convnextv2/data/dataset.h"
 #include "convnextv2/data/loader.h"
+#include "convnextv2/data/mixup.h"
 #include "convnextv2/data/transforms.h"
 #include "convnextv2/engine/losses.h"
 #include "convnextv2/engine/metrics.h"
@@ -120,12 +121,17 @@ absl::StatusOr<FinetuneResult> RunFinetune(const ExperimentConfig& input_config,
   }
   LOG(INFO) << "train: " << (*train_set)->Describe();
   if (eval_set) LOG(INFO) << "eval: " << eval_set->Describe();
-  const auto train_transform = data::MakeTransform(config, data::Split::kTrain);
-  const auto eval_transform = data::MakeTransform(config, data::Split::kEval);
+  auto train_transform = data::MakeTransform(config, data::Split::kTrain);
+  if (!train_transform.ok()) return train_transform.status();
+  auto eval_transform = data::MakeTransform(config, data::Split::kEval);
+  if (!eval_transform.ok()) return eval_transform.status();
+  const bool skip_corrupt = config.data().corrupt_images() == "skip";
   data::SamplerOptions train_sampling{config.train().batch_size(), /*shuffle=*/true,
                                       /*drop_last=*/true, static_cast<uint64_t>(config.train().seed()),
-                                      rank, world_size};
-  data::Loader train_loader(train_set->get(), train_transform.get(), train_sampling);
+                                      rank, world_size, skip_corrupt};
+  data::Loader train_loader(train_set->get(), train_transform->get(), train_sampling);
+  // Mixup/CutMix: soft targets and SoftTargetCrossEntropy (label smoothing folded in).
+  const std::optional<data::Mixup> mixup = data::Mixup::FromConfig(config);
   const int64_t steps_per_epoch = train_loader.num_batches();
   if (steps_per_epoch == 0) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -135,8 +141,9 @@ absl::StatusOr<FinetuneResult> RunFinetune(const ExperimentConfig& input_config,
   std::unique_ptr<data::Loader> eval_loader;
   if (eval_set) {
     eval_loader = std::make_unique<data::Loader>(
-        eval_set.get(), eval_transform.get(),
-        data::SamplerOptions{config.train().batch_size(), false, false, 0, rank, world_size});
+        eval_set.get(), eval_transform->get(),
+        data::SamplerOptions{config.train().batch_size(), false, false, 0, rank, world_size,
+                             skip_corrupt});
   }
 
   // ---- model -------------------------------------------------------------------------------
@@ -192,13 +199,20 @@ absl::StatusOr<FinetuneResult> RunFinetune(const ExperimentConfig& input_config,
       const double lr_now = (*recipe)->max_lr();
       absl::StatusOr<data::Batch> batch = train_loader.GetBatch(epoch, it);
       if (!batch.ok()) return batch.status();
+      at::Tensor soft_targets;
+      if (mixup) {
+        data::SampleRng mix_rng(data::KeyedSeed(config.train().seed(), epoch, it,
+                                                data::Purpose::kMixup));
+        soft_targets = mixup->Apply(batch->images, batch->labels, mix_rng).to(*device);
+      }
       const at::Tensor images = batch->images.to(*device);
       const at::Tensor labels = batch->labels.to(*device);
       at::Tensor logits, loss;
       {
         AutocastGuard autocast = (*recipe)->Autocast();
         logits = model->forward(images);
-        loss = CrossEntropy(logits, labels, smoothing);
+        loss = mixup ? SoftTargetCrossEntropy(logits, soft_targets)
+                     : CrossEntropy(logits, labels, smoothing);
       }
       const double loss_value = loss.item<double>();
       // Under AMP a non-finite loss gives non-finite gradients, which the loss scaler skips.
