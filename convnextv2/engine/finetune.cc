@@ -11,17 +11,23 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "convnextv2/checkpoint/file.h"
+#include "convnextv2/checkpoint/pretrained.h"
+#include "convnextv2/checkpoint/state.h"
 #include "convnextv2/config/config.h"
 #include "convnextv2/data/dataset.h"
 #include "convnextv2/data/loader.h"
 #include "convnextv2/data/transforms.h"
 #include "convnextv2/engine/metrics.h"
+#include "convnextv2/engine/preemption.h"
+#include "convnextv2/engine/run_checkpoints.h"
 #include "convnextv2/engine/runtime.h"
 #include "convnextv2/models/registry.h"
 #include "convnextv2/optim/optimizer.h"
 #include "convnextv2/optim/param_groups.h"
 #include "convnextv2/optim/schedule.h"
 #include "convnextv2/util/files.h"
+#include "convnextv2/util/signals.h"
 
 namespace convnextv2::engine {
 namespace {
@@ -75,6 +81,67 @@ std::string EpochJson(const EpochStats& e, int64_t n_parameters) {
   absl::StrAppendFormat(&json, ", \"epoch\": %d, \"n_parameters\": %d}", e.epoch, n_parameters);
   return json;
 }
+
+void LogPretrained(const std::string& path, const checkpoint::PretrainedReport& r) {
+  LOG(INFO) << "Load pre-trained checkpoint from: " << path << " (" << r.format
+            << (r.key.empty() ? "" : ", key '" + r.key + "'") << ")";
+  for (const std::string& k : r.dropped) LOG(INFO) << "Removing key " << k << " from pretrained checkpoint";
+  LOG(INFO) << r.load.loaded.size() << " tensors loaded";
+  if (!r.load.missing.empty()) {
+    LOG(INFO) << "Weights not initialized from pretrained model: " << absl::StrJoin(r.load.missing, ", ");
+  }
+  if (!r.load.unexpected.empty()) {
+    LOG(INFO) << "Weights from pretrained model not used: " << absl::StrJoin(r.load.unexpected, ", ");
+  }
+  if (!r.load.shape_mismatch.empty()) {
+    LOG(INFO) << "Weights skipped for their shape: " << absl::StrJoin(r.load.shape_mismatch, ", ");
+  }
+}
+
+// eval.eval: the chosen weights (model or EMA) of checkpoint.resume, or checkpoint.finetune
+// weights, evaluated once. Strict: evaluating a partly loaded model would mislead.
+absl::StatusOr<EvalStats> EvaluateOnly(const ExperimentConfig& config, models::ConvNeXtV2& model,
+                                       const data::Loader* loader, c10::Device device) {
+  if (loader == nullptr) {
+    return absl::InvalidArgumentError("eval.eval with eval.disable_eval: nothing to evaluate");
+  }
+  const auto& k = config.checkpoint();
+  if (!k.resume().empty()) {
+    absl::StatusOr<checkpoint::Checkpoint> ckpt = checkpoint::ReadCheckpoint(k.resume());
+    if (!ckpt.ok()) return ckpt.status();
+    const bool ema = config.eval().eval_weights() == "ema";
+    const std::string what = absl::StrCat("checkpoint ", k.resume());
+    if (absl::Status s = checkpoint::LoadModule(*ckpt, ema ? "model_ema." : "model.", *model,
+                                                /*strict=*/true, what);
+        !s.ok()) {
+      return s;
+    }
+    LOG(INFO) << "Evaluating the " << (ema ? "EMA" : "model") << " weights of " << k.resume()
+              << " (epoch " << ckpt->header.epoch() << ")";
+  } else {
+    absl::StatusOr<checkpoint::PretrainedReport> r = checkpoint::InitFromPretrained(
+        k.finetune(), k.model_key(), k.model_prefix(), *model, /*reinit_head=*/false);
+    if (!r.ok()) return r.status();
+    LogPretrained(k.finetune(), *r);
+    if (!r->load.missing.empty() || !r->load.shape_mismatch.empty()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          k.finetune(), " does not hold every weight of ", config.model().model(),
+          " (missing: ", absl::StrJoin(r->load.missing, ", "), "; mis-shaped: ",
+          absl::StrJoin(r->load.shape_mismatch, ", "), "); evaluation needs all of them"));
+    }
+  }
+  absl::Status error;
+  const EvalStats stats = Evaluate(model, *loader, device, &error);
+  if (!error.ok()) return error;
+  LOG(INFO) << absl::StrFormat("* Acc@1 %.3f Acc@5 %.3f loss %.3f", stats.acc1, stats.acc5,
+                               stats.loss);
+  LOG(INFO) << absl::StrFormat("Accuracy of the network on %d test images: %.5f%%",
+                               stats.samples, stats.acc1);
+  return stats;
+}
+
+constexpr char kLossSum[] = "train.loss_sum", kLossCount[] = "train.loss_count",
+               kAccSum[] = "train.acc_sum", kAccCount[] = "train.acc_count";
 
 }  // namespace
 
@@ -162,6 +229,26 @@ absl::StatusOr<FinetuneResult> RunFinetune(const ExperimentConfig& input_config,
   const optim::LrSchedule schedule = optim::LrSchedule::FromConfig(config, lr, steps_per_epoch);
   const double smoothing = config.aug().smoothing();
 
+  // ---- evaluation only, resume, or initialization from pre-trained weights ------------------
+  if (config.eval().eval()) {
+    absl::StatusOr<EvalStats> stats = EvaluateOnly(config, model, eval_loader.get(), *device);
+    if (!stats.ok()) return stats.status();
+    result.eval_only = *stats;
+    result.max_accuracy = stats->acc1;
+    return result;
+  }
+  RunCheckpoints ckpts(config, /*writer=*/rank == 0, *model, **optimizer, steps_per_epoch);
+  absl::StatusOr<LoopState> state = ckpts.Resume();
+  if (!state.ok()) return state.status();
+  const auto& k = config.checkpoint();
+  if (!state->resumed && !k.finetune().empty()) {
+    absl::StatusOr<checkpoint::PretrainedReport> r = checkpoint::InitFromPretrained(
+        k.finetune(), k.model_key(), k.model_prefix(), *model, /*reinit_head=*/true);
+    if (!r.ok()) return r.status();
+    LogPretrained(k.finetune(), *r);
+  }
+  result.max_accuracy = std::max(0.0, state->best_acc1);
+
   // ---- outputs -----------------------------------------------------------------------------
   const std::string& out_dir = config.output().output_dir();
   if (!out_dir.empty()) {
@@ -173,6 +260,12 @@ absl::StatusOr<FinetuneResult> RunFinetune(const ExperimentConfig& input_config,
     }
   }
   if (!options.command_line.empty()) LOG(INFO) << "command line: " << options.command_line;
+  if (state->resumed && !out_dir.empty()) {
+    // Rows of epochs the resumed run repeats (written after the checkpoint) go.
+    if (absl::Status s = TruncateEpochLog(out_dir + "/log.txt", state->next_epoch); !s.ok()) {
+      return s;
+    }
+  }
 
   // ---- loop --------------------------------------------------------------------------------
   const int epochs = config.train().epochs();
@@ -180,13 +273,39 @@ absl::StatusOr<FinetuneResult> RunFinetune(const ExperimentConfig& input_config,
   LOG(INFO) << "Start training for " << epochs << " epochs, " << steps_per_epoch
             << " steps per epoch";
   const auto train_start = Clock::now();
-  for (int epoch = config.train().start_epoch(); epoch < epochs; ++epoch) {
+  const PreemptionWatch preemption(*util::ParseSignalName(k.preempt_signal()));
+  for (int epoch = state->next_epoch; epoch < epochs; ++epoch) {
     model->train();
     MeanMeter loss_meter, acc_meter, step_time;
     EpochStats stats;
     stats.epoch = epoch;
     const auto epoch_start = Clock::now();
-    for (int64_t it = 0; it < steps_per_epoch; ++it) {
+    int64_t first_step = 0;
+    if (epoch == state->next_epoch && state->next_step > 0) {  // resumed mid-epoch
+      first_step = state->next_step;
+      loss_meter.Restore(state->scalars[kLossSum], state->scalars[kLossCount]);
+      acc_meter.Restore(state->scalars[kAccSum], state->scalars[kAccCount]);
+    }
+    for (int64_t it = first_step; it < steps_per_epoch; ++it) {
+      // A step boundary: the whole state is consistent, so a checkpoint here resumes exactly.
+      const bool stop = preemption.requested() ||
+                        (epoch == options.stop_epoch && it == options.stop_step);
+      if (stop || (it != first_step && ckpts.PeriodicSaveDue(state->global_step, it))) {
+        state->next_epoch = epoch;
+        state->next_step = it;
+        state->scalars = {{kLossSum, loss_meter.sum()}, {kLossCount, loss_meter.count()},
+                          {kAccSum, acc_meter.sum()}, {kAccCount, acc_meter.count()}};
+        if (absl::Status s = ckpts.SaveMidEpoch(epoch, *state); !s.ok()) return s;
+        if (stop) {
+          LOG(WARNING) << "Stopping at epoch " << epoch << " step " << it
+                       << (preemption.requested()
+                               ? absl::StrCat(" on signal ", preemption.signal())
+                               : std::string(" as requested"))
+                       << "; the checkpoint resumes from here";
+          result.preempted = true;
+          return result;
+        }
+      }
       const auto step_start = Clock::now();
       const int64_t step = static_cast<int64_t>(epoch) * steps_per_epoch + it;
       const double lr_now = schedule.At(step);
@@ -215,6 +334,7 @@ absl::StatusOr<FinetuneResult> RunFinetune(const ExperimentConfig& input_config,
       acc_meter.Add(acc);
       step_time.Add(Seconds(step_start));
       stats.train_lr = lr_now;
+      state->global_step = step + 1;
       if ((it + 1) % print_freq == 0 || it + 1 == steps_per_epoch) {
         const double eta = step_time.recent() * (steps_per_epoch - it - 1);
         LOG(INFO) << absl::StrFormat(
@@ -229,8 +349,8 @@ absl::StatusOr<FinetuneResult> RunFinetune(const ExperimentConfig& input_config,
     const double epoch_seconds = Seconds(epoch_start);
     stats.train_loss = loss_meter.mean();
     stats.train_class_acc = acc_meter.mean();
-    stats.images_per_second =
-        static_cast<double>(steps_per_epoch) * config.train().batch_size() / epoch_seconds;
+    stats.images_per_second = static_cast<double>(steps_per_epoch - first_step) *
+                              config.train().batch_size() / epoch_seconds;
     LOG(INFO) << absl::StrFormat("Epoch %d done in %s: loss %.4f, class_acc %.4f, %.0f img/s",
                                  epoch, FormatDuration(epoch_seconds), stats.train_loss,
                                  stats.train_class_acc, stats.images_per_second);
@@ -240,6 +360,12 @@ absl::StatusOr<FinetuneResult> RunFinetune(const ExperimentConfig& input_config,
       if (!eval_error.ok()) return eval_error;
       stats.evaluated = true;
       result.max_accuracy = std::max(result.max_accuracy, stats.test.acc1);
+      if (stats.test.acc1 > state->best_acc1) {
+        state->best_acc1 = stats.test.acc1;
+        if (absl::Status s = ckpts.SaveBest(epoch, *state, *model, /*ema=*/false); !s.ok()) {
+          return s;
+        }
+      }
       LOG(INFO) << absl::StrFormat("* Acc@1 %.3f Acc@5 %.3f loss %.3f", stats.test.acc1,
                                    stats.test.acc5, stats.test.loss);
       LOG(INFO) << absl::StrFormat("Accuracy of the model on the %d test images: %.1f%%",
@@ -254,6 +380,10 @@ absl::StatusOr<FinetuneResult> RunFinetune(const ExperimentConfig& input_config,
       }
     }
     result.epochs.push_back(stats);
+    state->next_epoch = epoch + 1;
+    state->next_step = 0;
+    state->scalars.clear();
+    if (absl::Status s = ckpts.SaveEpochEnd(epoch, *state); !s.ok()) return s;
   }
   LOG(INFO) << "Training time " << FormatDuration(Seconds(train_start)) << " (total "
             << FormatDuration(Seconds(start)) << ")";
