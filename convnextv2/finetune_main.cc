@@ -14,6 +14,7 @@
 #include "convnextv2/config/config.h"
 #include "convnextv2/default_configs.h"
 #include "convnextv2/engine/finetune.h"
+#include "convnextv2/engine/preemption.h"
 
 namespace {
 
@@ -71,5 +72,5 @@ int main(int argc, char** argv) {
   absl::StatusOr<convnextv2::engine::FinetuneResult> result =
       convnextv2::engine::RunFinetune(cl->config, {absl::StrJoin(args, " ")});
   if (!result.ok()) return Fail(1, result.status());
-  return 0;
+  return result->preempted ? convnextv2::engine::kExitRequeue : 0;
 }

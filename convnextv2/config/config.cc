@@ -15,6 +15,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "convnextv2/models/variants.h"
+#include "convnextv2/util/signals.h"
 #include "google/protobuf/descriptor.h"
 #include "google/protobuf/io/tokenizer.h"
 #include "google/protobuf/reflection.h"
@@ -497,6 +498,24 @@ absl::Status Validate(const ExperimentConfig& c, Mode mode) {
         " must be positive");
   check(k.save_ckpt_num() > 0, "checkpoint.save_ckpt_num: ", k.save_ckpt_num(),
         " must be positive");
+  check(k.save_ckpt_steps() >= 0, "checkpoint.save_ckpt_steps: ", k.save_ckpt_steps(),
+        " must be >= 0 (0: no periodic mid-epoch checkpoints)");
+  if (absl::StatusOr<int> sig = util::ParseSignalName(k.preempt_signal()); !sig.ok()) {
+    check(false, "checkpoint.preempt_signal: ", sig.status().message());
+  }
+  check(!absl::StrContains(k.model_key(), "||") && !k.model_key().empty(),
+        "checkpoint.model_key: '", k.model_key(), "' must be key names separated by '|'");
+  check(k.resume().empty() || k.finetune().empty(), "checkpoint.resume and checkpoint.finetune ",
+        "are both set: resume continues a run (all state), finetune only initializes weights");
+  const std::initializer_list<absl::string_view> kEvalWeights = {"model", "ema"};
+  check(OneOf(c.eval().eval_weights(), kEvalWeights), "eval.eval_weights: '",
+        c.eval().eval_weights(), "' is not one of: ", Quoted(kEvalWeights));
+  check(!c.eval().eval() || !k.resume().empty() || !k.finetune().empty(),
+        "eval.eval: evaluation only needs weights: set checkpoint.resume (a convnextv2 "
+        "checkpoint, checkpoint-best.pth included) or checkpoint.finetune (PyTorch or "
+        "pre-training weights)");
+  check(c.eval().eval_weights() != "ema" || k.finetune().empty(),
+        "eval.eval_weights: ema needs a convnextv2 checkpoint in checkpoint.resume");
   check(c.distributed().world_size() >= 1, "distributed.world_size: ",
         c.distributed().world_size(), " must be >= 1");
 
@@ -505,9 +524,6 @@ absl::Status Validate(const ExperimentConfig& c, Mode mode) {
     check(!used, what, " is not supported by this build yet");
   };
   if (mode == Mode::kFinetune) {
-    unsupported(!k.finetune().empty(), "checkpoint.finetune");
-    unsupported(!k.resume().empty(), "checkpoint.resume");
-    unsupported(c.eval().eval(), "eval.eval (evaluation only needs a checkpoint)");
   } else {
     unsupported(true, "pretrain (FCMAE)");
   }

@@ -11,6 +11,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "convnextv2/checkpoint/file.h"
+#include "convnextv2/checkpoint/pretrained.h"
+#include "convnextv2/checkpoint/state.h"
 #include "convnextv2/config/config.h"
 #include "convnextv2/data/dataset.h"
 #include "convnextv2/data/loader.h"
@@ -18,10 +21,13 @@
 #include "convnextv2/data/transforms.h"
 #include "convnextv2/engine/losses.h"
 #include "convnextv2/engine/metrics.h"
+#include "convnextv2/engine/preemption.h"
+#include "convnextv2/engine/run_checkpoints.h"
 #include "convnextv2/engine/recipe.h"
 #include "convnextv2/engine/runtime.h"
 #include "convnextv2/models/registry.h"
 #include "convnextv2/util/files.h"
+#include "convnextv2/util/signals.h"
 
 namespace convnextv2::engine {
 namespace {
@@ -86,6 +92,113 @@ std::string EpochJson(const EpochStats& e, int64_t n_parameters) {
   absl::StrAppendFormat(&json, ", \"epoch\": %d, \"n_parameters\": %d}", e.epoch, n_parameters);
   return json;
 }
+
+void LogPretrained(const std::string& path, const checkpoint::PretrainedReport& r) {
+  LOG(INFO) << "Load pre-trained checkpoint from: " << path << " (" << r.format
+            << (r.key.empty() ? "" : ", key '" + r.key + "'") << ")";
+  for (const std::string& k : r.dropped) LOG(INFO) << "Removing key " << k << " from pretrained checkpoint";
+  LOG(INFO) << r.load.loaded.size() << " tensors loaded";
+  if (!r.load.missing.empty()) {
+    LOG(INFO) << "Weights not initialized from pretrained model: " << absl::StrJoin(r.load.missing, ", ");
+  }
+  if (!r.load.unexpected.empty()) {
+    LOG(INFO) << "Weights from pretrained model not used: " << absl::StrJoin(r.load.unexpected, ", ");
+  }
+  if (!r.load.shape_mismatch.empty()) {
+    LOG(INFO) << "Weights skipped for their shape: " << absl::StrJoin(r.load.shape_mismatch, ", ");
+  }
+}
+
+// eval.eval: the chosen weights (model or EMA) of checkpoint.resume, or checkpoint.finetune
+// weights, evaluated once. Strict: evaluating a partly loaded model would mislead.
+absl::StatusOr<EvalStats> EvaluateOnly(const ExperimentConfig& config, models::ConvNeXtV2& model,
+                                       const data::Loader* loader, c10::Device device,
+                                       const TrainingRecipe& recipe) {
+  if (loader == nullptr) {
+    return absl::InvalidArgumentError("eval.eval with eval.disable_eval: nothing to evaluate");
+  }
+  const auto& k = config.checkpoint();
+  if (!k.resume().empty()) {
+    absl::StatusOr<checkpoint::Checkpoint> ckpt = checkpoint::ReadCheckpoint(k.resume());
+    if (!ckpt.ok()) return ckpt.status();
+    const bool ema = config.eval().eval_weights() == "ema";
+    const std::string what = absl::StrCat("checkpoint ", k.resume());
+    if (absl::Status s = checkpoint::LoadModule(*ckpt, ema ? "model_ema." : "model.", *model,
+                                                /*strict=*/true, what);
+        !s.ok()) {
+      return s;
+    }
+    LOG(INFO) << "Evaluating the " << (ema ? "EMA" : "model") << " weights of " << k.resume()
+              << " (epoch " << ckpt->header.epoch() << ")";
+  } else {
+    absl::StatusOr<checkpoint::PretrainedReport> r = checkpoint::InitFromPretrained(
+        k.finetune(), k.model_key(), k.model_prefix(), *model, /*reinit_head=*/false);
+    if (!r.ok()) return r.status();
+    LogPretrained(k.finetune(), *r);
+    if (!r->load.missing.empty() || !r->load.shape_mismatch.empty()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          k.finetune(), " does not hold every weight of ", config.model().model(),
+          " (missing: ", absl::StrJoin(r->load.missing, ", "), "; mis-shaped: ",
+          absl::StrJoin(r->load.shape_mismatch, ", "), "); evaluation needs all of them"));
+    }
+  }
+  absl::Status error;
+  const EvalStats stats = Evaluate(model, *loader, device, recipe, &error);
+  if (!error.ok()) return error;
+  LOG(INFO) << absl::StrFormat("* Acc@1 %.3f Acc@5 %.3f loss %.3f", stats.acc1, stats.acc5,
+                               stats.loss);
+  LOG(INFO) << absl::StrFormat("Accuracy of the network on %d test images: %.5f%%",
+                               stats.samples, stats.acc1);
+  return stats;
+}
+
+// The recipe's state beyond model and optimizer: the EMA weights ("model_ema.<name>") and the
+// loss scaler ("scaler.scale", "scaler.growth_tracker"), so that a resumed run continues both.
+void AddRecipeState(TrainingRecipe& recipe, models::ConvNeXtV2 model, RunCheckpoints* ckpts) {
+  const std::string kEma = "model_ema.";
+  ckpts->AddExtraState(
+      [&recipe, kEma](checkpoint::Checkpoint* ckpt) {
+        if (ModelEma* ema = recipe.ema()) {
+          for (const auto& item : ema->StateDict()) ckpt->Add(kEma + item.key(), item.value());
+        }
+        if (recipe.use_amp()) {
+          const LossScalerState& st = recipe.scaler().state();
+          ckpt->Add("scaler.scale", at::scalar_tensor(st.scale, at::kDouble));
+          ckpt->Add("scaler.growth_tracker", at::scalar_tensor(st.growth_tracker, at::kLong));
+        }
+      },
+      [&recipe, kEma, model](const checkpoint::Checkpoint& ckpt) -> absl::Status {
+        if (ModelEma* ema = recipe.ema()) {
+          torch::OrderedDict<std::string, at::Tensor> state;
+          for (auto& [name, tensor] : ckpt.WithPrefix(kEma)) state.insert(name, tensor);
+          if (state.is_empty()) {
+            LOG(WARNING) << "the checkpoint holds no EMA weights: the EMA restarts from the "
+                            "resumed model";
+            for (const auto& [name, tensor] : checkpoint::ModuleState(*model)) {
+              state.insert(name, tensor);
+            }
+          }
+          if (absl::Status s = ema->LoadStateDict(state); !s.ok()) return s;
+        }
+        if (recipe.use_amp()) {
+          const at::Tensor* scale = ckpt.Find("scaler.scale");
+          const at::Tensor* tracker = ckpt.Find("scaler.growth_tracker");
+          if (scale != nullptr && tracker != nullptr) {
+            recipe.scaler().set_state(
+                LossScalerState{scale->item<double>(), tracker->item<int64_t>()});
+          } else {
+            LOG(WARNING) << "the checkpoint holds no loss-scaler state (saved without use_amp): "
+                            "the scaler starts at "
+                         << recipe.scaler().scale();
+          }
+        }
+        return absl::OkStatus();
+      });
+}
+
+constexpr char kLossSum[] = "train.loss_sum", kLossCount[] = "train.loss_count",
+               kAccSum[] = "train.acc_sum", kAccCount[] = "train.acc_count",
+               kGradSum[] = "train.grad_norm_sum", kGradCount[] = "train.grad_norm_count";
 
 }  // namespace
 
@@ -167,6 +280,29 @@ absl::StatusOr<FinetuneResult> RunFinetune(const ExperimentConfig& input_config,
   config.mutable_optim()->set_lr((*recipe)->lr());  // recorded: a rerun uses this lr
   const double smoothing = config.aug().smoothing();
 
+  // ---- evaluation only, resume, or initialization from pre-trained weights ------------------
+  if (config.eval().eval()) {
+    absl::StatusOr<EvalStats> stats = EvaluateOnly(config, model, eval_loader.get(), *device, **recipe);
+    if (!stats.ok()) return stats.status();
+    result.eval_only = *stats;
+    result.max_accuracy = stats->acc1;
+    return result;
+  }
+  RunCheckpoints ckpts(config, /*writer=*/rank == 0, *model, (*recipe)->optimizer(),
+                       steps_per_epoch);
+  AddRecipeState(**recipe, model, &ckpts);
+  absl::StatusOr<LoopState> state = ckpts.Resume();
+  if (!state.ok()) return state.status();
+  const auto& k = config.checkpoint();
+  if (!state->resumed && !k.finetune().empty()) {
+    absl::StatusOr<checkpoint::PretrainedReport> r = checkpoint::InitFromPretrained(
+        k.finetune(), k.model_key(), k.model_prefix(), *model, /*reinit_head=*/true);
+    if (!r.ok()) return r.status();
+    LogPretrained(k.finetune(), *r);
+  }
+  result.max_accuracy = std::max(0.0, state->best_acc1);
+  result.max_accuracy_ema = std::max(0.0, state->best_ema_acc1);
+
   // ---- outputs -----------------------------------------------------------------------------
   const std::string& out_dir = config.output().output_dir();
   if (!out_dir.empty()) {
@@ -178,6 +314,12 @@ absl::StatusOr<FinetuneResult> RunFinetune(const ExperimentConfig& input_config,
     }
   }
   if (!options.command_line.empty()) LOG(INFO) << "command line: " << options.command_line;
+  if (state->resumed && !out_dir.empty()) {
+    // Rows of epochs the resumed run repeats (written after the checkpoint) go.
+    if (absl::Status s = TruncateEpochLog(out_dir + "/log.txt", state->next_epoch); !s.ok()) {
+      return s;
+    }
+  }
 
   // ---- loop --------------------------------------------------------------------------------
   const int epochs = config.train().epochs();
@@ -185,7 +327,8 @@ absl::StatusOr<FinetuneResult> RunFinetune(const ExperimentConfig& input_config,
   LOG(INFO) << "Start training for " << epochs << " epochs, " << steps_per_epoch
             << " steps per epoch";
   const auto train_start = Clock::now();
-  for (int epoch = config.train().start_epoch(); epoch < epochs; ++epoch) {
+  const PreemptionWatch preemption(*util::ParseSignalName(k.preempt_signal()));
+  for (int epoch = state->next_epoch; epoch < epochs; ++epoch) {
     model->train();
     MeanMeter loss_meter, acc_meter, step_time;
     EpochStats stats;
@@ -193,7 +336,38 @@ absl::StatusOr<FinetuneResult> RunFinetune(const ExperimentConfig& input_config,
     const auto epoch_start = Clock::now();
     MeanMeter grad_norm_meter;
     (*recipe)->StartEpoch();
-    for (int64_t it = 0; it < steps_per_epoch; ++it) {
+    int64_t first_step = 0;
+    if (epoch == state->next_epoch && state->next_step > 0) {  // resumed mid-epoch
+      first_step = state->next_step;
+      loss_meter.Restore(state->scalars[kLossSum], state->scalars[kLossCount]);
+      acc_meter.Restore(state->scalars[kAccSum], state->scalars[kAccCount]);
+      grad_norm_meter.Restore(state->scalars[kGradSum], state->scalars[kGradCount]);
+    }
+    for (int64_t it = first_step; it < steps_per_epoch; ++it) {
+      // A step boundary: the whole state is consistent, so a checkpoint here resumes exactly.
+      // With update_freq > 1 only the start of an accumulation group is such a boundary.
+      const bool boundary = it % (*recipe)->update_freq() == 0;
+      const bool stop = boundary && (preemption.requested() ||
+                                     (epoch == options.stop_epoch && it == options.stop_step));
+      if (stop ||
+          (boundary && it != first_step && ckpts.PeriodicSaveDue(state->global_step, it))) {
+        state->next_epoch = epoch;
+        state->next_step = it;
+        state->scalars = {{kLossSum, loss_meter.sum()}, {kLossCount, loss_meter.count()},
+                          {kAccSum, acc_meter.sum()}, {kAccCount, acc_meter.count()},
+                          {kGradSum, grad_norm_meter.sum()},
+                          {kGradCount, grad_norm_meter.count()}};
+        if (absl::Status s = ckpts.SaveMidEpoch(epoch, *state); !s.ok()) return s;
+        if (stop) {
+          LOG(WARNING) << "Stopping at epoch " << epoch << " step " << it
+                       << (preemption.requested()
+                               ? absl::StrCat(" on signal ", preemption.signal())
+                               : std::string(" as requested"))
+                       << "; the checkpoint resumes from here";
+          result.preempted = true;
+          return result;
+        }
+      }
       const auto step_start = Clock::now();
       (*recipe)->BeginMicroBatch(epoch, it);
       const double lr_now = (*recipe)->max_lr();
@@ -237,6 +411,7 @@ absl::StatusOr<FinetuneResult> RunFinetune(const ExperimentConfig& input_config,
       stats.train_lr = lr_now;
       stats.train_min_lr = (*recipe)->min_lr();
       stats.train_weight_decay = (*recipe)->weight_decay();
+      state->global_step = static_cast<int64_t>(epoch) * steps_per_epoch + it + 1;
       if ((it + 1) % print_freq == 0 || it + 1 == steps_per_epoch) {
         const double eta = step_time.recent() * (steps_per_epoch - it - 1);
         LOG(INFO) << absl::StrFormat(
@@ -254,8 +429,8 @@ absl::StatusOr<FinetuneResult> RunFinetune(const ExperimentConfig& input_config,
     stats.train_loss = loss_meter.mean();
     stats.train_class_acc = acc_meter.mean();
     stats.train_grad_norm = grad_norm_meter.mean();
-    stats.images_per_second =
-        static_cast<double>(steps_per_epoch) * config.train().batch_size() / epoch_seconds;
+    stats.images_per_second = static_cast<double>(steps_per_epoch - first_step) *
+                              config.train().batch_size() / epoch_seconds;
     LOG(INFO) << absl::StrFormat("Epoch %d done in %s: loss %.4f, class_acc %.4f, %.0f img/s",
                                  epoch, FormatDuration(epoch_seconds), stats.train_loss,
                                  stats.train_class_acc, stats.images_per_second);
@@ -265,6 +440,12 @@ absl::StatusOr<FinetuneResult> RunFinetune(const ExperimentConfig& input_config,
       if (!eval_error.ok()) return eval_error;
       stats.evaluated = true;
       result.max_accuracy = std::max(result.max_accuracy, stats.test.acc1);
+      if (stats.test.acc1 > state->best_acc1) {
+        state->best_acc1 = stats.test.acc1;
+        if (absl::Status s = ckpts.SaveBest(epoch, *state, *model, /*ema=*/false); !s.ok()) {
+          return s;
+        }
+      }
       LOG(INFO) << absl::StrFormat("* Acc@1 %.3f Acc@5 %.3f loss %.3f", stats.test.acc1,
                                    stats.test.acc5, stats.test.loss);
       LOG(INFO) << absl::StrFormat("Accuracy of the model on the %d test images: %.1f%%",
@@ -277,6 +458,13 @@ absl::StatusOr<FinetuneResult> RunFinetune(const ExperimentConfig& input_config,
         if (!eval_error.ok()) return eval_error;
         stats.evaluated_ema = true;
         result.max_accuracy_ema = std::max(result.max_accuracy_ema, stats.test_ema.acc1);
+        if (stats.test_ema.acc1 > state->best_ema_acc1) {
+          state->best_ema_acc1 = stats.test_ema.acc1;
+          if (absl::Status s = ckpts.SaveBest(epoch, *state, *ema_model, /*ema=*/true);
+              !s.ok()) {
+            return s;
+          }
+        }
         LOG(INFO) << absl::StrFormat("Accuracy of the model EMA on %d test images: %.1f%%",
                                      stats.test_ema.samples, stats.test_ema.acc1);
         LOG(INFO) << absl::StrFormat("Max EMA accuracy: %.2f%%", result.max_accuracy_ema);
@@ -290,6 +478,10 @@ absl::StatusOr<FinetuneResult> RunFinetune(const ExperimentConfig& input_config,
       }
     }
     result.epochs.push_back(stats);
+    state->next_epoch = epoch + 1;
+    state->next_step = 0;
+    state->scalars.clear();
+    if (absl::Status s = ckpts.SaveEpochEnd(epoch, *state); !s.ok()) return s;
   }
   LOG(INFO) << "Training time " << FormatDuration(Seconds(train_start)) << " (total "
             << FormatDuration(Seconds(start)) << ")";

@@ -5,8 +5,9 @@
 // Flow: device and threads -> datasets and loaders -> model from the registry -> parameter
 // groups and optimizer -> epochs of training (per-iteration lr schedule) and evaluation ->
 // per-epoch log rows. Writes nothing when output_dir is empty; otherwise output_dir/config.pbtxt
-// (the resolved config, lr included) and output_dir/log.txt (one JSON object per epoch, the
-// official format).
+// (the resolved config, lr included), output_dir/log.txt (one JSON object per epoch, the
+// official format) and checkpoints (run_checkpoints.h). Resumes (checkpoint.resume or
+// auto_resume), initializes from checkpoint.finetune weights, or with eval.eval only evaluates.
 #ifndef CONVNEXTV2_ENGINE_FINETUNE_H_
 #define CONVNEXTV2_ENGINE_FINETUNE_H_
 
@@ -41,14 +42,22 @@ struct EpochStats {
 };
 
 struct FinetuneResult {
-  std::vector<EpochStats> epochs;
+  std::vector<EpochStats> epochs;  // those run by this call (a resumed run skips the earlier)
   double max_accuracy = 0;
   double max_accuracy_ema = 0;  // with model_ema_eval
   int64_t n_parameters = 0;
+  // Stopped on a signal (or RunOptions::stop_at) after saving a mid-epoch checkpoint: the
+  // binary exits with engine::kExitRequeue.
+  bool preempted = false;
+  EvalStats eval_only;  // eval.eval: the evaluation of the loaded weights
 };
 
 struct RunOptions {
   std::string command_line;  // for the log
+  // Behave as if preempted just before running batch `stop_step` of epoch `stop_epoch` (tests
+  // and tools; -1: never).
+  int stop_epoch = -1;
+  int64_t stop_step = -1;
 };
 
 absl::StatusOr<FinetuneResult> RunFinetune(const ExperimentConfig& config,

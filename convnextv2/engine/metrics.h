@@ -22,6 +22,12 @@ class MeanMeter {
   double recent() const;
   double last() const { return recent_.empty() ? 0.0 : recent_.back(); }
   double count() const { return weight_; }
+  double sum() const { return sum_; }
+  // Continues from a saved (sum, count) so a resumed epoch reports the same mean.
+  void Restore(double sum, double weight) {
+    sum_ = sum;
+    weight_ = weight;
+  }
 
  private:
   int window_;

@@ -1,0 +1,261 @@
+#include "convnextv2/checkpoint/state.h"
+
+#include <ATen/ATen.h>
+#include <ATen/Context.h>
+#include <ATen/detail/CUDAHooksInterface.h>
+#include <c10/core/GradMode.h>
+#include <c10/util/string_utils.h>
+#include <torch/optim/adam.h>
+#include <torch/optim/adamw.h>
+#include <torch/optim/sgd.h>
+
+#include <mutex>
+#include <set>
+#include <type_traits>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+
+namespace convnextv2::checkpoint {
+namespace {
+
+std::string Few(const std::vector<std::string>& names) {
+  constexpr size_t kShown = 6;
+  std::vector<std::string> shown(names.begin(),
+                                 names.begin() + std::min(names.size(), kShown));
+  std::string s = absl::StrJoin(shown, ", ");
+  if (names.size() > kShown) absl::StrAppend(&s, " ... (", names.size(), " in all)");
+  return s;
+}
+
+std::string Shape(const at::Tensor& t) {
+  return absl::StrCat("(", absl::StrJoin(t.sizes(), ", "), ")");
+}
+
+// The key libtorch's Optimizer::state() uses for a parameter: a string of the TensorImpl
+// address in libtorch 1.x, the address itself in 2.x.
+template <typename Map>
+typename Map::key_type StateKey(const at::Tensor& p) {
+  using Key = typename Map::key_type;
+  if constexpr (std::is_same_v<Key, std::string>) {
+    return c10::guts::to_string(p.unsafeGetTensorImpl());
+  } else {
+    return p.unsafeGetTensorImpl();
+  }
+}
+
+using StateMap = std::remove_reference_t<decltype(std::declval<torch::optim::Optimizer&>().state())>;
+
+at::Tensor StepTensor(int64_t step) { return at::scalar_tensor(step, at::kLong); }
+
+}  // namespace
+
+TensorMap ModuleState(const torch::nn::Module& module) {
+  TensorMap out;
+  for (const auto& p : module.named_parameters(/*recurse=*/true)) out[p.key()] = p.value();
+  for (const auto& b : module.named_buffers(/*recurse=*/true)) out[b.key()] = b.value();
+  return out;
+}
+
+void AddModule(const torch::nn::Module& module, absl::string_view prefix, Checkpoint* ckpt) {
+  for (const auto& p : module.named_parameters(/*recurse=*/true)) {
+    ckpt->Add(absl::StrCat(prefix, p.key()), p.value());
+  }
+  for (const auto& b : module.named_buffers(/*recurse=*/true)) {
+    ckpt->Add(absl::StrCat(prefix, b.key()), b.value());
+  }
+}
+
+absl::Status LoadModuleState(const TensorMap& state, torch::nn::Module& module, bool strict,
+                             absl::string_view what, LoadReport* report) {
+  LoadReport local;
+  LoadReport& r = report ? *report : local;
+  TensorMap targets = ModuleState(module);
+  for (const auto& [name, target] : targets) {
+    auto it = state.find(name);
+    if (it == state.end()) {
+      r.missing.push_back(name);
+    } else if (!it->second.sizes().equals(target.sizes())) {
+      r.shape_mismatch.push_back(absl::StrCat(name, " ", Shape(it->second), " vs model ",
+                                              Shape(target)));
+    }
+  }
+  for (const auto& [name, tensor] : state) {
+    if (!targets.count(name)) r.unexpected.push_back(name);
+  }
+  if (strict && (!r.missing.empty() || !r.unexpected.empty() || !r.shape_mismatch.empty())) {
+    std::vector<std::string> parts;
+    if (!r.shape_mismatch.empty()) parts.push_back("mismatched shapes: " + Few(r.shape_mismatch));
+    if (!r.missing.empty()) parts.push_back("missing keys: " + Few(r.missing));
+    if (!r.unexpected.empty()) parts.push_back("unexpected keys: " + Few(r.unexpected));
+    return absl::FailedPreconditionError(absl::StrCat(
+        what, " does not match the model (another variant or nb_classes?); ",
+        absl::StrJoin(parts, "; ")));
+  }
+  c10::NoGradGuard no_grad;
+  for (auto& [name, target] : targets) {
+    auto it = state.find(name);
+    if (it == state.end() || !it->second.sizes().equals(target.sizes())) continue;
+    target.copy_(it->second);
+    r.loaded.push_back(name);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status LoadModule(const Checkpoint& ckpt, absl::string_view prefix,
+                        torch::nn::Module& module, bool strict, absl::string_view what) {
+  TensorMap state;
+  for (auto& [name, t] : ckpt.WithPrefix(prefix)) state[name] = t;
+  if (state.empty()) {
+    return absl::NotFoundError(absl::StrCat(what, " has no '", prefix, "*' tensors"));
+  }
+  return LoadModuleState(state, module, strict, what);
+}
+
+void AddOptimizer(torch::optim::Optimizer& optimizer,
+                  const torch::OrderedDict<std::string, at::Tensor>& named_params,
+                  absl::string_view prefix, Checkpoint* ckpt) {
+  auto& state = optimizer.state();
+  for (const auto& item : named_params) {
+    auto it = state.find(StateKey<StateMap>(item.value()));
+    if (it == state.end()) continue;  // never stepped (no gradient yet)
+    const std::string base = absl::StrCat(prefix, item.key(), ".");
+    torch::optim::OptimizerParamState* s = it->second.get();
+    if (auto* a = dynamic_cast<torch::optim::AdamWParamState*>(s)) {
+      ckpt->Add(base + "step", StepTensor(a->step()));
+      ckpt->Add(base + "exp_avg", a->exp_avg());
+      ckpt->Add(base + "exp_avg_sq", a->exp_avg_sq());
+      if (a->max_exp_avg_sq().defined()) ckpt->Add(base + "max_exp_avg_sq", a->max_exp_avg_sq());
+    } else if (auto* a = dynamic_cast<torch::optim::AdamParamState*>(s)) {
+      ckpt->Add(base + "step", StepTensor(a->step()));
+      ckpt->Add(base + "exp_avg", a->exp_avg());
+      ckpt->Add(base + "exp_avg_sq", a->exp_avg_sq());
+      if (a->max_exp_avg_sq().defined()) ckpt->Add(base + "max_exp_avg_sq", a->max_exp_avg_sq());
+    } else if (auto* m = dynamic_cast<torch::optim::SGDParamState*>(s)) {
+      ckpt->Add(base + "momentum_buffer", m->momentum_buffer());
+    } else {
+      TORCH_CHECK(false, "AddOptimizer: unsupported optimizer state for ", item.key());
+    }
+  }
+}
+
+absl::Status LoadOptimizer(const Checkpoint& ckpt, absl::string_view prefix,
+                           const torch::OrderedDict<std::string, at::Tensor>& named_params,
+                           torch::optim::Optimizer& optimizer) {
+  const auto entries = ckpt.WithPrefix(prefix);
+  std::map<std::string, std::map<std::string, at::Tensor>> by_param;
+  for (const auto& [rest, t] : entries) {
+    const size_t dot = rest.rfind('.');
+    if (dot == std::string::npos) {
+      return absl::DataLossError(absl::StrCat("optimizer entry '", rest, "' has no field"));
+    }
+    by_param[rest.substr(0, dot)][rest.substr(dot + 1)] = t;
+  }
+  std::vector<std::string> unknown;
+  for (const auto& [name, fields] : by_param) {
+    if (!named_params.contains(name)) unknown.push_back(name);
+  }
+  if (!unknown.empty()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("optimizer state for parameters the model does not have: ", Few(unknown)));
+  }
+  const bool is_adamw = dynamic_cast<torch::optim::AdamW*>(&optimizer) != nullptr;
+  const bool is_adam = dynamic_cast<torch::optim::Adam*>(&optimizer) != nullptr;
+  const bool is_sgd = dynamic_cast<torch::optim::SGD*>(&optimizer) != nullptr;
+  auto& state = optimizer.state();
+  state.clear();
+  c10::NoGradGuard no_grad;
+  for (const auto& [name, fields] : by_param) {
+    const at::Tensor& param = named_params[name];
+    auto field = [&, &fields = fields, &name = name](const char* f,
+                                                      at::Tensor* out) -> absl::Status {
+      auto it = fields.find(f);
+      if (it == fields.end()) {
+        return absl::DataLossError(absl::StrCat("optimizer state of ", name, " lacks ", f));
+      }
+      if (it->second.dim() > 0 && !it->second.sizes().equals(param.sizes())) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            "optimizer state ", name, ".", f, " has shape ", Shape(it->second),
+            ", the parameter ", Shape(param)));
+      }
+      *out = it->second.to(param.options()).clone();
+      return absl::OkStatus();
+    };
+    if (is_adamw || is_adam) {
+      at::Tensor step, exp_avg, exp_avg_sq, max_sq;
+      for (auto [f, t] : {std::pair{"exp_avg", &exp_avg}, {"exp_avg_sq", &exp_avg_sq}}) {
+        if (absl::Status s = field(f, t); !s.ok()) return s;
+      }
+      auto st = fields.find("step");
+      if (st == fields.end()) {
+        return absl::DataLossError(absl::StrCat("optimizer state of ", name, " lacks step"));
+      }
+      const int64_t steps = st->second.item<int64_t>();
+      if (fields.count("max_exp_avg_sq")) {
+        if (absl::Status s = field("max_exp_avg_sq", &max_sq); !s.ok()) return s;
+      }
+      std::unique_ptr<torch::optim::OptimizerParamState> ps;
+      if (is_adamw) {
+        auto a = std::make_unique<torch::optim::AdamWParamState>();
+        a->step(steps).exp_avg(exp_avg).exp_avg_sq(exp_avg_sq);
+        if (max_sq.defined()) a->max_exp_avg_sq(max_sq);
+        ps = std::move(a);
+      } else {
+        auto a = std::make_unique<torch::optim::AdamParamState>();
+        a->step(steps).exp_avg(exp_avg).exp_avg_sq(exp_avg_sq);
+        if (max_sq.defined()) a->max_exp_avg_sq(max_sq);
+        ps = std::move(a);
+      }
+      state[StateKey<StateMap>(param)] = std::move(ps);
+    } else if (is_sgd) {
+      at::Tensor buf;
+      if (absl::Status s = field("momentum_buffer", &buf); !s.ok()) return s;
+      auto m = std::make_unique<torch::optim::SGDParamState>();
+      m->momentum_buffer(buf);
+      state[StateKey<StateMap>(param)] = std::move(m);
+    } else {
+      return absl::UnimplementedError("LoadOptimizer: unsupported optimizer type");
+    }
+  }
+  return absl::OkStatus();
+}
+
+void AddRngStates(Checkpoint* ckpt) {
+  {
+    at::Generator gen = at::detail::getDefaultCPUGenerator();
+    std::lock_guard<std::mutex> lock(gen.mutex());
+    ckpt->Add("rng.cpu", gen.get_state());
+  }
+  if (at::hasCUDA()) {
+    const int n = at::detail::getCUDAHooks().getNumGPUs();
+    for (int i = 0; i < n; ++i) {
+      at::Generator gen = at::globalContext().defaultGenerator(at::Device(at::kCUDA, i));
+      std::lock_guard<std::mutex> lock(gen.mutex());
+      ckpt->Add(absl::StrCat("rng.cuda.", i), gen.get_state());
+    }
+  }
+}
+
+absl::Status RestoreRngStates(const Checkpoint& ckpt) {
+  const at::Tensor* cpu = ckpt.Find("rng.cpu");
+  if (cpu == nullptr) return absl::DataLossError("the checkpoint has no rng.cpu state");
+  {
+    at::Generator gen = at::detail::getDefaultCPUGenerator();
+    std::lock_guard<std::mutex> lock(gen.mutex());
+    gen.set_state(*cpu);
+  }
+  if (at::hasCUDA()) {
+    const int n = at::detail::getCUDAHooks().getNumGPUs();
+    for (int i = 0; i < n; ++i) {
+      const at::Tensor* s = ckpt.Find(absl::StrCat("rng.cuda.", i));
+      if (s == nullptr) continue;  // written on fewer devices: those keep their seed
+      at::Generator gen = at::globalContext().defaultGenerator(at::Device(at::kCUDA, i));
+      std::lock_guard<std::mutex> lock(gen.mutex());
+      gen.set_state(*s);
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace convnextv2::checkpoint

@@ -1,0 +1,91 @@
+// A training run's checkpoints: resume at start, saves by the official policy, mid-epoch saves
+// on request or on a signal. The loop keeps its position in a LoopState; everything else
+// (model, optimizer, RNGs, extra state such as EMA weights) is gathered here.
+//
+//   RunCheckpoints ckpts(config, /*writer=*/rank == 0, *model, *optimizer, steps_per_epoch);
+//   absl::StatusOr<LoopState> state = ckpts.Resume();      // resume / auto_resume / fresh
+//   ... after each epoch (after eval and the log row):
+//   ckpts.SaveEpochEnd(epoch, *state);
+//   ... at a step boundary when preempted:
+//   ckpts.SaveMidEpoch(epoch, *state);
+#ifndef CONVNEXTV2_ENGINE_RUN_CHECKPOINTS_H_
+#define CONVNEXTV2_ENGINE_RUN_CHECKPOINTS_H_
+
+#include <torch/nn/module.h>
+#include <torch/optim/optimizer.h>
+
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "convnextv2/checkpoint/file.h"
+#include "convnextv2/proto/experiment.pb.h"
+
+namespace convnextv2::engine {
+
+// The loop's position (the next batch to run) and its exact running values.
+struct LoopState {
+  int next_epoch = 0;
+  int64_t next_step = 0;
+  int64_t global_step = 0;
+  double best_acc1 = -1;      // percent; -1 before the first evaluation
+  double best_ema_acc1 = -1;
+  std::map<std::string, double> scalars;  // e.g. the epoch's running meter sums
+  bool resumed = false;
+};
+
+class RunCheckpoints {
+ public:
+  RunCheckpoints(const ExperimentConfig& config, bool writer, torch::nn::Module& model,
+                 torch::optim::Optimizer& optimizer, int64_t steps_per_epoch);
+
+  // Further state saved with every training checkpoint and restored on resume (EMA weights
+  // under "model_ema.", a loss scaler under "scaler." ...).
+  void AddExtraState(std::function<void(checkpoint::Checkpoint*)> save,
+                     std::function<absl::Status(const checkpoint::Checkpoint&)> load);
+
+  // checkpoint.resume if set, else with auto_resume the newest valid checkpoint in output_dir,
+  // else a fresh LoopState (start_epoch). Restores model, optimizer, RNGs and extra state
+  // strictly; logs what it skipped and which settings differ from the checkpoint's config.
+  absl::StatusOr<LoopState> Resume();
+
+  // checkpoint-<epoch>.pth every save_ckpt_freq epochs and at the last one, keeping the newest
+  // save_ckpt_num; drops superseded mid-epoch checkpoints. No-op without output_dir/save_ckpt.
+  absl::Status SaveEpochEnd(int epoch, const LoopState& state);
+  // checkpoint-<epoch>-step<s>.pth at the state's position (saved even with save_ckpt off:
+  // it is what a preempted run needs to continue).
+  absl::Status SaveMidEpoch(int epoch, const LoopState& state);
+  // checkpoint-best.pth (or -best-ema): weights only, for eval; header best_of says which.
+  absl::Status SaveBest(int epoch, const LoopState& state, const torch::nn::Module& weights,
+                        bool ema);
+
+  // Whether a periodic mid-epoch save is due before running batch `step` of an epoch.
+  bool PeriodicSaveDue(int64_t global_step, int64_t step) const;
+
+ private:
+  checkpoint::Checkpoint Build(int epoch, const LoopState& state) const;
+  absl::Status Write(const std::string& path, const checkpoint::Checkpoint& ckpt) const;
+
+  const ExperimentConfig& config_;
+  bool writer_;
+  torch::nn::Module& model_;
+  torch::optim::Optimizer& optimizer_;
+  int64_t steps_per_epoch_;
+  std::vector<std::function<void(checkpoint::Checkpoint*)>> extra_save_;
+  std::vector<std::function<absl::Status(const checkpoint::Checkpoint&)>> extra_load_;
+};
+
+// Keeps only log.txt rows of epochs before `next_epoch` (a resumed run rewrites the rest).
+absl::Status TruncateEpochLog(const std::string& path, int next_epoch);
+
+// The fields of `current` that differ from the config stored in a checkpoint, one per line
+// ("optim.lr: 0.001 -> 0.002"), empty when equal or unparsable.
+std::vector<std::string> ConfigChanges(const std::string& stored_text,
+                                       const ExperimentConfig& current);
+
+}  // namespace convnextv2::engine
+
+#endif  // CONVNEXTV2_ENGINE_RUN_CHECKPOINTS_H_
