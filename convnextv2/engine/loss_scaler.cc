@@ -15,17 +15,29 @@ LossScaler::LossScaler(LossScalerOptions options) : options_(options) {
 at::Tensor LossScaler::Scale(const at::Tensor& loss) const { return loss * state_.scale; }
 
 bool LossScaler::Unscale(const std::vector<at::Tensor>& params) const {
-  // One flag tensor per device would avoid host syncs on CUDA; a single sync per optimizer step
-  // keeps this simple and identical on every device.
+  // One "found non-finite" flag per device, read once at the end: a host sync per gradient would
+  // stall a CUDA stream hundreds of times per step.
   const double inv_scale = 1.0 / state_.scale;
-  bool finite = true;
+  std::vector<at::Tensor> found;
   for (const at::Tensor& p : params) {
     at::Tensor g = p.grad();
     if (!g.defined()) continue;
-    if (finite && !at::isfinite(g).all().item<bool>()) finite = false;
+    const at::Tensor bad = at::isfinite(g).all().logical_not();
+    bool merged = false;
+    for (at::Tensor& f : found) {
+      if (f.device() == bad.device()) {
+        f.logical_or_(bad);
+        merged = true;
+        break;
+      }
+    }
+    if (!merged) found.push_back(bad.clone());
     g.mul_(inv_scale);
   }
-  return finite;
+  for (const at::Tensor& f : found) {
+    if (f.item<bool>()) return false;
+  }
+  return true;
 }
 
 void LossScaler::Update(bool found_inf) {

@@ -8,12 +8,24 @@
 namespace convnextv2::engine {
 
 double GradNorm(const std::vector<at::Tensor>& params) {
-  std::vector<at::Tensor> norms;
+  // Squared norms summed per device, one host read per device (not per gradient).
+  std::vector<at::Tensor> sums;
   for (const at::Tensor& p : params) {
-    if (p.grad().defined()) norms.push_back(p.grad().detach().to(at::kFloat).norm(2).to(at::kCPU));
+    if (!p.grad().defined()) continue;
+    const at::Tensor sq = p.grad().detach().to(at::kFloat).norm(2).square();
+    bool merged = false;
+    for (at::Tensor& s : sums) {
+      if (s.device() == sq.device()) {
+        s.add_(sq);
+        merged = true;
+        break;
+      }
+    }
+    if (!merged) sums.push_back(sq.to(at::kDouble));
   }
-  if (norms.empty()) return 0.0;
-  return at::stack(norms).to(at::kDouble).norm(2).item<double>();
+  double total = 0;
+  for (const at::Tensor& s : sums) total += s.item<double>();
+  return std::sqrt(total);
 }
 
 double ClipGradNorm(const std::vector<at::Tensor>& params, double max_norm) {

@@ -43,6 +43,24 @@ grep -q "mixed precision: autocast to BFloat16, dynamic loss scale 65536" "$TEST
   || fail "no AMP line"
 grep -q "Training time" "$TEST_TMPDIR/amp" || fail "AMP run did not finish"
 
+# ---- the official ConvNeXt V2-Atto fine-tuning command (TRAINING.md, single machine) ----------
+# Verbatim, then overrides for a tiny run: synthetic data, 32x32, one epoch, no checkpoint, and
+# the augmentations this build does not have yet (RandAugment, random erasing) off.
+OFFICIAL=(--model convnextv2_atto --batch_size 32 --update_freq 4 --blr 2e-4 --epochs 600
+  --warmup_epochs 0 --layer_decay_type 'single' --layer_decay 0.9 --weight_decay 0.3
+  --drop_path 0.1 --reprob 0.25 --mixup 0. --cutmix 0. --smoothing 0.2
+  --model_ema True --model_ema_eval True --use_amp True --finetune /path/to/checkpoint
+  --data_path /path/to/imagenet-1k --output_dir /path/to/save_results)
+"$FINETUNE" "${OFFICIAL[@]}" --data_set synthetic --synthetic_train_size 16 \
+  --synthetic_eval_size 8 --nb_classes 4 --input_size 32 --epochs 1 --batch_size 4 \
+  --finetune "" --aa none --reprob 0 --num_threads 2 --output_dir "$TEST_TMPDIR/official" \
+  >/dev/null 2>"$TEST_TMPDIR/official.log" || { cat "$TEST_TMPDIR/official.log"; fail "official"; }
+for want in "accumulate grad iterations: 4" "effective batch size: 16" "actual lr: 1.25e-05" \
+  '"layer_13_decay": {' "Using EMA with decay = 0.99990000" "autocast to BFloat16" \
+  "Accuracy of the model EMA on 8 test images"; do
+  grep -qF -- "$want" "$TEST_TMPDIR/official.log" || fail "official run: no '$want'"
+done
+
 # ---- errors ------------------------------------------------------------------------------------
 "$FINETUNE" "${COMMON[@]}" --synthetic_train_size 16 --batch_size 8 --update_freq 4 --epochs 1 \
   >/dev/null 2>"$TEST_TMPDIR/err"
