@@ -43,7 +43,8 @@ double ImagesPerSecond(const Dataset& ds, bool dct) {
   o.erase.probability = FLAGS_reprob;
   o.dct_scaling = dct;
   TrainTransform t(o);
-  Loader loader(&ds, &t, {.batch_size = FLAGS_batch, .shuffle = true, .drop_last = true});
+  Loader loader(&ds, &t, {.batch_size = FLAGS_batch, .shuffle = true, .drop_last = true,
+                          .num_workers = FLAGS_threads});
   const int64_t batches = std::min<int64_t>(FLAGS_batches, loader.num_batches());
   (void)loader.GetBatch(0, 0);  // warm up files and threads
   const auto start = std::chrono::steady_clock::now();
@@ -67,7 +68,6 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "%s\n", std::string(ds.status().message()).c_str());
     return 2;
   }
-  at::set_num_threads(FLAGS_threads);
   std::printf("%s, %d threads, batch %d, %d batches, size %d, aa %s, reprob %.2f\n",
               (*ds)->Describe().c_str(), FLAGS_threads, FLAGS_batch, FLAGS_batches, FLAGS_size,
               FLAGS_aa.c_str(), FLAGS_reprob);
