@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <mutex>
 #include <glog/logging.h>
 #include <opencv2/core.hpp>
 #include <opencv2/imgproc.hpp>
@@ -58,7 +59,15 @@ void BlendWith(Image& img, const std::vector<uint8_t>& degenerate, double factor
   }
 }
 
+// The loader runs one sample per thread; OpenCV's own worker pool inside each would
+// oversubscribe the cores and spin.
+void SingleThreadedOpenCv() {
+  static std::once_flag once;
+  std::call_once(once, [] { cv::setNumThreads(1); });
+}
+
 int CvInterp(Interp interp) {
+  SingleThreadedOpenCv();
   return interp == Interp::kBicubic ? cv::INTER_CUBIC : cv::INTER_LINEAR;
 }
 
@@ -241,6 +250,7 @@ Image Resize(const Image& img, int width, int height, Interp interp) {
     out.pixels = img.pixels;
     return out;
   }
+  SingleThreadedOpenCv();
   const bool shrink_much = img.width > 2 * width && img.height > 2 * height;
   cv::Mat dst = Wrap(out);
   cv::resize(WrapConst(img), dst, dst.size(), 0, 0,

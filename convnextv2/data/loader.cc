@@ -3,7 +3,11 @@
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 
+#include <algorithm>
+#include <atomic>
+#include <cstring>
 #include <numeric>
+#include <thread>
 
 #include <glog/logging.h>
 
@@ -69,8 +73,13 @@ absl::StatusOr<Batch> Loader::GetBatch(int64_t epoch, int64_t batch_index) const
   batch.padding.assign(padding.begin() + begin, padding.begin() + begin + n);
   std::vector<absl::Status> errors(n);
   int64_t* labels = batch.labels.data_ptr<int64_t>();
-  at::parallel_for(0, n, 1, [&](int64_t lo, int64_t hi) {
-    for (int64_t i = lo; i < hi; ++i) {
+  // Plain threads pulling sample indices: decode times vary a lot per image, and OpenMP's
+  // static split and spinning barriers waste most of a busy machine's cores on that.
+  const int64_t sample_bytes = static_cast<int64_t>(3) * s * s * sizeof(float);
+  char* images = static_cast<char*>(batch.images.data_ptr());
+  std::atomic<int64_t> next{0};
+  auto work = [&] {
+    for (int64_t i; (i = next++) < n;) {
       // The sample's draws are keyed by its own index, also when a replacement is decoded.
       absl::StatusOr<at::Tensor> x;
       int64_t label = 0;
@@ -91,10 +100,19 @@ absl::StatusOr<Batch> Loader::GetBatch(int64_t epoch, int64_t batch_index) const
         errors[i] = x.status();
         continue;
       }
-      batch.images[i].copy_(*x);
+      // memcpy, not copy_: ATen ops from these threads could start an OpenMP team per thread.
+      const at::Tensor sample = x->contiguous();
+      std::memcpy(images + i * sample_bytes, sample.data_ptr(), sample_bytes);
       labels[i] = label;
     }
-  });
+  };
+  const int64_t workers =
+      std::clamp<int64_t>(options_.num_workers > 0 ? options_.num_workers : at::get_num_threads(),
+                          1, n);
+  std::vector<std::thread> pool;
+  for (int64_t w = 1; w < workers; ++w) pool.emplace_back(work);
+  work();
+  for (std::thread& t : pool) t.join();
   for (const absl::Status& e : errors) {
     if (!e.ok()) return e;
   }

@@ -43,6 +43,9 @@ struct SamplerOptions {
   // data.corrupt_images "skip": a sample whose file cannot be decoded (DataLoss) is replaced by
   // the next readable index, counted and logged; false: the batch fails with the file's path.
   bool skip_corrupt = false;
+  // Decode/transform threads per batch (data.num_workers); 0: at::get_num_threads(). The
+  // batch does not depend on it.
+  int num_workers = 0;
 };
 
 // DistributedSampler semantics: permutation by (seed, epoch) when shuffling, padded by repeating

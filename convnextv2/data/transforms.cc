@@ -187,7 +187,8 @@ at::Tensor TrainTransform::Apply(const Image& image, SampleRng& rng) const {
 
 absl::StatusOr<at::Tensor> TrainTransform::ApplyExample(const Example& example,
                                                         SampleRng& rng) const {
-  if (example.encoded.empty()) return Apply(example.image, rng);
+  // Only JPEG headers are cheap to read and only JPEGs decode at a reduced scale.
+  if (!IsJpeg(example.encoded)) return Transform::ApplyExample(example, rng);
   absl::StatusOr<ImageSize> size = PeekImageSize(example.encoded, example.path);
   if (!size.ok()) return size.status();
   const CropBox box = DrawBox(size->width, size->height, rng);
@@ -258,7 +259,8 @@ at::Tensor EvalTransform::Apply(const Image& image, SampleRng& rng) const {
 
 absl::StatusOr<at::Tensor> EvalTransform::ApplyExample(const Example& example,
                                                        SampleRng& rng) const {
-  if (example.encoded.empty()) return Apply(example.image, rng);
+  // Only JPEG headers are cheap to read and only JPEGs decode at a reduced scale.
+  if (!IsJpeg(example.encoded)) return Transform::ApplyExample(example, rng);
   absl::StatusOr<ImageSize> size = PeekImageSize(example.encoded, example.path);
   if (!size.ok()) return size.status();
   const ImageSize target = ResizedSize(size->width, size->height);

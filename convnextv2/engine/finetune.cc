@@ -241,7 +241,8 @@ absl::StatusOr<FinetuneResult> RunFinetune(const ExperimentConfig& input_config,
   const bool skip_corrupt = config.data().corrupt_images() == "skip";
   data::SamplerOptions train_sampling{config.train().batch_size(), /*shuffle=*/true,
                                       /*drop_last=*/true, static_cast<uint64_t>(config.train().seed()),
-                                      rank, world_size, skip_corrupt};
+                                      rank, world_size, skip_corrupt,
+                                      config.data().num_workers()};
   data::Loader train_loader(train_set->get(), train_transform->get(), train_sampling);
   // Mixup/CutMix: soft targets and SoftTargetCrossEntropy (label smoothing folded in).
   const std::optional<data::Mixup> mixup = data::Mixup::FromConfig(config);
@@ -256,7 +257,7 @@ absl::StatusOr<FinetuneResult> RunFinetune(const ExperimentConfig& input_config,
     eval_loader = std::make_unique<data::Loader>(
         eval_set.get(), eval_transform->get(),
         data::SamplerOptions{config.train().batch_size(), false, false, 0, rank, world_size,
-                             skip_corrupt});
+                             skip_corrupt, config.data().num_workers()});
   }
 
   // ---- model -------------------------------------------------------------------------------

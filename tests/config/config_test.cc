@@ -202,7 +202,21 @@ INSTANTIATE_TEST_SUITE_P(
         Rule{"optim.opt_betas=0.9", "optim.opt_betas: needs two values"},
         Rule{"train.device=tpu", "train.device: 'tpu' is not one of"},
         Rule{"schedule.warmup_epochs=5", "must be less than train.epochs"},
-        Rule{"optim.clip_grad=0", "optim.clip_grad: 0 must be positive"}));
+        Rule{"optim.clip_grad=0", "optim.clip_grad: 0 must be positive"},
+        Rule{"data.corrupt_images=ignore", "data.corrupt_images: 'ignore' is not one of: fail, skip"},
+        Rule{"aug.aa=autoaug", "aug.aa: 'autoaug' is not a RandAugment policy"},
+        Rule{"aug.cutmix_minmax=[0.5, 0.2]", "aug.cutmix_minmax: min must be less than max"},
+        Rule{"aug.cutmix_minmax=[0, 0.2]", "aug.cutmix_minmax: 0 must be in (0, 1]"}));
+
+TEST(Validate, MixupNeedsEvenBatch) {
+  ExperimentConfig c = ValidFinetune();
+  c.mutable_aug()->set_mixup(0.8);
+  c.mutable_train()->set_batch_size(7);
+  EXPECT_THAT(std::string(Validate(c, Mode::kFinetune).message()),
+              HasSubstr("train.batch_size: 7 must be even with mixup/cutmix"));
+  c.mutable_train()->set_batch_size(8);
+  EXPECT_TRUE(Validate(c, Mode::kFinetune).ok());
+}
 
 TEST(Validate, MissingDataPath) {
   ExperimentConfig c = ValidFinetune();

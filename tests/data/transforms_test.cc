@@ -346,14 +346,12 @@ TEST(LoaderDeterminismTest, SameBatchesWithOneOrManyThreads) {
   absl::StatusOr<std::unique_ptr<ImageFolder>> ds = ImageFolder::Open(root);
   ASSERT_TRUE(ds.ok());
   TrainTransform t(TrainOptions(32));
-  Loader loader(ds->get(), &t, {.batch_size = 4, .shuffle = true, .seed = 3});
-  const int saved = at::get_num_threads();
-  at::set_num_threads(1);
-  const at::Tensor one = loader.GetBatch(2, 1)->images;
-  at::set_num_threads(4);
-  const at::Tensor many = loader.GetBatch(2, 1)->images;
-  at::set_num_threads(saved);
+  Loader one_thread(ds->get(), &t, {.batch_size = 4, .shuffle = true, .seed = 3, .num_workers = 1});
+  Loader four(ds->get(), &t, {.batch_size = 4, .shuffle = true, .seed = 3, .num_workers = 4});
+  const at::Tensor one = one_thread.GetBatch(2, 1)->images;
+  const at::Tensor many = four.GetBatch(2, 1)->images;
   EXPECT_TRUE(one.equal(many));
+  Loader& loader = four;
   EXPECT_FALSE(one.equal(loader.GetBatch(3, 1)->images));  // another epoch, other draws
 }
 
