@@ -16,6 +16,7 @@
 #include "convnextv2/data/loader.h"
 #include "convnextv2/data/transforms.h"
 #include "convnextv2/engine/metrics.h"
+#include "convnextv2/engine/run_record.h"
 #include "convnextv2/engine/runtime.h"
 #include "convnextv2/models/registry.h"
 #include "convnextv2/optim/optimizer.h"
@@ -76,10 +77,8 @@ std::string EpochJson(const EpochStats& e, int64_t n_parameters) {
   return json;
 }
 
-}  // namespace
-
-absl::StatusOr<FinetuneResult> RunFinetune(const ExperimentConfig& input_config,
-                                           const RunOptions& options) {
+absl::StatusOr<FinetuneResult> TrainAndEvaluate(const ExperimentConfig& input_config,
+                                                const RunOptions& options, RunRecord* record) {
   ExperimentConfig config = input_config;
   const auto start = Clock::now();
 
@@ -173,6 +172,7 @@ absl::StatusOr<FinetuneResult> RunFinetune(const ExperimentConfig& input_config,
     }
   }
   if (!options.command_line.empty()) LOG(INFO) << "command line: " << options.command_line;
+  if (absl::Status s = record->Start(config); !s.ok()) return s;
 
   // ---- loop --------------------------------------------------------------------------------
   const int epochs = config.train().epochs();
@@ -215,6 +215,20 @@ absl::StatusOr<FinetuneResult> RunFinetune(const ExperimentConfig& input_config,
       acc_meter.Add(acc);
       step_time.Add(Seconds(step_start));
       stats.train_lr = lr_now;
+      metrics::TrainRow row;
+      row.step = step;
+      row.epoch = epoch;
+      row.loss = loss_value;
+      row.lr = row.min_lr = lr_now * groups.front().lr_scale;
+      for (const optim::ParamGroup& g : groups) {
+        row.lr = std::max(row.lr, lr_now * g.lr_scale);
+        row.min_lr = std::min(row.min_lr, lr_now * g.lr_scale);
+      }
+      row.weight_decay = config.optim().weight_decay();
+      row.class_acc = acc;
+      row.images_per_second = config.train().batch_size() / std::max(step_time.recent(), 1e-9);
+      row.wall_time = record->WallTime();
+      record->AddTrain(row);
       if ((it + 1) % print_freq == 0 || it + 1 == steps_per_epoch) {
         const double eta = step_time.recent() * (steps_per_epoch - it - 1);
         LOG(INFO) << absl::StrFormat(
@@ -245,6 +259,14 @@ absl::StatusOr<FinetuneResult> RunFinetune(const ExperimentConfig& input_config,
       LOG(INFO) << absl::StrFormat("Accuracy of the model on the %d test images: %.1f%%",
                                    stats.test.samples, stats.test.acc1);
       LOG(INFO) << absl::StrFormat("Max accuracy: %.2f%%", result.max_accuracy);
+      metrics::EvalRow row;
+      row.step = static_cast<int64_t>(epoch + 1) * steps_per_epoch - 1;
+      row.epoch = epoch;
+      row.acc1 = stats.test.acc1;
+      row.acc5 = stats.test.acc5;
+      row.loss = stats.test.loss;
+      row.wall_time = record->WallTime();
+      record->AddEval(row);
     }
     if (!out_dir.empty()) {
       if (absl::Status s = util::AppendLine(out_dir + "/log.txt",
@@ -253,10 +275,22 @@ absl::StatusOr<FinetuneResult> RunFinetune(const ExperimentConfig& input_config,
         return s;
       }
     }
+    if (absl::Status s = record->Flush(); !s.ok()) return s;
     result.epochs.push_back(stats);
   }
   LOG(INFO) << "Training time " << FormatDuration(Seconds(train_start)) << " (total "
             << FormatDuration(Seconds(start)) << ")";
+  return result;
+}
+
+}  // namespace
+
+absl::StatusOr<FinetuneResult> RunFinetune(const ExperimentConfig& config,
+                                           const RunOptions& options) {
+  RunRecord record("finetune", options.command_line);
+  absl::StatusOr<FinetuneResult> result = TrainAndEvaluate(config, options, &record);
+  absl::Status recorded = record.Finish(result.status());
+  if (result.ok() && !recorded.ok()) return recorded;
   return result;
 }
 
