@@ -5,8 +5,6 @@
 #include <openssl/evp.h>
 #include <unistd.h>
 
-#include <array>
-#include <cstdio>
 #include <cstdlib>
 #include <ctime>
 
@@ -14,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/strip.h"
+#include "convnextv2/util/shell.h"
 
 #ifndef CONVNEXTV2_BUILD_MODE
 #define CONVNEXTV2_BUILD_MODE "unknown"
@@ -27,29 +26,6 @@ std::string Env(const char* name) {
   return v == nullptr ? "" : v;
 }
 
-// Runs `command` through the shell, puts its stdout in `out`; false on a non-zero exit.
-bool RunCommand(const std::string& command, std::string* out) {
-  out->clear();
-  FILE* pipe = popen(command.c_str(), "r");
-  if (pipe == nullptr) return false;
-  std::array<char, 4096> buffer;
-  size_t n;
-  while ((n = fread(buffer.data(), 1, buffer.size(), pipe)) > 0) out->append(buffer.data(), n);
-  return pclose(pipe) == 0;
-}
-
-std::string ShellQuote(const std::string& s) {
-  std::string q = "'";
-  for (char c : s) {
-    if (c == '\'') {
-      q += "'\\''";
-    } else {
-      q += c;
-    }
-  }
-  return q + "'";
-}
-
 void ReadGit(RunInfo* info) {
   std::string cwd;
   if (char* d = getcwd(nullptr, 0)) {
@@ -59,12 +35,12 @@ void ReadGit(RunInfo* info) {
   for (const std::string& dir :
        {Env("CONVNEXTV2_SOURCE_DIR"), Env("BUILD_WORKSPACE_DIRECTORY"), cwd}) {
     if (dir.empty()) continue;
-    const std::string git = "git -C " + ShellQuote(dir);
+    const std::string git = "git -C " + util::ShellQuote(dir);
     std::string commit, status;
-    if (!RunCommand(git + " rev-parse HEAD 2>/dev/null", &commit)) continue;
+    if (util::RunShell(git + " rev-parse HEAD 2>/dev/null", &commit) != 0) continue;
     info->git_commit = std::string(absl::StripAsciiWhitespace(commit));
     info->git_dirty =
-        !RunCommand(git + " status --porcelain --untracked-files=no 2>/dev/null", &status) ||
+        util::RunShell(git + " status --porcelain --untracked-files=no 2>/dev/null", &status) != 0 ||
         !absl::StripAsciiWhitespace(status).empty();
     info->git_source = "run time: git -C " + dir;
     return;
