@@ -2,6 +2,7 @@
 //
 //   launcher sweep [--dry_run] [--force] [--binary=PATH] [--sweep_dir=DIR] SWEEP.pbtxt
 //   launcher status SWEEP_DIR
+//   launcher reproduce [--out_dir=DIR] [--binary=PATH] RUN_DIR
 //   launcher --help
 //
 // Links protobuf, the config library and the HDF5 reader, not libtorch: it runs on login nodes.
@@ -19,6 +20,7 @@
 #include "absl/strings/strip.h"
 #include "convnextv2/config/command_line.h"
 #include "convnextv2/config/config.h"
+#include "launcher/reproduce.h"
 #include "launcher/status.h"
 #include "launcher/submit.h"
 #include "launcher/sweep.h"
@@ -48,6 +50,12 @@ constexpr char kUsage[] = R"(launcher: Slurm job arrays from protobuf sweeps (se
 
   launcher status SWEEP_DIR
       Per task: Slurm state (squeue), attempts, epochs done and the last metrics.
+
+  launcher reproduce [--out_dir=DIR] [--binary=PATH] RUN_DIR
+      Runs the config recorded in RUN_DIR/manifest.pbtxt again (here, not on Slurm) into DIR
+      (default RUN_DIR.reproduced) and compares the two metrics.h5 row by row, timing columns
+      excepted. On the CPU they must be bitwise equal; exits 1 and lists the first differences
+      when they are not.
 
 Relative paths resolve against the directory you ran the command from (BUILD_WORKING_DIRECTORY
 under `bazel run //launcher -- ...`). Slurm's client commands must be on PATH (and SLURM_CONF
@@ -109,6 +117,36 @@ int Sweep(const std::vector<std::string>& args, const std::string& command_line)
   return 0;
 }
 
+int Reproduce(const std::vector<std::string>& args) {
+  const std::string work_dir = convnextv2::config::UserWorkingDirectory();
+  convnextv2::launcher::ReproduceOptions options;
+  for (const std::string& a : args) {
+    if (absl::StartsWith(a, "--out_dir=")) {
+      options.out_dir = Absolute(a.substr(10), work_dir);
+    } else if (absl::StartsWith(a, "--binary=")) {
+      options.binary = Absolute(a.substr(9), work_dir);
+    } else if (absl::StartsWith(a, "-") || !options.run_dir.empty()) {
+      return Fail(2, "usage: launcher reproduce [--out_dir=DIR] [--binary=PATH] RUN_DIR");
+    } else {
+      options.run_dir = Absolute(a, work_dir);
+    }
+  }
+  if (options.run_dir.empty()) {
+    return Fail(2, "usage: launcher reproduce [--out_dir=DIR] [--binary=PATH] RUN_DIR");
+  }
+  absl::StatusOr<convnextv2::launcher::ReproduceResult> r =
+      convnextv2::launcher::Reproduce(options);
+  if (!r.ok()) return Fail(1, r.status().message());
+  if (r->differences.empty()) {
+    std::printf("reproduced: %zu train rows and %zu eval rows are bitwise equal (%s vs %s)\n",
+                r->train_rows, r->eval_rows, options.run_dir.c_str(), r->out_dir.c_str());
+    return 0;
+  }
+  std::printf("NOT reproduced: %s differs from %s:\n  %s\n", r->out_dir.c_str(),
+              options.run_dir.c_str(), absl::StrJoin(r->differences, "\n  ").c_str());
+  return 1;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -129,6 +167,7 @@ int main(int argc, char** argv) {
     std::fputs(table->c_str(), stdout);
     return 0;
   }
+  if (command == "reproduce") return Reproduce(args);
   return Fail(2, absl::StrCat("unknown command '", command,
-                              "' (sweep or status; see launcher --help)"));
+                              "' (sweep, status or reproduce; see launcher --help)"));
 }

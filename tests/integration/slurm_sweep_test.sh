@@ -80,4 +80,18 @@ grep -q 'blr: 0.004$' "$SWEEP/runs/task_001/config.pbtxt" || fail "task 1 does n
 "$LAUNCHER" status "$SWEEP" >status.txt || fail "status failed"
 cat status.txt
 [[ $(grep -c "FINISHED         1      2" status.txt) == 2 ]] || fail "status does not show 2 finished runs"
+
+# ---- reproduce: the recorded config rerun here gives bitwise the same metrics --------------------
+"$LAUNCHER" reproduce "$SWEEP/runs/task_000" >repro.txt 2>repro.err || fail "reproduce: $(cat repro.txt repro.err)"
+grep -qF "reproduced: 4 train rows and 2 eval rows are bitwise equal" repro.txt || fail "$(cat repro.txt)"
+# A log that does not match (one loss changed by a tiny amount) is caught, exit status 1.
+/usr/bin/python3 -c '
+import sys, h5py
+with h5py.File(sys.argv[1], "r+") as f:
+    f["train/loss"][2] = f["train/loss"][2] * (1 + 1e-12)
+' "$SWEEP/runs/task_001/metrics.h5" || fail "cannot edit metrics.h5"
+"$LAUNCHER" reproduce --out_dir=repro1 "$SWEEP/runs/task_001" >repro1.txt 2>&1
+rc=$?
+[[ $rc == 1 ]] || fail "reproduce of a changed log exited $rc: $(cat repro1.txt)"
+grep -qF "train row 2 (step 2): loss" repro1.txt || fail "no difference reported: $(cat repro1.txt)"
 echo PASS
