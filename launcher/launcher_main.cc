@@ -2,6 +2,7 @@
 //
 //   launcher sweep [--dry_run] [--force] [--binary=PATH] [--sweep_dir=DIR] SWEEP.pbtxt
 //   launcher status SWEEP_DIR
+//   launcher report [--sort=acc1|acc5|loss] [--format=text|csv|markdown] SWEEP_DIR
 //   launcher reproduce [--out_dir=DIR] [--binary=PATH] RUN_DIR
 //   launcher --help
 //
@@ -20,6 +21,8 @@
 #include "absl/strings/strip.h"
 #include "convnextv2/config/command_line.h"
 #include "convnextv2/config/config.h"
+#include "convnextv2/util/files.h"
+#include "launcher/report.h"
 #include "launcher/reproduce.h"
 #include "launcher/status.h"
 #include "launcher/submit.h"
@@ -50,6 +53,12 @@ constexpr char kUsage[] = R"(launcher: Slurm job arrays from protobuf sweeps (se
 
   launcher status SWEEP_DIR
       Per task: Slurm state (squeue), attempts, epochs done and the last metrics.
+
+  launcher report [--sort=acc1|acc5|loss] [--format=text|csv|markdown] SWEEP_DIR
+      The swept values against final and best acc1, acc5 and eval loss of every task, sorted
+      by the best --sort metric (default acc1), printed in --format (default text). Also
+      writes SWEEP_DIR/report.{txt,csv,md,html}; the HTML page draws each task's train loss
+      and eval acc1 curves.
 
   launcher reproduce [--out_dir=DIR] [--binary=PATH] RUN_DIR
       Runs the config recorded in RUN_DIR/manifest.pbtxt again (here, not on Slurm) into DIR
@@ -117,6 +126,46 @@ int Sweep(const std::vector<std::string>& args, const std::string& command_line)
   return 0;
 }
 
+int Report(const std::vector<std::string>& args) {
+  namespace l = convnextv2::launcher;
+  std::string sort = "acc1", format = "text", dir;
+  for (const std::string& a : args) {
+    if (absl::StartsWith(a, "--sort=")) {
+      sort = a.substr(7);
+    } else if (absl::StartsWith(a, "--format=")) {
+      format = a.substr(9);
+    } else if (absl::StartsWith(a, "-") || !dir.empty()) {
+      return Fail(2, "usage: launcher report [--sort=acc1|acc5|loss] "
+                     "[--format=text|csv|markdown] SWEEP_DIR");
+    } else {
+      dir = Absolute(a, convnextv2::config::UserWorkingDirectory());
+    }
+  }
+  if (dir.empty()) return Fail(2, "usage: launcher report [flags] SWEEP_DIR");
+  if (format != "text" && format != "csv" && format != "markdown") {
+    return Fail(2, absl::StrCat("--format=", format, ": text, csv or markdown"));
+  }
+  absl::StatusOr<l::SweepManifest> manifest = l::ReadSweepManifest(dir);
+  if (!manifest.ok()) return Fail(1, manifest.status().message());
+  std::vector<l::TaskSummary> tasks = l::SummarizeTasks(*manifest);
+  if (absl::Status s = l::SortTasks(sort, &tasks); !s.ok()) return Fail(2, s.message());
+  const std::string text = l::ReportTable(*manifest, tasks, l::TableFormat::kText);
+  const std::string csv = l::ReportTable(*manifest, tasks, l::TableFormat::kCsv);
+  const std::string md = l::ReportTable(*manifest, tasks, l::TableFormat::kMarkdown);
+  for (const auto& [name, contents] :
+       std::vector<std::pair<std::string, std::string>>{{"report.txt", text},
+                                                        {"report.csv", csv},
+                                                        {"report.md", md},
+                                                        {"report.html", l::ReportHtml(*manifest, tasks)}}) {
+    if (absl::Status s = convnextv2::util::WriteFileAtomically(dir + "/" + name, contents);
+        !s.ok()) {
+      return Fail(1, s.message());
+    }
+  }
+  std::fputs((format == "csv" ? csv : format == "markdown" ? md : text).c_str(), stdout);
+  return 0;
+}
+
 int Reproduce(const std::vector<std::string>& args) {
   const std::string work_dir = convnextv2::config::UserWorkingDirectory();
   convnextv2::launcher::ReproduceOptions options;
@@ -167,7 +216,8 @@ int main(int argc, char** argv) {
     std::fputs(table->c_str(), stdout);
     return 0;
   }
+  if (command == "report") return Report(args);
   if (command == "reproduce") return Reproduce(args);
   return Fail(2, absl::StrCat("unknown command '", command,
-                              "' (sweep, status or reproduce; see launcher --help)"));
+                              "' (sweep, status, report or reproduce; see launcher --help)"));
 }

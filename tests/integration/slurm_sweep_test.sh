@@ -81,6 +81,15 @@ grep -q 'blr: 0.004$' "$SWEEP/runs/task_001/config.pbtxt" || fail "task 1 does n
 cat status.txt
 [[ $(grep -c "FINISHED         1      2" status.txt) == 2 ]] || fail "status does not show 2 finished runs"
 
+# ---- report: text on stdout, and txt/csv/md/html files ------------------------------------------
+"$LAUNCHER" report --format=csv "$SWEEP" >report.txt || fail "report failed"
+[[ $(head -1 report.txt) == task,optim.blr,state,epochs,final_acc1,best_acc1,* ]] || fail "report header: $(head -1 report.txt)"
+[[ $(grep -c ",FINISHED,2," report.txt) == 2 ]] || fail "report rows: $(cat report.txt)"
+cmp -s report.txt "$SWEEP/report.csv" || fail "report.csv differs from the printed table"
+[[ $(grep -o "<polyline" "$SWEEP/report.html" | wc -l) == 4 ]] || fail "report.html lacks 4 curves"
+/usr/bin/python3 -c 'import sys, xml.dom.minidom; [xml.dom.minidom.parseString(s[:s.index("</svg>") + 6]) for s in open(sys.argv[1]).read().split("<svg")[1:] for s in ["<svg" + s]]' \
+  "$SWEEP/report.html" || fail "report.html has malformed SVG"
+
 # ---- reproduce: the recorded config rerun here gives bitwise the same metrics --------------------
 "$LAUNCHER" reproduce "$SWEEP/runs/task_000" >repro.txt 2>repro.err || fail "reproduce: $(cat repro.txt repro.err)"
 grep -qF "reproduced: 4 train rows and 2 eval rows are bitwise equal" repro.txt || fail "$(cat repro.txt)"
