@@ -1,6 +1,5 @@
 #include "launcher/submit.h"
 
-#include <google/protobuf/io/tokenizer.h>
 #include <google/protobuf/text_format.h>
 #include <unistd.h>
 
@@ -16,6 +15,7 @@
 #include "convnextv2/metrics/run_info.h"
 #include "convnextv2/util/files.h"
 #include "convnextv2/util/shell.h"
+#include "convnextv2/util/text_proto.h"
 #include "launcher/sweep.h"
 
 namespace convnextv2::launcher {
@@ -114,9 +114,7 @@ absl::StatusOr<SweepManifest> ReadSweepManifest(const std::string& sweep_dir) {
                                             " cannot be read"));
   }
   SweepManifest m;
-  if (!google::protobuf::TextFormat::ParseFromString(*text, &m)) {
-    return absl::DataLossError(absl::StrCat(path, " is not a valid SweepManifest"));
-  }
+  if (absl::Status s = util::ParseTextProto(*text, path, &m); !s.ok()) return s;
   return m;
 }
 

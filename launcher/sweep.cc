@@ -1,8 +1,5 @@
 #include "launcher/sweep.h"
 
-#include <google/protobuf/io/tokenizer.h>
-#include <google/protobuf/text_format.h>
-
 #include <filesystem>
 #include <set>
 
@@ -12,17 +9,10 @@
 #include "absl/strings/str_join.h"
 #include "convnextv2/util/files.h"
 #include "convnextv2/util/shell.h"
+#include "convnextv2/util/text_proto.h"
 
 namespace convnextv2::launcher {
 namespace {
-
-class ErrorCollector : public google::protobuf::io::ErrorCollector {
- public:
-  void AddError(int line, int column, const std::string& message) override {
-    if (first.empty()) first = absl::StrCat(line + 1, ":", column + 1, ": ", message);
-  }
-  std::string first;
-};
 
 bool IsSimpleName(absl::string_view s) {
   if (s.empty()) return false;
@@ -114,12 +104,7 @@ absl::StatusOr<SweepConfig> LoadSweep(const std::string& path) {
                                             text.status().message()));
   }
   SweepConfig sweep;
-  ErrorCollector errors;
-  google::protobuf::TextFormat::Parser parser;
-  parser.RecordErrorsTo(&errors);
-  if (!parser.ParseFromString(*text, &sweep)) {
-    return absl::InvalidArgumentError(absl::StrCat(path, ":", errors.first));
-  }
+  if (absl::Status s = util::ParseTextProto(*text, path, &sweep); !s.ok()) return s;
   return sweep;
 }
 

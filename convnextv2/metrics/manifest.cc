@@ -1,26 +1,13 @@
 #include "convnextv2/metrics/manifest.h"
 
-#include <google/protobuf/io/tokenizer.h>
 #include <google/protobuf/text_format.h>
 
 #include "absl/strings/str_cat.h"
 #include "convnextv2/config/config.h"
 #include "convnextv2/util/files.h"
+#include "convnextv2/util/text_proto.h"
 
 namespace convnextv2::metrics {
-namespace {
-
-// Collects parse errors with their line and column instead of printing them.
-class ErrorCollector : public google::protobuf::io::ErrorCollector {
- public:
-  void AddError(int line, int column, const std::string& message) override {
-    if (first.empty()) first = absl::StrCat(line + 1, ":", column + 1, ": ", message);
-  }
-  std::string first;
-};
-
-}  // namespace
-
 RunManifest StartManifest(const ExperimentConfig& config, absl::string_view program,
                           absl::string_view command_line, const RunInfo& info,
                           const RunManifest* previous) {
@@ -73,12 +60,7 @@ absl::StatusOr<RunManifest> ReadManifest(const std::string& path) {
   absl::StatusOr<std::string> text = util::ReadFile(path);
   if (!text.ok()) return text.status();
   RunManifest manifest;
-  ErrorCollector errors;
-  google::protobuf::TextFormat::Parser parser;
-  parser.RecordErrorsTo(&errors);
-  if (!parser.ParseFromString(*text, &manifest)) {
-    return absl::DataLossError(absl::StrCat(path, ":", errors.first));
-  }
+  if (absl::Status s = util::ParseTextProto(*text, path, &manifest); !s.ok()) return s;
   return manifest;
 }
 

@@ -353,24 +353,27 @@ herr_t ReadOneAttribute(hid_t location, const char* name, const H5A_info_t*, voi
 const std::vector<std::string>& TrainColumns() { return TrainSet().names; }
 const std::vector<std::string>& EvalColumns() { return EvalSet().names; }
 
-double TrainValue(const TrainRow& row, const std::string& name) {
-  for (const auto& [n, m] : TrainSet().ints) {
+namespace {
+
+template <typename Row>
+double ColumnValue(const ColumnSet<Row>& set, const Row& row, const std::string& name) {
+  for (const auto& [n, m] : set.ints) {
     if (n == name) return static_cast<double>(row.*m);
   }
-  for (const auto& [n, m] : TrainSet().doubles) {
+  for (const auto& [n, m] : set.doubles) {
     if (n == name) return row.*m;
   }
   return kMissing;
 }
 
+}  // namespace
+
+double TrainValue(const TrainRow& row, const std::string& name) {
+  return ColumnValue(TrainSet(), row, name);
+}
+
 double EvalValue(const EvalRow& row, const std::string& name) {
-  for (const auto& [n, m] : EvalSet().ints) {
-    if (n == name) return static_cast<double>(row.*m);
-  }
-  for (const auto& [n, m] : EvalSet().doubles) {
-    if (n == name) return row.*m;
-  }
-  return kMissing;
+  return ColumnValue(EvalSet(), row, name);
 }
 
 absl::StatusOr<std::unique_ptr<MetricsWriter>> MetricsWriter::Create(
