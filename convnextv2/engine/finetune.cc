@@ -17,6 +17,7 @@
 #include "convnextv2/data/transforms.h"
 #include "convnextv2/engine/metrics.h"
 #include "convnextv2/engine/run_record.h"
+#include "convnextv2/metrics/run_info.h"
 #include "convnextv2/engine/runtime.h"
 #include "convnextv2/models/registry.h"
 #include "convnextv2/optim/optimizer.h"
@@ -287,6 +288,8 @@ absl::StatusOr<FinetuneResult> TrainAndEvaluate(const ExperimentConfig& input_co
 
 absl::StatusOr<FinetuneResult> RunFinetune(const ExperimentConfig& config,
                                            const RunOptions& options) {
+  // A multi-task srun would run several copies into one output dir: refuse before writing.
+  if (absl::Status s = metrics::CheckSlurmTasks(metrics::SlurmFromEnvironment()); !s.ok()) return s;
   RunRecord record("finetune", options.command_line);
   absl::StatusOr<FinetuneResult> result = TrainAndEvaluate(config, options, &record);
   absl::Status recorded = record.Finish(result.status());

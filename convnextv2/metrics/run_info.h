@@ -16,6 +16,7 @@
 #include <map>
 #include <string>
 
+#include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 
 namespace convnextv2::metrics {
@@ -51,6 +52,11 @@ std::string NowUtc();
 
 // The Slurm ids of this process's environment (empty strings outside Slurm).
 SlurmIds SlurmFromEnvironment();
+
+// Fails fast, naming the variables, when Slurm started this binary as one of several tasks
+// (SLURM_NTASKS > 1): this build trains in one process per run, and several copies would
+// train side by side into the same output dir. OK outside Slurm.
+absl::Status CheckSlurmTasks(const SlurmIds& ids);
 
 }  // namespace convnextv2::metrics
 

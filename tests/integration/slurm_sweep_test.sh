@@ -81,6 +81,12 @@ grep -q 'blr: 0.004$' "$SWEEP/runs/task_001/config.pbtxt" || fail "task 1 does n
 cat status.txt
 [[ $(grep -c "FINISHED         1      2" status.txt) == 2 ]] || fail "status does not show 2 finished runs"
 
+# ---- a binary started as one of several Slurm tasks fails fast, before writing anything --------
+srun -n 2 "$SWEEP/bin/finetune" --data_set synthetic --nb_classes 4 --output_dir "$TEST_TMPDIR/multi" \
+  >multi.txt 2>&1 && fail "a 2-task srun was accepted"
+grep -q "Slurm started 2 tasks (SLURM_NTASKS=2" multi.txt || fail "2-task srun message: $(cat multi.txt)"
+[[ ! -e $TEST_TMPDIR/multi/manifest.pbtxt ]] || fail "the refused run wrote a manifest"
+
 # ---- report: text on stdout, and txt/csv/md/html files ------------------------------------------
 "$LAUNCHER" report --format=csv "$SWEEP" >report.txt || fail "report failed"
 [[ $(head -1 report.txt) == task,optim.blr,state,epochs,final_acc1,best_acc1,* ]] || fail "report header: $(head -1 report.txt)"

@@ -133,6 +133,8 @@ TEST(SweepTest, ErrorsOfTheSweepAndOfTasks) {
   EXPECT_THAT(Error(std::string(kBase) + "slurm { signal: 'USR1@x' }"),
               HasSubstr("slurm.signal 'USR1@x'"));
   EXPECT_THAT(Error(std::string(kBase) + "set: 'epochz=3'"), HasSubstr("set 'epochz=3'"));
+  EXPECT_THAT(Error(std::string(kBase) + "slurm { nodes: 2 ntasks_per_node: 2 }"),
+              HasSubstr("slurm.nodes x ntasks_per_node = 4: this build trains in one process"));
   // A task the binary's validator refuses names the task and its values.
   const std::string e = Error(std::string(kBase) + R"(
       axis { field: "batch_size" values: "8" values: "-1" })");

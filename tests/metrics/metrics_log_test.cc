@@ -50,7 +50,9 @@ TEST(MetricsLogTest, RoundTripKeepsEveryValueAndAttribute) {
   for (int64_t s = 0; s < 25; ++s) {
     (*writer)->AddTrain(Train(s));
     if (s % 10 == 9) (*writer)->AddEval(Eval(s / 10));
-    if (s == 12) ASSERT_TRUE((*writer)->Flush().ok());  // appends across flushes
+    if (s == 12) {
+      ASSERT_TRUE((*writer)->Flush().ok());  // appends across flushes
+    }
   }
   writer->reset();  // the destructor flushes the rest
 
@@ -184,6 +186,20 @@ TEST(RunInfoTest, CollectsHostSlurmIdsAndVersions) {
   EXPECT_EQ(info.build_mode, "opt");  // .bazelrc builds with -c opt
   EXPECT_EQ(info.start_time.size(), 20u);
   EXPECT_FALSE(info.git_commit.empty());
+}
+
+TEST(RunInfoTest, SeveralSlurmTasksAreRefused) {
+  SlurmIds ids;
+  EXPECT_TRUE(CheckSlurmTasks(ids).ok());  // outside Slurm
+  ids.ntasks = "1";
+  EXPECT_TRUE(CheckSlurmTasks(ids).ok());
+  ids.ntasks = "4";
+  ids.procid = "2";
+  ids.node_list = "n[1-2]";
+  const absl::Status s = CheckSlurmTasks(ids);
+  ASSERT_FALSE(s.ok());
+  EXPECT_THAT(std::string(s.message()),
+              HasSubstr("Slurm started 4 tasks (SLURM_NTASKS=4, this is SLURM_PROCID=2 on n[1-2])"));
 }
 
 }  // namespace
