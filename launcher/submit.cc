@@ -192,7 +192,8 @@ absl::StatusOr<SweepResult> RunSweep(const SweepOptions& options) {
   const std::string source_dir =
       info.git_source.rfind("run time: git -C ", 0) == 0 ? info.git_source.substr(17)
                                                          : options.work_dir;
-  result.script = SbatchScript(*sweep, result.sweep_dir, copied, result.num_tasks, source_dir);
+  result.script = SbatchScript(*sweep, result.sweep_dir, copied, result.num_tasks, source_dir,
+                               info.git_commit, info.git_dirty);
   const std::string script_path = result.sweep_dir + "/sweep.sbatch";
   manifest.set_sbatch_script(script_path);
   if (absl::Status s = util::WriteFileAtomically(script_path, result.script); !s.ok()) return s;

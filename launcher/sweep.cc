@@ -203,7 +203,8 @@ std::vector<std::pair<int, int>> SplitArrays(int num_tasks, int max_array_size) 
 }
 
 std::string SbatchScript(const SweepConfig& sweep, const std::string& sweep_dir,
-                         const std::string& binary, int num_tasks, const std::string& source_dir) {
+                         const std::string& binary, int num_tasks, const std::string& source_dir,
+                         const std::string& git_commit, bool git_dirty) {
   const SlurmSettings& sl = sweep.slurm();
   std::string s = "#!/bin/bash\n";
   absl::StrAppend(&s, "# Sweep '", sweep.name(), "': ", num_tasks,
@@ -236,6 +237,10 @@ TASK_NAME=$(printf 'task_%03d' "$TASK")
   absl::StrAppend(&s, "BINARY=", util::ShellQuote(binary), "\n");
   // The binaries read the git commit of this checkout for their manifests.
   absl::StrAppend(&s, "export CONVNEXTV2_SOURCE_DIR=", util::ShellQuote(source_dir), "\n");
+  if (!git_commit.empty() && git_commit != "unknown") {
+    absl::StrAppend(&s, "export CONVNEXTV2_GIT_COMMIT=", util::ShellQuote(git_commit),
+                    " CONVNEXTV2_GIT_DIRTY=", git_dirty ? 1 : 0, "\n");
+  }
   absl::StrAppend(&s, R"SH(
 echo "launcher: $TASK_NAME (job ${SLURM_JOB_ID}, array ${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}, restart ${SLURM_RESTART_COUNT:-0}) on $(hostname) at $(date -u +%FT%TZ)"
 # The task's config names its own output dir ($SWEEP_DIR/runs/$TASK_NAME, never per attempt), so

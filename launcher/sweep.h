@@ -53,8 +53,11 @@ std::string TaskName(int index);
 // task (%A_%a), --signal, --requeue, srun of `binary` with the task's config, and a requeue
 // when the binary exits 75. CONVNEXTV2_TASK_OFFSET (set on sbatch's command line when a sweep
 // is split into several arrays) shifts the task index.
+// `git_commit`/`git_dirty` (of the checkout when the sweep was written) are exported for the
+// tasks' manifests.
 std::string SbatchScript(const SweepConfig& sweep, const std::string& sweep_dir,
-                         const std::string& binary, int num_tasks, const std::string& source_dir);
+                         const std::string& binary, int num_tasks, const std::string& source_dir,
+                         const std::string& git_commit = "", bool git_dirty = false);
 
 // (first task, number of tasks) of each array when at most max_array_size fit in one.
 std::vector<std::pair<int, int>> SplitArrays(int num_tasks, int max_array_size);

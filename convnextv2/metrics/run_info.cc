@@ -28,6 +28,14 @@ std::string Env(const char* name) {
 }
 
 void ReadGit(RunInfo* info) {
+  // A sweep's tasks run a copy of the binary made when the sweep was written: the commit of
+  // that moment describes it better than the checkout's state when the task starts.
+  if (const std::string commit = Env("CONVNEXTV2_GIT_COMMIT"); !commit.empty()) {
+    info->git_commit = commit;
+    info->git_dirty = Env("CONVNEXTV2_GIT_DIRTY") == "1";
+    info->git_source = "launcher: the checkout's commit when the sweep was written";
+    return;
+  }
   std::string cwd;
   if (char* d = getcwd(nullptr, 0)) {
     cwd = d;

@@ -5,7 +5,9 @@
 //   std::string hash = Sha256Hex(config_text);
 //
 // The git commit is read at RUN time (not embedded at build time, which would rebuild every
-// binary on every commit): `git rev-parse HEAD` and `git status --porcelain
+// binary on every commit): $CONVNEXTV2_GIT_COMMIT / $CONVNEXTV2_GIT_DIRTY when set (the
+// launcher's sbatch scripts set them to the commit at sweep time, when the binary was copied),
+// else `git rev-parse HEAD` and `git status --porcelain
 // --untracked-files=no` in the first of $CONVNEXTV2_SOURCE_DIR (the launcher's sbatch scripts
 // set it to the checkout the sweep was made from), $BUILD_WORKSPACE_DIRECTORY (`bazel run`) and
 // the current directory that is inside a git checkout. `git_source` records which directory

@@ -157,7 +157,8 @@ TEST(SweepTest, SbatchScriptLines) {
     slurm { partition: "gpu" account: "proj" qos: "high" time: "04:00:00" nodes: 2
             ntasks_per_node: 4 gpus_per_node: 4 cpus_per_task: 8 mem: "64G" max_parallel: 3
             signal: "USR2" signal_lead_seconds: 90 extra_sbatch_args: "--exclusive" })");
-  const std::string script = SbatchScript(s, "/sw/t", "/sw/t/bin/finetune", 12, "/src");
+  const std::string script =
+      SbatchScript(s, "/sw/t", "/sw/t/bin/finetune", 12, "/src", "abc123", /*git_dirty=*/true);
   for (const char* line :
        {"#!/bin/bash\n", "#SBATCH --job-name=t\n", "#SBATCH --array=0-11%3\n",
         "#SBATCH --output=/sw/t/logs/%A_%a.out\n", "#SBATCH --requeue\n",
@@ -166,6 +167,7 @@ TEST(SweepTest, SbatchScriptLines) {
         "#SBATCH --account=proj\n", "#SBATCH --qos=high\n", "#SBATCH --time=04:00:00\n",
         "#SBATCH --mem=64G\n", "#SBATCH --exclusive\n", "SWEEP_DIR='/sw/t'\n",
         "BINARY='/sw/t/bin/finetune'\n", "export CONVNEXTV2_SOURCE_DIR='/src'\n",
+        "export CONVNEXTV2_GIT_COMMIT='abc123' CONVNEXTV2_GIT_DIRTY=1\n",
         "srun --kill-on-bad-exit=1 \"$BINARY\" --config=\"$SWEEP_DIR/tasks/$TASK_NAME.pbtxt\"\n",
         "if [[ $rc -eq 75 ]]; then\n", "  scontrol requeue \"$SLURM_JOB_ID\"\n",
         "exit $rc\n"}) {
@@ -177,6 +179,7 @@ TEST(SweepTest, SbatchScriptLines) {
   EXPECT_THAT(plain, HasSubstr("#SBATCH --signal=TERM@300\n"));
   EXPECT_THAT(plain, ::testing::Not(HasSubstr("--partition")));
   EXPECT_THAT(plain, ::testing::Not(HasSubstr("--gpus-per-node")));
+  EXPECT_THAT(plain, ::testing::Not(HasSubstr("CONVNEXTV2_GIT_COMMIT")));
 }
 
 TEST(SweepTest, SplitArraysRespectsMaxArraySize) {

@@ -188,6 +188,17 @@ TEST(RunInfoTest, CollectsHostSlurmIdsAndVersions) {
   EXPECT_FALSE(info.git_commit.empty());
 }
 
+TEST(RunInfoTest, TheLaunchersCommitWins) {
+  setenv("CONVNEXTV2_GIT_COMMIT", "feedbeef", 1);
+  setenv("CONVNEXTV2_GIT_DIRTY", "1", 1);
+  const RunInfo info = CollectRunInfo();
+  unsetenv("CONVNEXTV2_GIT_COMMIT");
+  unsetenv("CONVNEXTV2_GIT_DIRTY");
+  EXPECT_EQ(info.git_commit, "feedbeef");
+  EXPECT_TRUE(info.git_dirty);
+  EXPECT_THAT(info.git_source, HasSubstr("launcher"));
+}
+
 TEST(RunInfoTest, SeveralSlurmTasksAreRefused) {
   SlurmIds ids;
   EXPECT_TRUE(CheckSlurmTasks(ids).ok());  // outside Slurm
