@@ -21,7 +21,7 @@ PACKAGES=(
   # base libraries
   libabsl-dev libgoogle-glog-dev libgflags-dev
   libprotobuf-dev protobuf-compiler
-  libhdf5-dev hdf5-tools
+  libhdf5-dev hdf5-tools libssl-dev
   libgtest-dev googletest
   # images
   libturbojpeg0-dev libjpeg62-turbo-dev libpng-dev zlib1g-dev

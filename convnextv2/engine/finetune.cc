@@ -24,6 +24,8 @@
 #include "convnextv2/engine/preemption.h"
 #include "convnextv2/engine/run_checkpoints.h"
 #include "convnextv2/engine/recipe.h"
+#include "convnextv2/engine/run_record.h"
+#include "convnextv2/metrics/run_info.h"
 #include "convnextv2/engine/runtime.h"
 #include "convnextv2/models/registry.h"
 #include "convnextv2/util/files.h"
@@ -200,10 +202,8 @@ constexpr char kLossSum[] = "train.loss_sum", kLossCount[] = "train.loss_count",
                kAccSum[] = "train.acc_sum", kAccCount[] = "train.acc_count",
                kGradSum[] = "train.grad_norm_sum", kGradCount[] = "train.grad_norm_count";
 
-}  // namespace
-
-absl::StatusOr<FinetuneResult> RunFinetune(const ExperimentConfig& input_config,
-                                           const RunOptions& options) {
+absl::StatusOr<FinetuneResult> TrainAndEvaluate(const ExperimentConfig& input_config,
+                                                const RunOptions& options, RunRecord* record) {
   ExperimentConfig config = input_config;
   const auto start = Clock::now();
 
@@ -321,6 +321,11 @@ absl::StatusOr<FinetuneResult> RunFinetune(const ExperimentConfig& input_config,
       return s;
     }
   }
+  if (absl::Status s =
+          record->Start(config, state->resumed ? state->global_step - 1 : int64_t{-1});
+      !s.ok()) {
+    return s;
+  }
 
   // ---- loop --------------------------------------------------------------------------------
   const int epochs = config.train().epochs();
@@ -366,6 +371,7 @@ absl::StatusOr<FinetuneResult> RunFinetune(const ExperimentConfig& input_config,
                                : std::string(" as requested"))
                        << "; the checkpoint resumes from here";
           result.preempted = true;
+          if (absl::Status s = record->Flush(); !s.ok()) return s;
           return result;
         }
       }
@@ -413,6 +419,18 @@ absl::StatusOr<FinetuneResult> RunFinetune(const ExperimentConfig& input_config,
       stats.train_min_lr = (*recipe)->min_lr();
       stats.train_weight_decay = (*recipe)->weight_decay();
       state->global_step = static_cast<int64_t>(epoch) * steps_per_epoch + it + 1;
+      metrics::TrainRow row;
+      row.step = static_cast<int64_t>(epoch) * steps_per_epoch + it;
+      row.epoch = epoch;
+      row.loss = loss_value;
+      row.lr = lr_now;
+      row.min_lr = stats.train_min_lr;
+      row.weight_decay = stats.train_weight_decay;
+      if (step.boundary && step.stepped) row.grad_norm = step.grad_norm;
+      row.class_acc = acc;
+      row.images_per_second = config.train().batch_size() / std::max(step_time.recent(), 1e-9);
+      row.wall_time = record->WallTime();
+      record->AddTrain(row);
       if ((it + 1) % print_freq == 0 || it + 1 == steps_per_epoch) {
         const double eta = step_time.recent() * (steps_per_epoch - it - 1);
         LOG(INFO) << absl::StrFormat(
@@ -470,6 +488,19 @@ absl::StatusOr<FinetuneResult> RunFinetune(const ExperimentConfig& input_config,
                                      stats.test_ema.samples, stats.test_ema.acc1);
         LOG(INFO) << absl::StrFormat("Max EMA accuracy: %.2f%%", result.max_accuracy_ema);
       }
+      metrics::EvalRow row;
+      row.step = static_cast<int64_t>(epoch + 1) * steps_per_epoch - 1;
+      row.epoch = epoch;
+      row.acc1 = stats.test.acc1;
+      row.acc5 = stats.test.acc5;
+      row.loss = stats.test.loss;
+      if (stats.evaluated_ema) {
+        row.ema_acc1 = stats.test_ema.acc1;
+        row.ema_acc5 = stats.test_ema.acc5;
+        row.ema_loss = stats.test_ema.loss;
+      }
+      row.wall_time = record->WallTime();
+      record->AddEval(row);
     }
     if (!out_dir.empty()) {
       if (absl::Status s = util::AppendLine(out_dir + "/log.txt",
@@ -478,6 +509,7 @@ absl::StatusOr<FinetuneResult> RunFinetune(const ExperimentConfig& input_config,
         return s;
       }
     }
+    if (absl::Status s = record->Flush(); !s.ok()) return s;
     result.epochs.push_back(stats);
     state->next_epoch = epoch + 1;
     state->next_step = 0;
@@ -486,6 +518,23 @@ absl::StatusOr<FinetuneResult> RunFinetune(const ExperimentConfig& input_config,
   }
   LOG(INFO) << "Training time " << FormatDuration(Seconds(train_start)) << " (total "
             << FormatDuration(Seconds(start)) << ")";
+  return result;
+}
+
+}  // namespace
+
+absl::StatusOr<FinetuneResult> RunFinetune(const ExperimentConfig& config,
+                                           const RunOptions& options) {
+  // A multi-task srun would run several copies into one output dir: refuse before writing.
+  if (absl::Status s = metrics::CheckSlurmTasks(metrics::SlurmFromEnvironment()); !s.ok()) return s;
+  RunRecord record("finetune", options.command_line);
+  absl::StatusOr<FinetuneResult> result = TrainAndEvaluate(config, options, &record);
+  // A run stopped on a signal after saving exits 75 (requeue): the manifest says so.
+  absl::Status recorded =
+      result.ok() && result->preempted
+          ? record.FinishWithExitStatus(75, "stopped on a signal after saving a checkpoint")
+          : record.Finish(result.status());
+  if (result.ok() && !recorded.ok()) return recorded;
   return result;
 }
 

@@ -2,6 +2,7 @@
 //
 //   absl::StatusOr<FinetuneResult> r = RunFinetune(config, {.command_line = "..."});
 //
+// Records output_dir/manifest.pbtxt and output_dir/metrics.h5 (see run_record.h).
 // Flow: device and threads -> datasets and loaders -> model from the registry -> parameter
 // groups and optimizer -> epochs of training (per-iteration lr schedule) and evaluation ->
 // per-epoch log rows. Writes nothing when output_dir is empty; otherwise output_dir/config.pbtxt

@@ -1,0 +1,42 @@
+// `launcher reproduce RUN_DIR`: runs a recorded run again and compares the two metric logs.
+//
+//   absl::StatusOr<ReproduceResult> r = Reproduce({.run_dir = "sweeps/ft/runs/task_000"});
+//   if (r.ok() && r->differences.empty()) ...   // bitwise equal (expected on CPU)
+//
+// The config comes from RUN_DIR/manifest.pbtxt (the resolved config the run used); only its
+// output_dir changes (default RUN_DIR.reproduced). Timing columns (images_per_second,
+// wall_time) are not compared; every other value must be bitwise equal.
+#ifndef CONVNEXTV2_LAUNCHER_REPRODUCE_H_
+#define CONVNEXTV2_LAUNCHER_REPRODUCE_H_
+
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "convnextv2/metrics/metrics_log.h"
+
+namespace convnextv2::launcher {
+
+struct ReproduceOptions {
+  std::string run_dir;  // absolute
+  std::string out_dir;  // empty: <run_dir>.reproduced
+  std::string binary;   // empty: the recorded program built beside the launcher
+};
+
+struct ReproduceResult {
+  std::string out_dir;
+  size_t train_rows = 0;
+  size_t eval_rows = 0;
+  std::vector<std::string> differences;  // empty when the logs agree
+};
+
+absl::StatusOr<ReproduceResult> Reproduce(const ReproduceOptions& options);
+
+// Row-by-row comparison of two logs, timing columns excluded; NaN equals NaN. Returns up to
+// `max_differences` descriptions ("train row 3 (step 3): loss 0.5 != 0.50000000000000011").
+std::vector<std::string> CompareLogs(const metrics::MetricsLog& a, const metrics::MetricsLog& b,
+                                     int max_differences = 10);
+
+}  // namespace convnextv2::launcher
+
+#endif  // CONVNEXTV2_LAUNCHER_REPRODUCE_H_

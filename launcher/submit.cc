@@ -1,0 +1,227 @@
+#include "launcher/submit.h"
+
+#include <google/protobuf/text_format.h>
+#include <unistd.h>
+
+#include <filesystem>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "convnextv2/config/config.h"
+#include "convnextv2/metrics/run_info.h"
+#include "convnextv2/util/files.h"
+#include "convnextv2/util/shell.h"
+#include "convnextv2/util/text_proto.h"
+#include "launcher/sweep.h"
+
+namespace convnextv2::launcher {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string ProgramName(const SweepConfig& sweep) {
+  return sweep.binary() == SweepConfig::PRETRAIN ? "pretrain" : "finetune";
+}
+
+absl::Status CopyExecutable(const std::string& from, const std::string& to) {
+  const std::string tmp = absl::StrCat(to, ".tmp.", getpid());
+  std::error_code ec;
+  fs::copy_file(from, tmp, fs::copy_options::overwrite_existing, ec);
+  if (!ec) fs::permissions(tmp, fs::perms::owner_all | fs::perms::group_read |
+                                    fs::perms::group_exec | fs::perms::others_read |
+                                    fs::perms::others_exec, ec);
+  if (!ec) fs::rename(tmp, to, ec);
+  if (ec) {
+    return absl::PermissionDeniedError(
+        absl::StrCat("cannot copy ", from, " to ", to, ": ", ec.message()));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status WriteSweepManifest(const std::string& sweep_dir, const SweepManifest& m) {
+  std::string text;
+  google::protobuf::TextFormat::PrintToString(m, &text);
+  return util::WriteFileAtomically(sweep_dir + "/sweep_manifest.pbtxt", text);
+}
+
+// Submits one array; returns its job id.
+absl::StatusOr<std::string> Submit(const std::string& script, const std::string& extra_args,
+                                   const std::string& err_file) {
+  std::string out;
+  const std::string command = absl::StrCat("sbatch --parsable ", extra_args,
+                                           util::ShellQuote(script), " 2>",
+                                           util::ShellQuote(err_file));
+  const int rc = util::RunShell(command, &out);
+  absl::StatusOr<std::string> err = util::ReadFile(err_file);
+  const std::string stderr_text = err.ok() ? std::string(absl::StripAsciiWhitespace(*err)) : "";
+  if (rc != 0) {
+    return absl::UnavailableError(absl::StrCat(
+        "sbatch failed (exit ", rc, ")", rc == 127 ? ": sbatch is not on PATH" : "",
+        stderr_text.empty() ? "" : ": ", stderr_text, "\n  command: ", command));
+  }
+  // --parsable prints "jobid" or "jobid;cluster".
+  const std::string id(absl::StripAsciiWhitespace(
+      std::vector<std::string>(absl::StrSplit(out, ';'))[0]));
+  int64_t number;
+  if (!absl::SimpleAtoi(id, &number)) {
+    return absl::InternalError(absl::StrCat("sbatch printed '", out, "', not a job id"));
+  }
+  return id;
+}
+
+}  // namespace
+
+absl::StatusOr<std::string> FindBinary(const std::string& name) {
+  std::error_code ec;
+  const fs::path self = fs::read_symlink("/proc/self/exe", ec);
+  std::vector<fs::path> candidates;
+  if (!ec) {
+    candidates.push_back(fs::path(self.string() + ".runfiles") / "convnextv2" / "convnextv2" / name);
+    candidates.push_back(self.parent_path().parent_path() / "convnextv2" / name);
+  }
+  for (const fs::path& c : candidates) {
+    if (fs::is_regular_file(c, ec)) return fs::canonical(c, ec).string();
+  }
+  return absl::NotFoundError(absl::StrCat(
+      "no ", name, " binary beside the launcher (looked at ",
+      candidates.empty() ? std::string("nothing") : candidates.back().string(),
+      "): build it with `bazel build //convnextv2:", name, "` or pass --binary=PATH"));
+}
+
+int MaxArraySize() {
+  std::string out;
+  if (util::RunShell("scontrol show config 2>/dev/null", &out) != 0) return 1001;
+  for (absl::string_view line : absl::StrSplit(out, '\n')) {
+    std::vector<std::string> kv = absl::StrSplit(line, absl::MaxSplits('=', 1));
+    int value;
+    if (kv.size() == 2 && absl::StripAsciiWhitespace(kv[0]) == "MaxArraySize" &&
+        absl::SimpleAtoi(absl::StripAsciiWhitespace(kv[1]), &value) && value > 0) {
+      return value;
+    }
+  }
+  return 1001;
+}
+
+absl::StatusOr<SweepManifest> ReadSweepManifest(const std::string& sweep_dir) {
+  const std::string path = sweep_dir + "/sweep_manifest.pbtxt";
+  absl::StatusOr<std::string> text = util::ReadFile(path);
+  if (!text.ok()) {
+    return absl::NotFoundError(absl::StrCat(sweep_dir, " is not a sweep dir: ", path,
+                                            " cannot be read"));
+  }
+  SweepManifest m;
+  if (absl::Status s = util::ParseTextProto(*text, path, &m); !s.ok()) return s;
+  return m;
+}
+
+absl::StatusOr<SweepResult> RunSweep(const SweepOptions& options) {
+  absl::StatusOr<SweepConfig> sweep = LoadSweep(options.sweep_file);
+  if (!sweep.ok()) return sweep.status();
+  SweepResult result;
+  result.sweep_dir = !options.sweep_dir.empty()
+                         ? options.sweep_dir
+                         : (fs::path(options.work_dir) / sweep->sweep_root() / sweep->name())
+                               .lexically_normal()
+                               .string();
+  ExpandOptions expand;
+  expand.sweep_file_dir = fs::path(options.sweep_file).parent_path().string();
+  expand.work_dir = options.work_dir;
+  expand.sweep_dir = result.sweep_dir;
+  absl::StatusOr<std::vector<SweepPoint>> points = ExpandSweep(*sweep, expand);
+  if (!points.ok()) return points.status();
+  result.num_tasks = static_cast<int>(points->size());
+
+  const std::string program = ProgramName(*sweep);
+  absl::StatusOr<std::string> binary =
+      options.binary.empty() ? FindBinary(program) : absl::StatusOr<std::string>(options.binary);
+  if (!binary.ok()) return binary.status();
+  if (!fs::is_regular_file(*binary)) {
+    return absl::NotFoundError(absl::StrCat("--binary ", *binary, " does not exist"));
+  }
+  if (fs::exists(result.sweep_dir + "/sweep_manifest.pbtxt") && !options.force) {
+    return absl::AlreadyExistsError(absl::StrCat(
+        "sweep dir ", result.sweep_dir, " already exists; pick another name or --sweep_dir, or "
+        "pass --force to rewrite it and submit again (finished runs stay, others resume)"));
+  }
+
+  // ---- the sweep dir -------------------------------------------------------------------------
+  for (const char* sub : {"tasks", "runs", "logs", "bin"}) {
+    if (absl::Status s = util::MakeDirs(result.sweep_dir + "/" + sub); !s.ok()) return s;
+  }
+  const std::string copied = result.sweep_dir + "/bin/" + program;
+  if (absl::Status s = CopyExecutable(*binary, copied); !s.ok()) return s;
+  absl::StatusOr<std::string> binary_bytes = util::ReadFile(copied);
+  if (!binary_bytes.ok()) return binary_bytes.status();
+
+  const metrics::RunInfo info = metrics::CollectRunInfo();
+  SweepManifest manifest;
+  *manifest.mutable_sweep() = *sweep;
+  manifest.set_sweep_file(options.sweep_file);
+  manifest.set_launcher_command_line(options.command_line);
+  manifest.set_created_time(info.start_time);
+  manifest.set_git_commit(info.git_commit);
+  manifest.set_git_dirty(info.git_dirty);
+  manifest.set_host(info.host);
+  manifest.set_binary(copied);
+  manifest.set_binary_sha256(metrics::Sha256Hex(*binary_bytes));
+  manifest.set_binary_source(*binary);
+  manifest.set_dry_run(options.dry_run);
+  for (const SweepPoint& p : *points) {
+    SweepTask* t = manifest.add_tasks();
+    t->set_index(p.index);
+    t->set_name(p.name);
+    t->set_config_path(absl::StrCat(result.sweep_dir, "/tasks/", p.name, ".pbtxt"));
+    t->set_run_dir(p.config.output().output_dir());
+    for (const std::string& a : p.assignments) t->add_assignments(a);
+    t->set_seed(p.seed);
+    const std::string header =
+        absl::StrCat("# ", sweep->name(), " ", p.name, ": ",
+                     p.assignments.empty() ? "base config" : absl::StrJoin(p.assignments, ", "),
+                     "\n");
+    if (absl::Status s = util::WriteFileAtomically(t->config_path(),
+                                                   header + config::ToText(p.config));
+        !s.ok()) {
+      return s;
+    }
+  }
+  // The git commit the tasks record is read from the checkout the launcher ran in.
+  const std::string source_dir =
+      info.git_source.rfind("run time: git -C ", 0) == 0 ? info.git_source.substr(17)
+                                                         : options.work_dir;
+  result.script = SbatchScript(*sweep, result.sweep_dir, copied, result.num_tasks, source_dir,
+                               info.git_commit, info.git_dirty);
+  const std::string script_path = result.sweep_dir + "/sweep.sbatch";
+  manifest.set_sbatch_script(script_path);
+  if (absl::Status s = util::WriteFileAtomically(script_path, result.script); !s.ok()) return s;
+  if (absl::Status s = WriteSweepManifest(result.sweep_dir, manifest); !s.ok()) return s;
+  if (options.dry_run) return result;
+
+  // ---- submission ----------------------------------------------------------------------------
+  const int max_array_size = MaxArraySize();
+  manifest.set_max_array_size(max_array_size);
+  const std::vector<std::pair<int, int>> arrays = SplitArrays(result.num_tasks, max_array_size);
+  for (const auto& [first, count] : arrays) {
+    std::string extra;
+    if (arrays.size() > 1) {
+      extra = absl::StrCat("--array=", ArraySpec(count, sweep->slurm().max_parallel()),
+                           " --export=ALL,CONVNEXTV2_TASK_OFFSET=", first, " ");
+    }
+    absl::StatusOr<std::string> id =
+        Submit(script_path, extra, result.sweep_dir + "/logs/sbatch.stderr");
+    if (!id.ok()) {
+      (void)WriteSweepManifest(result.sweep_dir, manifest);  // records what was submitted
+      return id.status();
+    }
+    result.job_ids.push_back(*id);
+    manifest.add_job_ids(*id);
+  }
+  manifest.set_submitted_time(metrics::NowUtc());
+  if (absl::Status s = WriteSweepManifest(result.sweep_dir, manifest); !s.ok()) return s;
+  return result;
+}
+
+}  // namespace convnextv2::launcher

@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# End to end on a real Slurm cluster: starts a one-node cluster on localhost
+# (tools/slurm/local_cluster.sh), submits a 2-task sweep of tiny finetune runs on synthetic data
+# with `launcher sweep`, waits for both, and checks each run's manifest.pbtxt and metrics.h5, the
+# Slurm logs and `launcher status`. Fails (never skips) when Slurm or munge is missing.
+set -uo pipefail
+LAUNCHER=$(realpath "$1")
+CLUSTER=$(realpath "$2")
+CHECK=$(realpath "$3")
+fail() { echo "FAIL: $*" >&2; exit 1; }
+
+# Unix socket paths must stay under 108 bytes: the cluster lives in a short /tmp dir.
+CLUSTER_DIR=$(mktemp -d /tmp/cnx-slurm.XXXXXX) || fail "cannot make a cluster dir in /tmp"
+cleanup() {
+  "$CLUSTER" stop "$CLUSTER_DIR" || echo "warning: stopping the cluster failed" >&2
+  rm -rf "$CLUSTER_DIR"
+}
+trap cleanup EXIT
+"$CLUSTER" start "$CLUSTER_DIR" >"$TEST_TMPDIR/cluster.out" 2>&1 || {
+  cat "$TEST_TMPDIR/cluster.out" "$CLUSTER_DIR"/*.log 2>/dev/null
+  fail "the local Slurm cluster did not start (see above)"
+}
+export SLURM_CONF="$CLUSTER_DIR/slurm.conf"
+
+cd "$TEST_TMPDIR"
+cat >tiny.pbtxt <<'PBTXT'
+name: "tiny"
+base_config {
+  model { model: "convnextv2_atto" nb_classes: 4 input_size: 32 }
+  data { data_set: "synthetic" synthetic_train_size: 32 synthetic_eval_size: 8 }
+  aug { aa: "none" reprob: 0 }
+  schedule { warmup_epochs: 0 }
+  train { batch_size: 16 epochs: 2 num_threads: 1 device: "cpu" print_freq: 1 }
+}
+axis { field: "blr" values: "1e-3" values: "4e-3" }
+slurm { cpus_per_task: 1 time: "00:10:00" max_parallel: 2 }
+PBTXT
+
+# ---- bad sweeps are refused before anything is written or submitted -------------------------
+sed 's/field: "blr"/field: "blrr"/' tiny.pbtxt >bad.pbtxt
+"$LAUNCHER" sweep bad.pbtxt >/dev/null 2>err.txt
+rc=$?
+[[ $rc == 2 ]] || fail "bad sweep exited $rc, want 2"
+grep -qF "axis 0 (blrr): unknown field 'blrr'" err.txt || fail "bad sweep message: $(cat err.txt)"
+[[ ! -e sweeps/tiny ]] || fail "a refused sweep wrote its dir"
+
+# ---- dry run: everything written, the script printed, nothing submitted ------------------------
+"$LAUNCHER" sweep --dry_run --sweep_dir=dry tiny.pbtxt >dry.txt 2>dry.err || fail "dry run: $(cat dry.err)"
+grep -qF "#SBATCH --array=0-1%2" dry.txt || fail "dry run did not print the script"
+[[ -f dry/tasks/task_001.pbtxt && -x dry/bin/finetune ]] || fail "dry run did not write the sweep dir"
+grep -q "job_ids" dry/sweep_manifest.pbtxt && fail "dry run recorded a job id"
+
+# ---- the real sweep ------------------------------------------------------------------------------
+"$LAUNCHER" sweep tiny.pbtxt >submit.txt 2>submit.err || fail "sweep: $(cat submit.err)"
+SWEEP="$TEST_TMPDIR/sweeps/tiny"
+JOB=$(sed -n 's/^job_ids: "\([0-9]*\)"$/\1/p' "$SWEEP/sweep_manifest.pbtxt")
+[[ -n $JOB ]] || fail "no job id in the sweep manifest"
+grep -qF "submitted $JOB (2 tasks) from $SWEEP" submit.txt || fail "submit output: $(cat submit.txt)"
+"$LAUNCHER" sweep tiny.pbtxt >/dev/null 2>again.err && fail "a second submit into the same dir was accepted"
+grep -q "already exists" again.err || fail "resubmit message: $(cat again.err)"
+
+for _ in $(seq 1 300); do
+  squeue -h -j "$JOB" >queue.txt 2>&1 || true
+  [[ -s queue.txt ]] || break
+  sleep 1
+done
+[[ -s queue.txt ]] && fail "job $JOB still queued after 300 s: $(cat queue.txt)"
+
+for t in 0 1; do
+  run="$SWEEP/runs/task_00$t"
+  log="$SWEEP/logs/${JOB}_$t.out"
+  [[ -f $log ]] || fail "no Slurm log $log"
+  grep -q "launcher: task_00$t exited 0" "$log" || { cat "$log"; fail "task $t did not exit 0"; }
+  /usr/bin/python3 "$CHECK" "$run" 4 2 slurm_array_job_id="$JOB" slurm_array_task_id="$t" \
+    attempts=1 || { cat "$log"; fail "task $t run dir"; }
+done
+grep -q 'blr: 0.001$' "$SWEEP/runs/task_000/config.pbtxt" || fail "task 0 does not have blr 1e-3"
+grep -q 'blr: 0.004$' "$SWEEP/runs/task_001/config.pbtxt" || fail "task 1 does not have blr 4e-3"
+
+"$LAUNCHER" status "$SWEEP" >status.txt || fail "status failed"
+cat status.txt
+[[ $(grep -c "FINISHED         1      2" status.txt) == 2 ]] || fail "status does not show 2 finished runs"
+
+# ---- a binary started as one of several Slurm tasks fails fast, before writing anything --------
+srun -n 2 "$SWEEP/bin/finetune" --data_set synthetic --nb_classes 4 --output_dir "$TEST_TMPDIR/multi" \
+  >multi.txt 2>&1 && fail "a 2-task srun was accepted"
+grep -q "Slurm started 2 tasks (SLURM_NTASKS=2" multi.txt || fail "2-task srun message: $(cat multi.txt)"
+[[ ! -e $TEST_TMPDIR/multi/manifest.pbtxt ]] || fail "the refused run wrote a manifest"
+
+# ---- report: text on stdout, and txt/csv/md/html files ------------------------------------------
+"$LAUNCHER" report --format=csv "$SWEEP" >report.txt || fail "report failed"
+[[ $(head -1 report.txt) == task,optim.blr,state,epochs,final_acc1,best_acc1,* ]] || fail "report header: $(head -1 report.txt)"
+[[ $(grep -c ",FINISHED,2," report.txt) == 2 ]] || fail "report rows: $(cat report.txt)"
+cmp -s report.txt "$SWEEP/report.csv" || fail "report.csv differs from the printed table"
+[[ $(grep -o "<polyline" "$SWEEP/report.html" | wc -l) == 4 ]] || fail "report.html lacks 4 curves"
+/usr/bin/python3 -c 'import sys, xml.dom.minidom; [xml.dom.minidom.parseString(s[:s.index("</svg>") + 6]) for s in open(sys.argv[1]).read().split("<svg")[1:] for s in ["<svg" + s]]' \
+  "$SWEEP/report.html" || fail "report.html has malformed SVG"
+
+# ---- reproduce: the recorded config rerun here gives bitwise the same metrics --------------------
+"$LAUNCHER" reproduce "$SWEEP/runs/task_000" >repro.txt 2>repro.err || fail "reproduce: $(cat repro.txt repro.err)"
+grep -qF "reproduced: 4 train rows and 2 eval rows are bitwise equal" repro.txt || fail "$(cat repro.txt)"
+# A log that does not match (one loss changed by a tiny amount) is caught, exit status 1.
+/usr/bin/python3 -c '
+import sys, h5py
+with h5py.File(sys.argv[1], "r+") as f:
+    f["train/loss"][2] = f["train/loss"][2] * (1 + 1e-12)
+' "$SWEEP/runs/task_001/metrics.h5" || fail "cannot edit metrics.h5"
+"$LAUNCHER" reproduce --out_dir=repro1 "$SWEEP/runs/task_001" >repro1.txt 2>&1
+rc=$?
+[[ $rc == 1 ]] || fail "reproduce of a changed log exited $rc: $(cat repro1.txt)"
+grep -qF "train row 2 (step 2): loss" repro1.txt || fail "no difference reported: $(cat repro1.txt)"
+echo PASS

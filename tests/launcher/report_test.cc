@@ -1,0 +1,88 @@
+#include "launcher/report.h"
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace convnextv2::launcher {
+namespace {
+
+using ::testing::HasSubstr;
+
+TaskSummary Task(int index, const std::string& blr, std::vector<double> acc1) {
+  TaskSummary s;
+  s.task.set_index(index);
+  s.task.set_name(absl::StrCat("task_00", index));
+  s.task.add_assignments("optim.blr=" + blr);
+  s.state = "FINISHED";
+  for (size_t e = 0; e < acc1.size(); ++e) {
+    metrics::EvalRow r;
+    r.epoch = e;
+    r.acc1 = acc1[e];
+    r.acc5 = 90;
+    r.loss = 2.0 - acc1[e] / 100;
+    s.log.eval.push_back(r);
+    metrics::TrainRow t;
+    t.step = e;
+    t.loss = 1.0 / (e + 1);
+    s.log.train.push_back(t);
+  }
+  if (!acc1.empty()) {
+    s.final_acc1 = acc1.back();
+    s.best_acc1 = *std::max_element(acc1.begin(), acc1.end());
+    s.final_loss = s.log.eval.back().loss;
+    s.best_loss = 2.0 - s.best_acc1 / 100;
+  }
+  return s;
+}
+
+SweepManifest Manifest() {
+  SweepManifest m;
+  m.mutable_sweep()->set_name("s<1>");
+  m.add_tasks()->add_assignments("optim.blr=1e-3");
+  m.add_job_ids("42");
+  return m;
+}
+
+TEST(ReportTest, SortsByBestMetricWithEmptyTasksLast) {
+  std::vector<TaskSummary> tasks = {Task(0, "1e-3", {50, 60}), Task(1, "2e-3", {}),
+                                    Task(2, "4e-3", {70, 65})};
+  ASSERT_TRUE(SortTasks("acc1", &tasks).ok());
+  EXPECT_EQ(tasks[0].task.name(), "task_002");  // best 70 beats 60, although final 65
+  EXPECT_EQ(tasks[1].task.name(), "task_000");
+  EXPECT_EQ(tasks[2].task.name(), "task_001");
+  ASSERT_TRUE(SortTasks("loss", &tasks).ok());  // lowest loss first
+  EXPECT_EQ(tasks[0].task.name(), "task_002");
+  EXPECT_FALSE(SortTasks("f1", &tasks).ok());
+}
+
+TEST(ReportTest, TablesInThreeFormats) {
+  std::vector<TaskSummary> tasks = {Task(2, "4e-3", {70, 65}), Task(1, "2e-3", {})};
+  const std::string csv = ReportTable(Manifest(), tasks, TableFormat::kCsv);
+  EXPECT_EQ(csv,
+            "task,optim.blr,state,epochs,final_acc1,best_acc1,final_acc5,best_acc5,final_loss,"
+            "best_loss\n"
+            "task_002,4e-3,FINISHED,2,65.0000,70.0000,,,1.3500,1.3000\n"
+            "task_001,2e-3,FINISHED,0,,,,,,\n");
+  const std::string md = ReportTable(Manifest(), tasks, TableFormat::kMarkdown);
+  EXPECT_THAT(md, HasSubstr("| task | optim.blr | state | epochs |"));
+  EXPECT_THAT(md, HasSubstr("|---|---|---|---:|"));
+  EXPECT_THAT(md, HasSubstr("| task_002 | 4e-3 | FINISHED | 2 | 65.0000 | 70.0000 |"));
+  const std::string text = ReportTable(Manifest(), tasks, TableFormat::kText);
+  EXPECT_THAT(text, HasSubstr("task      optim.blr  state     epochs  final_acc1"));
+}
+
+TEST(ReportTest, HtmlDrawsCurvesAndEscapes) {
+  std::vector<TaskSummary> tasks = {Task(0, "1e-3", {50, 60, 70})};
+  const std::string html = ReportHtml(Manifest(), tasks);
+  EXPECT_THAT(html, HasSubstr("<title>sweep s&lt;1&gt;</title>"));
+  EXPECT_THAT(html, HasSubstr("<td>task_000</td><td>1e-3</td>"));
+  EXPECT_THAT(html, HasSubstr("train loss by step"));
+  EXPECT_THAT(html, HasSubstr("eval acc1 (%) by epoch"));
+  // acc1 50, 60, 70 at epochs 0..2: a straight rising line from the bottom left to the top right.
+  const std::string svg = SvgLineChart({0, 1, 2}, {50, 60, 70}, "t");
+  EXPECT_THAT(svg, HasSubstr("points=\"30.0,150.0 180.0,90.0 330.0,30.0 \""));
+  EXPECT_THAT(SvgLineChart({}, {}, "empty"), HasSubstr("no data"));
+}
+
+}  // namespace
+}  // namespace convnextv2::launcher
