@@ -202,7 +202,27 @@ INSTANTIATE_TEST_SUITE_P(
         Rule{"optim.opt_betas=0.9", "optim.opt_betas: needs two values"},
         Rule{"train.device=tpu", "train.device: 'tpu' is not one of"},
         Rule{"schedule.warmup_epochs=5", "must be less than train.epochs"},
-        Rule{"optim.clip_grad=0", "optim.clip_grad: 0 must be positive"}));
+        Rule{"optim.clip_grad=0", "optim.clip_grad: 0 must be positive"},
+        Rule{"checkpoint.preempt_signal=SIGFOO",
+             "checkpoint.preempt_signal: 'SIGFOO' is not a signal name"},
+        Rule{"checkpoint.save_ckpt_steps=-1", "checkpoint.save_ckpt_steps: -1 must be >= 0"},
+        Rule{"eval.eval_weights=best", "eval.eval_weights: 'best' is not one of: model, ema"},
+        Rule{"eval.eval=true", "eval.eval: evaluation only needs weights: set checkpoint.resume"},
+        Rule{"checkpoint.model_key=", "checkpoint.model_key: '' must be key names"}));
+
+TEST(Validate, CheckpointSettings) {
+  ExperimentConfig c = ValidFinetune();
+  c.mutable_checkpoint()->set_finetune("/w/fcmae.pt");
+  c.mutable_checkpoint()->set_preempt_signal("usr1");
+  EXPECT_TRUE(Validate(c, Mode::kFinetune).ok()) << Validate(c, Mode::kFinetune);
+  c.mutable_checkpoint()->set_resume("/run/checkpoint-3.pth");
+  EXPECT_THAT(std::string(Validate(c, Mode::kFinetune).message()),
+              HasSubstr("checkpoint.resume and checkpoint.finetune are both set"));
+  c.mutable_checkpoint()->clear_finetune();
+  c.mutable_eval()->set_eval(true);
+  c.mutable_eval()->set_eval_weights("ema");
+  EXPECT_TRUE(Validate(c, Mode::kFinetune).ok()) << Validate(c, Mode::kFinetune);
+}
 
 TEST(Validate, MissingDataPath) {
   ExperimentConfig c = ValidFinetune();

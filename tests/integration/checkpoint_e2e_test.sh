@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The finetune binary on a signal: SIGUSR2 (the default preempt_signal) or SIGTERM mid-run
+# Checkpoints through the finetune binary. On a signal: SIGUSR2 (the default preempt_signal) or SIGTERM mid-run
 # makes it save a mid-epoch checkpoint and exit 75; launched again it auto-resumes and ends
 # with exactly the state and log.txt of a run that was never stopped.
 set -uo pipefail
@@ -58,6 +58,17 @@ grep -q "Accuracy of the network on 16 test images" "$TEST_TMPDIR/eval.log" || f
 "$FINETUNE" "${ARGS[@]}" --eval true --eval_weights ema --resume "$TEST_TMPDIR/ref/checkpoint-best.pth" \
   >/dev/null 2>"$TEST_TMPDIR/err" && fail "eval of absent EMA weights succeeded"
 grep -q "has no 'model_ema.\*' tensors" "$TEST_TMPDIR/err" || fail "ema error: $(cat "$TEST_TMPDIR/err")"
+
+# Fine-tuning from our own checkpoint into a 5-class head: the 4-class head is dropped and
+# re-initialized, every other weight loads; the PyTorch/FCMAE formats are covered by
+# //tests/checkpoint:checkpoint_test.
+"$FINETUNE" "${ARGS[@]}" --epochs 1 --nb_classes 5 --finetune "$TEST_TMPDIR/ref/checkpoint-2.pth" \
+  --output_dir "$TEST_TMPDIR/ft" 2>"$TEST_TMPDIR/ft.log" || { tail "$TEST_TMPDIR/ft.log"; fail "finetune init"; }
+grep -q "Load pre-trained checkpoint from: .*checkpoint-2.pth (convnextv2 checkpoint, key 'model')" \
+  "$TEST_TMPDIR/ft.log" || fail "no load line"
+grep -q "Removing key head.weight from pretrained checkpoint" "$TEST_TMPDIR/ft.log" || fail "head kept"
+grep -q "Weights not initialized from pretrained model: head.bias, head.weight" "$TEST_TMPDIR/ft.log" \
+  || fail "missing keys not reported"
 
 # Bad input: a pre-training style file given to resume, a bad signal name.
 echo "not a checkpoint" >"$TEST_TMPDIR/bad.pth"
