@@ -66,6 +66,8 @@ class RunCheckpoints {
   bool PeriodicSaveDue(int64_t global_step, int64_t step) const;
 
  private:
+  checkpoint::CheckpointHeader Header(absl::string_view kind, int epoch,
+                                      const LoopState& state) const;
   checkpoint::Checkpoint Build(int epoch, const LoopState& state) const;
   absl::Status Write(const std::string& path, const checkpoint::Checkpoint& ckpt) const;
 
