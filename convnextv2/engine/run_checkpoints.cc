@@ -271,7 +271,7 @@ absl::Status RunCheckpoints::SaveBest(int epoch, const LoopState& state,
 bool RunCheckpoints::PeriodicSaveDue(int64_t global_step, int64_t step) const {
   const int n = config_.checkpoint().save_ckpt_steps();
   return n > 0 && step > 0 && global_step > 0 && global_step % n == 0 &&
-         !config_.output().output_dir().empty();
+         config_.checkpoint().save_ckpt() && !config_.output().output_dir().empty();
 }
 
 }  // namespace convnextv2::engine

@@ -62,7 +62,7 @@ class RunCheckpoints {
   absl::Status SaveBest(int epoch, const LoopState& state, const torch::nn::Module& weights,
                         bool ema);
 
-  // Whether a periodic mid-epoch save is due before running batch `step` of an epoch.
+  // Whether a periodic mid-epoch save (save_ckpt_steps) is due before running batch `step`.
   bool PeriodicSaveDue(int64_t global_step, int64_t step) const;
 
  private:
