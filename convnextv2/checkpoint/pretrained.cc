@@ -12,6 +12,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "convnextv2/checkpoint/file.h"
+#include "convnextv2/checkpoint/torch_zip.h"
 #include "convnextv2/models/init.h"
 #include "convnextv2/util/files.h"
 
@@ -20,16 +21,6 @@ namespace {
 
 std::vector<std::string> Keys(absl::string_view model_key) {
   return absl::StrSplit(model_key, '|', absl::SkipEmpty());
-}
-
-// A dict IValue of name -> tensor as a TensorMap; false if some value is not a tensor.
-bool TensorDict(const c10::IValue& v, TensorMap* out) {
-  if (!v.isGenericDict()) return false;
-  for (const auto& entry : v.toGenericDict()) {
-    if (!entry.key().isString() || !entry.value().isTensor()) return false;
-    (*out)[entry.key().toStringRef()] = entry.value().toTensor();
-  }
-  return true;
 }
 
 absl::StatusOr<StateDictFile> FromOurs(const std::string& path, absl::string_view model_key) {
@@ -54,34 +45,26 @@ absl::StatusOr<StateDictFile> FromOurs(const std::string& path, absl::string_vie
                                           absl::StrJoin(prefixes, ", ")));
 }
 
-absl::StatusOr<StateDictFile> FromPickle(const std::string& path, const std::string& bytes,
-                                         absl::string_view model_key) {
-  const c10::IValue root = torch::jit::pickle_load(std::vector<char>(bytes.begin(), bytes.end()));
+absl::StatusOr<StateDictFile> FromTorchZip(const std::string& path,
+                                           absl::string_view model_key) {
+  absl::StatusOr<TorchZipDict> zip = ReadTorchZip(path);
+  if (!zip.ok()) return zip.status();
   StateDictFile out;
   out.format = "PyTorch zip";
-  if (!root.isGenericDict()) {
-    return absl::InvalidArgumentError(absl::StrCat(path, " holds a ", root.tagKind(),
-                                                   ", not a dict of weights"));
-  }
-  const c10::impl::GenericDict dict = root.toGenericDict();
-  std::vector<std::string> present;
-  for (const auto& entry : dict) {
-    if (entry.key().isString()) present.push_back(entry.key().toStringRef());
-  }
   for (const std::string& key : Keys(model_key)) {
-    auto it = dict.find(c10::IValue(key));
-    if (it == dict.end()) continue;
-    if (!TensorDict(it->value(), &out.tensors)) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(path, ": '", key, "' is not a dict of name -> tensor"));
-    }
+    auto it = zip->dicts.find(key);
+    if (it == zip->dicts.end()) continue;
+    out.tensors.insert(it->second.begin(), it->second.end());
     out.key = key;
     return out;
   }
-  if (TensorDict(root, &out.tensors)) return out;  // a bare state dict
+  if (!zip->tensors.empty() && zip->tensors.size() == zip->keys.size()) {  // a bare state dict
+    out.tensors = zip->tensors;
+    return out;
+  }
   return absl::NotFoundError(absl::StrCat(path, " has none of the keys '", model_key,
                                           "' (checkpoint.model_key); it has: ",
-                                          absl::StrJoin(present, ", ")));
+                                          absl::StrJoin(zip->keys, ", ")));
 }
 
 absl::StatusOr<StateDictFile> FromArchive(const std::string& path, absl::string_view model_key) {
@@ -148,17 +131,16 @@ absl::StatusOr<StateDictFile> ReadStateDict(const std::string& path,
     return absl::InvalidArgumentError(absl::StrCat(
         path, " is not a checkpoint (neither a convnextv2 checkpoint nor a PyTorch zip file)"));
   }
-  std::string pickle_error;
-  try {
-    return FromPickle(path, *bytes, model_key);
-  } catch (const c10::Error& e) {
-    pickle_error = e.what_without_backtrace();
+  // torch.save zips hold data.pkl; torch::serialize archives (TorchScript modules) do not.
+  absl::StatusOr<StateDictFile> from_zip = FromTorchZip(path, model_key);
+  if (from_zip.ok() || from_zip.status().code() != absl::StatusCode::kInvalidArgument) {
+    return from_zip;
   }
   try {
     return FromArchive(path, model_key);
   } catch (const c10::Error& e) {
     return absl::InvalidArgumentError(absl::StrCat(
-        path, " is a zip file but neither a torch.save dict (", pickle_error,
+        path, " is a zip file but neither a torch.save dict (", from_zip.status().message(),
         ") nor a torch::serialize archive (", e.what_without_backtrace(), ")"));
   }
 }

@@ -333,7 +333,9 @@ absl::StatusOr<FinetuneResult> TrainAndEvaluate(const ExperimentConfig& input_co
   LOG(INFO) << "Start training for " << epochs << " epochs, " << steps_per_epoch
             << " steps per epoch";
   const auto train_start = Clock::now();
-  const PreemptionWatch preemption(*util::ParseSignalName(k.preempt_signal()));
+  const absl::StatusOr<int> preempt_signal = util::ParseSignalName(k.preempt_signal());
+  if (!preempt_signal.ok()) return preempt_signal.status();
+  const PreemptionWatch preemption(*preempt_signal);
   for (int epoch = state->next_epoch; epoch < epochs; ++epoch) {
     model->train();
     MeanMeter loss_meter, acc_meter, step_time;

@@ -192,20 +192,27 @@ absl::StatusOr<LoopState> RunCheckpoints::Resume() {
   return state;
 }
 
-checkpoint::Checkpoint RunCheckpoints::Build(int epoch, const LoopState& state) const {
-  checkpoint::Checkpoint ckpt;
-  checkpoint::CheckpointHeader& h = ckpt.header;
-  h.set_kind("training");
+checkpoint::CheckpointHeader RunCheckpoints::Header(absl::string_view kind, int epoch,
+                                                    const LoopState& state) const {
+  checkpoint::CheckpointHeader h;
+  h.set_kind(std::string(kind));
   h.set_model(config_.model().model());
-  h.set_optimizer(config_.optim().opt());
   h.set_config_text(config::ToText(config_));
   h.set_epoch(epoch);
-  h.set_next_epoch(state.next_epoch);
-  h.set_next_step(state.next_step);
   h.set_global_step(state.global_step);
-  h.set_steps_per_epoch(steps_per_epoch_);
   h.set_best_acc1(state.best_acc1);
   h.set_best_ema_acc1(state.best_ema_acc1);
+  return h;
+}
+
+checkpoint::Checkpoint RunCheckpoints::Build(int epoch, const LoopState& state) const {
+  checkpoint::Checkpoint ckpt;
+  ckpt.header = Header("training", epoch, state);
+  checkpoint::CheckpointHeader& h = ckpt.header;
+  h.set_optimizer(config_.optim().opt());
+  h.set_next_epoch(state.next_epoch);
+  h.set_next_step(state.next_step);
+  h.set_steps_per_epoch(steps_per_epoch_);
   h.mutable_scalars()->insert(state.scalars.begin(), state.scalars.end());
   checkpoint::AddModule(model_, kModel, &ckpt);
   checkpoint::AddOptimizer(optimizer_, model_.named_parameters(), kOptimizer, &ckpt);
@@ -254,15 +261,8 @@ absl::Status RunCheckpoints::SaveBest(int epoch, const LoopState& state,
   const std::string& dir = config_.output().output_dir();
   if (!writer_ || dir.empty() || !config_.checkpoint().save_ckpt()) return absl::OkStatus();
   checkpoint::Checkpoint ckpt;
-  checkpoint::CheckpointHeader& h = ckpt.header;
-  h.set_kind("weights");
-  h.set_model(config_.model().model());
-  h.set_config_text(config::ToText(config_));
-  h.set_epoch(epoch);
-  h.set_global_step(state.global_step);
-  h.set_best_acc1(state.best_acc1);
-  h.set_best_ema_acc1(state.best_ema_acc1);
-  h.set_best_of(ema ? "model_ema" : "model");
+  ckpt.header = Header("weights", epoch, state);
+  ckpt.header.set_best_of(ema ? "model_ema" : "model");
   // EMA weights keep their own name, so nothing mistakes them for the model's.
   checkpoint::AddModule(weights, ema ? "model_ema." : kModel, &ckpt);
   return Write(checkpoint::BestPath(dir, ema), ckpt);
@@ -271,7 +271,7 @@ absl::Status RunCheckpoints::SaveBest(int epoch, const LoopState& state,
 bool RunCheckpoints::PeriodicSaveDue(int64_t global_step, int64_t step) const {
   const int n = config_.checkpoint().save_ckpt_steps();
   return n > 0 && step > 0 && global_step > 0 && global_step % n == 0 &&
-         !config_.output().output_dir().empty();
+         config_.checkpoint().save_ckpt() && !config_.output().output_dir().empty();
 }
 
 }  // namespace convnextv2::engine

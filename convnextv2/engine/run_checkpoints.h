@@ -62,10 +62,12 @@ class RunCheckpoints {
   absl::Status SaveBest(int epoch, const LoopState& state, const torch::nn::Module& weights,
                         bool ema);
 
-  // Whether a periodic mid-epoch save is due before running batch `step` of an epoch.
+  // Whether a periodic mid-epoch save (save_ckpt_steps) is due before running batch `step`.
   bool PeriodicSaveDue(int64_t global_step, int64_t step) const;
 
  private:
+  checkpoint::CheckpointHeader Header(absl::string_view kind, int epoch,
+                                      const LoopState& state) const;
   checkpoint::Checkpoint Build(int epoch, const LoopState& state) const;
   absl::Status Write(const std::string& path, const checkpoint::Checkpoint& ckpt) const;
 

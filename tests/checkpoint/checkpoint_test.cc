@@ -375,8 +375,9 @@ TEST(PretrainedTest, PyTorchFilesBothWays) {
   int lines = 0;
   while (std::getline(summary, line)) ++lines;
   EXPECT_EQ(lines, static_cast<int>(ModuleState(*model).size()));
-  EXPECT_NE(util::ReadFile(dir + "/summary.txt")->find("stages.3.1.grn.gamma 1x1x1x320"),
-            std::string::npos);
+  const std::string listed = *util::ReadFile(dir + "/summary.txt");
+  EXPECT_THAT(listed, HasSubstr("stages.3.1.grn.gamma 1x1x1x1280\n"));
+  EXPECT_THAT(listed, HasSubstr("downsample_layers.0.0.weight 40x3x4x4\n"));
 
   for (const char* file : {"official.pth", "bare.pth"}) {
     models::ConvNeXtV2 loaded = Atto(10);

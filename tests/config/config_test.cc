@@ -206,7 +206,27 @@ INSTANTIATE_TEST_SUITE_P(
         Rule{"data.corrupt_images=ignore", "data.corrupt_images: 'ignore' is not one of: fail, skip"},
         Rule{"aug.aa=autoaug", "aug.aa: 'autoaug' is not a RandAugment policy"},
         Rule{"aug.cutmix_minmax=[0.5, 0.2]", "aug.cutmix_minmax: min must be less than max"},
-        Rule{"aug.cutmix_minmax=[0, 0.2]", "aug.cutmix_minmax: 0 must be in (0, 1]"}));
+        Rule{"aug.cutmix_minmax=[0, 0.2]", "aug.cutmix_minmax: 0 must be in (0, 1]"},
+        Rule{"checkpoint.preempt_signal=SIGFOO",
+             "checkpoint.preempt_signal: 'SIGFOO' is not a signal name"},
+        Rule{"checkpoint.save_ckpt_steps=-1", "checkpoint.save_ckpt_steps: -1 must be >= 0"},
+        Rule{"eval.eval_weights=best", "eval.eval_weights: 'best' is not one of: model, ema"},
+        Rule{"eval.eval=true", "eval.eval: evaluation only needs weights: set checkpoint.resume"},
+        Rule{"checkpoint.model_key=", "checkpoint.model_key: '' must be key names"}));
+
+TEST(Validate, CheckpointSettings) {
+  ExperimentConfig c = ValidFinetune();
+  c.mutable_checkpoint()->set_finetune("/w/fcmae.pt");
+  c.mutable_checkpoint()->set_preempt_signal("usr1");
+  EXPECT_TRUE(Validate(c, Mode::kFinetune).ok()) << Validate(c, Mode::kFinetune);
+  c.mutable_checkpoint()->set_resume("/run/checkpoint-3.pth");
+  EXPECT_THAT(std::string(Validate(c, Mode::kFinetune).message()),
+              HasSubstr("checkpoint.resume and checkpoint.finetune are both set"));
+  c.mutable_checkpoint()->clear_finetune();
+  c.mutable_eval()->set_eval(true);
+  c.mutable_eval()->set_eval_weights("ema");
+  EXPECT_TRUE(Validate(c, Mode::kFinetune).ok()) << Validate(c, Mode::kFinetune);
+}
 
 TEST(Validate, MixupNeedsEvenBatch) {
   ExperimentConfig c = ValidFinetune();

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The finetune binary on a signal: SIGUSR2 (the default preempt_signal) or SIGTERM mid-run
+# Checkpoints through the finetune binary. On a signal: SIGUSR2 (the default preempt_signal) or SIGTERM mid-run
 # makes it save a mid-epoch checkpoint and exit 75; launched again it auto-resumes and ends
 # with exactly the state and log.txt of a run that was never stopped.
 set -uo pipefail
@@ -29,13 +29,15 @@ for sig in USR2 TERM; do
   wait "$pid"
   rc=$?
   [[ $rc == 75 ]] || { tail "$out.log1"; fail "SIG$sig: exit status $rc, want 75"; }
-  grep -q "Stopping at epoch 1 step" "$out.log1" || fail "SIG$sig: no stopping line"
-  ls "$out"/checkpoint-1-step*.pth >/dev/null 2>&1 || fail "SIG$sig: no mid-epoch checkpoint"
-  [[ $(wc -l <"$out/log.txt") == 1 ]] || fail "SIG$sig: log.txt should hold epoch 0 only"
+  # Where it stopped depends on when the signal landed (epoch 1 or 2).
+  stop=$(sed -n 's/.*Stopping at epoch \([0-9]*\) step.*/\1/p' "$out.log1")
+  [[ -n "$stop" ]] || { tail "$out.log1"; fail "SIG$sig: no stopping line"; }
+  ls "$out"/checkpoint-"$stop"-step*.pth >/dev/null 2>&1 || fail "SIG$sig: no mid-epoch checkpoint"
+  [[ $(wc -l <"$out/log.txt") == "$stop" ]] || fail "SIG$sig: log.txt should hold $stop rows"
 
   "$FINETUNE" "${ARGS[@]}" --output_dir "$out" 2>"$out.log2" \
     || { tail "$out.log2"; fail "SIG$sig: resumed run exited with $?"; }
-  grep -q "Resume checkpoint .*checkpoint-1-step" "$out.log2" || fail "SIG$sig: did not resume"
+  grep -q "Resume checkpoint .*checkpoint-$stop-step" "$out.log2" || fail "SIG$sig: did not resume"
   diff <(strip_timing "$TEST_TMPDIR/ref/log.txt") <(strip_timing "$out/log.txt") \
     || fail "SIG$sig: log.txt differs from the uninterrupted run"
   "$DIGEST" "$TEST_TMPDIR/ref/checkpoint-2.pth" model. optimizer. rng. >"$TEST_TMPDIR/a" || fail digest
@@ -51,6 +53,12 @@ done
 "$FINETUNE" "${ARGS[@]}" --epochs 1 --save_ckpt false --output_dir "$TEST_TMPDIR/nosave" 2>/dev/null || fail nosave
 ! ls "$TEST_TMPDIR/nosave"/checkpoint* >/dev/null 2>&1 || fail "save_ckpt false still saved"
 
+# Periodic mid-epoch saves (superseded, so removed, by the epoch's checkpoint).
+"$FINETUNE" "${ARGS[@]}" --epochs 1 --save_ckpt_steps 4 --output_dir "$TEST_TMPDIR/steps" \
+  2>"$TEST_TMPDIR/steps.log" || fail "save_ckpt_steps run"
+grep -q "Saved .*/checkpoint-0-step4.pth" "$TEST_TMPDIR/steps.log" || fail "no step-4 checkpoint"
+grep -q "Removed superseded .*/checkpoint-0-step4.pth" "$TEST_TMPDIR/steps.log" || fail "not removed"
+
 # Evaluation only, from the best checkpoint, with the model's weights.
 "$FINETUNE" "${ARGS[@]}" --eval true --resume "$TEST_TMPDIR/ref/checkpoint-best.pth" \
   2>"$TEST_TMPDIR/eval.log" || { tail "$TEST_TMPDIR/eval.log"; fail "eval exited with $?"; }
@@ -58,6 +66,17 @@ grep -q "Accuracy of the network on 16 test images" "$TEST_TMPDIR/eval.log" || f
 "$FINETUNE" "${ARGS[@]}" --eval true --eval_weights ema --resume "$TEST_TMPDIR/ref/checkpoint-best.pth" \
   >/dev/null 2>"$TEST_TMPDIR/err" && fail "eval of absent EMA weights succeeded"
 grep -q "has no 'model_ema.\*' tensors" "$TEST_TMPDIR/err" || fail "ema error: $(cat "$TEST_TMPDIR/err")"
+
+# Fine-tuning from our own checkpoint into a 5-class head: the 4-class head is dropped and
+# re-initialized, every other weight loads; the PyTorch/FCMAE formats are covered by
+# //tests/checkpoint:checkpoint_test.
+"$FINETUNE" "${ARGS[@]}" --epochs 1 --nb_classes 5 --finetune "$TEST_TMPDIR/ref/checkpoint-2.pth" \
+  --output_dir "$TEST_TMPDIR/ft" 2>"$TEST_TMPDIR/ft.log" || { tail "$TEST_TMPDIR/ft.log"; fail "finetune init"; }
+grep -q "Load pre-trained checkpoint from: .*checkpoint-2.pth (convnextv2 checkpoint, key 'model')" \
+  "$TEST_TMPDIR/ft.log" || fail "no load line"
+grep -q "Removing key head.weight from pretrained checkpoint" "$TEST_TMPDIR/ft.log" || fail "head kept"
+grep -q "Weights not initialized from pretrained model: head.bias, head.weight" "$TEST_TMPDIR/ft.log" \
+  || fail "missing keys not reported"
 
 # Bad input: a pre-training style file given to resume, a bad signal name.
 echo "not a checkpoint" >"$TEST_TMPDIR/bad.pth"
