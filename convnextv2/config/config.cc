@@ -402,6 +402,7 @@ absl::Status Validate(const ExperimentConfig& c, Mode mode) {
     check(OneOf(f.grn_scope(), kScopes), "fcmae.grn_scope: '", f.grn_scope(),
           "' is not one of: ", Quoted(kScopes));
     check(f.vis_images() >= 0, "fcmae.vis_images: ", f.vis_images(), " must be >= 0");
+    check(f.train_subset() >= 0, "fcmae.train_subset: ", f.train_subset(), " must be >= 0");
   }
 
   const std::initializer_list<absl::string_view> kDataSets = {"IMNET", "image_folder", "CIFAR",

@@ -262,6 +262,7 @@ INSTANTIATE_TEST_SUITE_P(
         Rule{"fcmae.mask_ratio=0.95", "fcmae.mask_ratio: 0.95 keeps int(16 * (1 - mask_ratio)) = 0"},
         Rule{"fcmae.grn_scope=global", "fcmae.grn_scope: 'global' is not one of: sample, batch"},
         Rule{"fcmae.vis_images=-1", "fcmae.vis_images: -1 must be >= 0"},
+        Rule{"fcmae.train_subset=-5", "fcmae.train_subset: -5 must be >= 0"},
         Rule{"optim.opt=sgd", "optim.opt: 'sgd' cannot be used: pretrain uses AdamW"},
         Rule{"optim.clip_grad=1", "optim.clip_grad: pretrain does not clip gradients"}));
 
