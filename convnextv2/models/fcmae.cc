@@ -4,7 +4,6 @@
 #include <c10/core/GradMode.h>
 
 #include <cmath>
-#include <numeric>
 
 #include "convnextv2/models/init.h"
 
@@ -104,27 +103,8 @@ void FCMAEEncoderImpl::reset() {
   const auto& dims = options.dims();
   TORCH_CHECK(depths.size() == 4 && dims.size() == 4,
               "FCMAE: depths and dims need 4 stages, got ", depths.size(), " and ", dims.size());
-  downsample_layers = register_module("downsample_layers", nn::ModuleList());
-  downsample_layers->push_back(nn::Sequential(
-      nn::Conv2d(nn::Conv2dOptions(options.in_chans(), dims[0], 4).stride(4)),
-      LayerNorm(LayerNormOptions(dims[0]).data_format(DataFormat::kChannelsFirst))));
-  for (int i = 0; i < 3; ++i) {
-    downsample_layers->push_back(nn::Sequential(
-        LayerNorm(LayerNormOptions(dims[i]).data_format(DataFormat::kChannelsFirst)),
-        nn::Conv2d(nn::Conv2dOptions(dims[i], dims[i + 1], 2).stride(2))));
-  }
-  const int64_t total = std::accumulate(depths.begin(), depths.end(), int64_t{0});
-  const at::Tensor rates = at::linspace(0.0, options.drop_path_rate(), total);
-  stages = register_module("stages", nn::ModuleList());
-  int64_t cur = 0;
-  for (int i = 0; i < 4; ++i) {
-    nn::Sequential stage;
-    for (int64_t j = 0; j < depths[i]; ++j) {
-      stage->push_back(Block(BlockOptions(dims[i]).drop_path(rates[cur + j].item<double>())));
-    }
-    stages->push_back(stage);
-    cur += depths[i];
-  }
+  BuildTrunk(*this, options.in_chans(), depths, dims, options.drop_path_rate(),
+             /*fused_grn=*/true, &downsample_layers, &stages);
   // SparseConvNeXtV2's own init; FCMAEImpl::reset overrides most of it, as the official does.
   InitConvAndLinear(*this);
   ToChannelsLast(*this);
