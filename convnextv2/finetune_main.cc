@@ -4,73 +4,17 @@
 //   bazel run //convnextv2:finetune -- --config=configs/x.pbtxt --set optim.lr=1e-3
 //   bazel run //convnextv2:finetune -- --model convnextv2_atto --batch_size 32 ...  (official)
 //   bazel run //convnextv2:finetune -- --help
-#include <gflags/gflags.h>
-#include <glog/logging.h>
-
-#include <cstdio>
-
-#include "absl/strings/str_join.h"
-#include "convnextv2/config/command_line.h"
-#include "convnextv2/config/config.h"
-#include "convnextv2/default_configs.h"
+#include "convnextv2/binary_main.h"
 #include "convnextv2/engine/finetune.h"
 #include "convnextv2/engine/preemption.h"
 
-namespace {
-
-bool GflagsKnows(absl::string_view name) {
-  gflags::CommandLineFlagInfo info;
-  return gflags::GetCommandLineFlagInfo(std::string(name).c_str(), &info);
-}
-
-int Fail(int code, const absl::Status& status) {
-  std::fprintf(stderr, "finetune: %s\n", std::string(status.message()).c_str());
-  return code;
-}
-
-}  // namespace
-
 int main(int argc, char** argv) {
-  namespace cfg = convnextv2::config;
-  FLAGS_logtostderr = true;
-  google::InitGoogleLogging(argv[0]);
-
-  // ---- configuration -------------------------------------------------------------------------
-  const cfg::BuiltinDefault builtin{
-      "configs/finetune_default.pbtxt",
-      convnextv2::EmbeddedConfig("finetune_default.pbtxt")};
-  absl::StatusOr<cfg::CommandLine> cl =
-      cfg::ParseCommandLine(argc, argv, cfg::Mode::kFinetune, builtin, GflagsKnows);
-  if (!cl.ok()) return Fail(2, cl.status());
-  if (cl->help) {
-    std::fputs(cfg::HelpText(cfg::Mode::kFinetune, "finetune").c_str(), stdout);
-    return 0;
-  }
-  if (!cl->passthrough.empty()) {
-    std::vector<char*> args = {argv[0]};
-    for (std::string& a : cl->passthrough) args.push_back(a.data());
-    int n = static_cast<int>(args.size());
-    char** p = args.data();
-    gflags::ParseCommandLineNonHelpFlags(&n, &p, /*remove_flags=*/false);
-  }
-  if (absl::Status s = cfg::Validate(cl->config, cfg::Mode::kFinetune); !s.ok()) {
-    return Fail(2, s);
-  }
-  if (cl->print_config) {
-    std::fputs(cfg::ToText(cl->config).c_str(), stdout);
-    return 0;
-  }
-  if (absl::Status s = cfg::CheckPaths(cl->config, cfg::Mode::kFinetune); !s.ok()) {
-    return Fail(2, s);
-  }
-  LOG(INFO) << "config: " << cl->base
-            << (cl->assignments.empty() ? "" : " with ")
-            << absl::StrJoin(cl->assignments, ", ");
-
-  // ---- run -----------------------------------------------------------------------------------
-  std::vector<std::string> args(argv, argv + argc);
-  absl::StatusOr<convnextv2::engine::FinetuneResult> result =
-      convnextv2::engine::RunFinetune(cl->config, {absl::StrJoin(args, " ")});
-  if (!result.ok()) return Fail(1, result.status());
-  return result->preempted ? convnextv2::engine::kExitRequeue : 0;
+  return convnextv2::BinaryMain(
+      argc, argv, convnextv2::config::Mode::kFinetune, "finetune",
+      [](const convnextv2::ExperimentConfig& config, const std::string& command_line) {
+        absl::StatusOr<convnextv2::engine::FinetuneResult> result =
+            convnextv2::engine::RunFinetune(config, {command_line});
+        if (!result.ok()) return absl::StatusOr<int>(result.status());
+        return absl::StatusOr<int>(result->preempted ? convnextv2::engine::kExitRequeue : 0);
+      });
 }

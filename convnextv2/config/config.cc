@@ -387,6 +387,24 @@ absl::Status Validate(const ExperimentConfig& c, Mode mode) {
   check(f.decoder_embed_dim() > 0, "fcmae.decoder_embed_dim: ", f.decoder_embed_dim(),
         " must be positive");
   check(f.patch_size() > 0, "fcmae.patch_size: ", f.patch_size(), " must be positive");
+  if (mode == Mode::kPretrain) {
+    // The decoder predicts one patch per encoder output site, so a patch is the encoder's stride.
+    check(f.patch_size() == 32, "fcmae.patch_size: ", f.patch_size(),
+          " must be 32, the encoder's total stride (the decoder predicts one patch per site)");
+    check(m.input_size() % 32 == 0, "model.input_size: ", m.input_size(),
+          " is not divisible by fcmae.patch_size 32");
+    const int64_t side = m.input_size() / 32;
+    const auto keep = static_cast<int64_t>(static_cast<double>(side * side) *
+                                           (1.0 - f.mask_ratio()));
+    check(keep >= 1, "fcmae.mask_ratio: ", f.mask_ratio(), " keeps int(", side * side,
+          " * (1 - mask_ratio)) = ", keep, " of the ", side * side,
+          " patches of a ", m.input_size(), "-pixel input; at least one must stay visible");
+    const std::initializer_list<absl::string_view> kScopes = {"sample", "batch"};
+    check(OneOf(f.grn_scope(), kScopes), "fcmae.grn_scope: '", f.grn_scope(),
+          "' is not one of: ", Quoted(kScopes));
+    check(f.vis_images() >= 0, "fcmae.vis_images: ", f.vis_images(), " must be >= 0");
+    check(f.train_subset() >= 0, "fcmae.train_subset: ", f.train_subset(), " must be >= 0");
+  }
 
   const std::initializer_list<absl::string_view> kDataSets = {"IMNET", "image_folder", "CIFAR",
                                                             "IDX", "synthetic"};
@@ -523,9 +541,16 @@ absl::Status Validate(const ExperimentConfig& c, Mode mode) {
   auto unsupported = [&](bool used, absl::string_view what) {
     check(!used, what, " is not supported by this build yet");
   };
-  if (mode == Mode::kFinetune) {
-  } else {
-    unsupported(true, "pretrain (FCMAE)");
+  if (mode == Mode::kPretrain) {
+    // main_pretrain.py hard-codes AdamW without gradient clipping or layer decay.
+    check(o.opt() == "adamw", "optim.opt: '", o.opt(), "' cannot be used: pretrain uses AdamW");
+    check(!o.has_clip_grad(), "optim.clip_grad: pretrain does not clip gradients");
+    check(o.layer_decay() == 1.0, "optim.layer_decay: ", o.layer_decay(),
+          " cannot be used in pretrain (it is a fine-tuning setting)");
+    unsupported(o.has_weight_decay_end(), "optim.weight_decay_end");
+    unsupported(t.use_amp(), "train.use_amp");
+    unsupported(!k.finetune().empty(), "checkpoint.finetune");
+    unsupported(!k.resume().empty(), "checkpoint.resume");
   }
   if (errors.empty()) return absl::OkStatus();
   return absl::InvalidArgumentError(absl::StrCat("invalid ", ModeName(mode), " config:\n  ",

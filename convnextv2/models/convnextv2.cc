@@ -61,6 +61,36 @@ void InitConvAndLinear(nn::Module& module) {
   }
 }
 
+void BuildTrunk(nn::Module& owner, int64_t in_chans, const std::vector<int64_t>& depths,
+                const std::vector<int64_t>& dims, double drop_path_rate, bool fused_grn,
+                nn::ModuleList* downsample_layers, nn::ModuleList* stages) {
+  *downsample_layers = owner.register_module("downsample_layers", nn::ModuleList());
+  (*downsample_layers)->push_back(nn::Sequential(
+      nn::Conv2d(nn::Conv2dOptions(in_chans, dims[0], 4).stride(4)),
+      LayerNorm(LayerNormOptions(dims[0]).data_format(DataFormat::kChannelsFirst))));
+  for (int i = 0; i < 3; ++i) {
+    (*downsample_layers)->push_back(nn::Sequential(
+        LayerNorm(LayerNormOptions(dims[i]).data_format(DataFormat::kChannelsFirst)),
+        nn::Conv2d(nn::Conv2dOptions(dims[i], dims[i + 1], 2).stride(2))));
+  }
+
+  // Linear stochastic-depth schedule over all blocks, as torch.linspace(0, rate, sum(depths)).
+  const int64_t total = std::accumulate(depths.begin(), depths.end(), int64_t{0});
+  const at::Tensor rates = at::linspace(0.0, drop_path_rate, total);
+  *stages = owner.register_module("stages", nn::ModuleList());
+  int64_t cur = 0;
+  for (int i = 0; i < 4; ++i) {
+    nn::Sequential stage;
+    for (int64_t j = 0; j < depths[i]; ++j) {
+      stage->push_back(Block(BlockOptions(dims[i])
+                                 .drop_path(rates[cur + j].item<double>())
+                                 .fused_grn(fused_grn)));
+    }
+    (*stages)->push_back(stage);
+    cur += depths[i];
+  }
+}
+
 void ConvNeXtV2Impl::reset() {
   const auto& depths = options.depths();
   const auto& dims = options.dims();
@@ -69,31 +99,8 @@ void ConvNeXtV2Impl::reset() {
               dims.size());
   TORCH_CHECK(options.num_classes() > 0, "ConvNeXtV2: num_classes must be positive");
 
-  downsample_layers = register_module("downsample_layers", nn::ModuleList());
-  downsample_layers->push_back(nn::Sequential(
-      nn::Conv2d(nn::Conv2dOptions(options.in_chans(), dims[0], 4).stride(4)),
-      LayerNorm(LayerNormOptions(dims[0]).data_format(DataFormat::kChannelsFirst))));
-  for (int i = 0; i < 3; ++i) {
-    downsample_layers->push_back(nn::Sequential(
-        LayerNorm(LayerNormOptions(dims[i]).data_format(DataFormat::kChannelsFirst)),
-        nn::Conv2d(nn::Conv2dOptions(dims[i], dims[i + 1], 2).stride(2))));
-  }
-
-  // Linear stochastic-depth schedule over all blocks, as torch.linspace(0, rate, sum(depths)).
-  const int64_t total = std::accumulate(depths.begin(), depths.end(), int64_t{0});
-  const at::Tensor rates = at::linspace(0.0, options.drop_path_rate(), total);
-  stages = register_module("stages", nn::ModuleList());
-  int64_t cur = 0;
-  for (int i = 0; i < 4; ++i) {
-    nn::Sequential stage;
-    for (int64_t j = 0; j < depths[i]; ++j) {
-      stage->push_back(Block(BlockOptions(dims[i])
-                                 .drop_path(rates[cur + j].item<double>())
-                                 .fused_grn(options.fused_grn())));
-    }
-    stages->push_back(stage);
-    cur += depths[i];
-  }
+  BuildTrunk(*this, options.in_chans(), depths, dims, options.drop_path_rate(),
+             options.fused_grn(), &downsample_layers, &stages);
   norm = register_module("norm", LayerNorm(LayerNormOptions(dims[3])));
   head = register_module("head", nn::Linear(dims[3], options.num_classes()));
 

@@ -79,6 +79,13 @@ class ConvNeXtV2Impl : public torch::nn::Cloneable<ConvNeXtV2Impl> {
 };
 TORCH_MODULE(ConvNeXtV2);
 
+// Registers on `owner` the official stem and downsampling layers ("downsample_layers") and the
+// stages of blocks ("stages") with the linear stochastic-depth schedule; ConvNeXtV2 and the
+// FCMAE encoder share it, so their state-dict names are the same.
+void BuildTrunk(torch::nn::Module& owner, int64_t in_chans, const std::vector<int64_t>& depths,
+                const std::vector<int64_t>& dims, double drop_path_rate, bool fused_grn,
+                torch::nn::ModuleList* downsample_layers, torch::nn::ModuleList* stages);
+
 // Official init of the Conv2d/Linear submodules of `module` (not `module` itself):
 // trunc_normal_(std=.02), bias 0.
 void InitConvAndLinear(torch::nn::Module& module);

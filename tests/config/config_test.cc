@@ -259,6 +259,56 @@ TEST(Validate, ReportsEveryProblemAtOnce) {
   EXPECT_THAT(message, HasSubstr("fcmae.mask_ratio"));
 }
 
+ExperimentConfig ValidPretrain() {
+  ExperimentConfig c = ModeDefaults(Mode::kPretrain);
+  absl::StatusOr<ExperimentConfig> body = ParseText(R"pb(
+    model { model: "convnextv2_atto" input_size: 128 }
+    data { data_set: "synthetic" }
+    train { batch_size: 8 epochs: 2 }
+    schedule { warmup_epochs: 1 }
+  )pb", "inline");
+  EXPECT_TRUE(body.ok()) << body.status();
+  c.MergeFrom(*body);
+  return c;
+}
+
+TEST(Validate, AcceptsAValidPretrainConfig) {
+  EXPECT_TRUE(Validate(ValidPretrain(), Mode::kPretrain).ok())
+      << Validate(ValidPretrain(), Mode::kPretrain);
+}
+
+class ValidatePretrainRuleTest : public testing::TestWithParam<Rule> {};
+
+TEST_P(ValidatePretrainRuleTest, NamesFieldValueAndWhatIsAllowed) {
+  ExperimentConfig c = ValidPretrain();
+  ASSERT_TRUE(ApplyOverride(GetParam().assignment, &c).ok());
+  absl::Status s = Validate(c, Mode::kPretrain);
+  ASSERT_FALSE(s.ok()) << GetParam().assignment;
+  EXPECT_THAT(std::string(s.message()), HasSubstr(GetParam().message));
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Rules, ValidatePretrainRuleTest,
+    testing::Values(
+        Rule{"model.input_size=100", "model.input_size: 100 is not divisible by fcmae.patch_size"},
+        Rule{"fcmae.patch_size=16", "fcmae.patch_size: 16 must be 32"},
+        // 128 pixels: 16 patches; int(16 * 0.05) = 0 visible.
+        Rule{"fcmae.mask_ratio=0.95", "fcmae.mask_ratio: 0.95 keeps int(16 * (1 - mask_ratio)) = 0"},
+        Rule{"fcmae.grn_scope=global", "fcmae.grn_scope: 'global' is not one of: sample, batch"},
+        Rule{"fcmae.vis_images=-1", "fcmae.vis_images: -1 must be >= 0"},
+        Rule{"fcmae.train_subset=-5", "fcmae.train_subset: -5 must be >= 0"},
+        Rule{"optim.opt=sgd", "optim.opt: 'sgd' cannot be used: pretrain uses AdamW"},
+        Rule{"optim.clip_grad=1", "optim.clip_grad: pretrain does not clip gradients"}));
+
+TEST(Validate, PretrainKeepsOnePatchAtTheEdge) {
+  ExperimentConfig c = ValidPretrain();
+  c.mutable_model()->set_input_size(64);  // 4 patches; int(4 * 0.25) = 1 visible
+  c.mutable_fcmae()->set_mask_ratio(0.75);
+  EXPECT_TRUE(Validate(c, Mode::kPretrain).ok());
+  c.mutable_fcmae()->set_mask_ratio(0.76);
+  EXPECT_FALSE(Validate(c, Mode::kPretrain).ok());
+}
+
 TEST(ResolvePaths, RelativePathsJoinTheBaseDirectory) {
   ExperimentConfig c;
   c.mutable_data()->set_data_path("data/fmnist");

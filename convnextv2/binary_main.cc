@@ -1,0 +1,68 @@
+#include "convnextv2/binary_main.h"
+
+#include <gflags/gflags.h>
+#include <glog/logging.h>
+
+#include <cstdio>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "convnextv2/config/command_line.h"
+#include "convnextv2/default_configs.h"
+
+namespace convnextv2 {
+namespace {
+
+bool GflagsKnows(absl::string_view name) {
+  gflags::CommandLineFlagInfo info;
+  return gflags::GetCommandLineFlagInfo(std::string(name).c_str(), &info);
+}
+
+int Fail(const std::string& name, int code, const absl::Status& status) {
+  std::fprintf(stderr, "%s: %s\n", name.c_str(), std::string(status.message()).c_str());
+  return code;
+}
+
+}  // namespace
+
+int BinaryMain(int argc, char** argv, config::Mode mode, const std::string& name,
+               const RunFunction& run) {
+  namespace cfg = convnextv2::config;
+  FLAGS_logtostderr = true;
+  google::InitGoogleLogging(argv[0]);
+
+  // ---- configuration -------------------------------------------------------------------------
+  const std::string file = absl::StrCat(name, "_default.pbtxt");
+  const std::string shown = absl::StrCat("configs/", file);
+  const cfg::BuiltinDefault builtin{shown, EmbeddedConfig(file)};
+  absl::StatusOr<cfg::CommandLine> cl =
+      cfg::ParseCommandLine(argc, argv, mode, builtin, GflagsKnows);
+  if (!cl.ok()) return Fail(name, 2, cl.status());
+  if (cl->help) {
+    std::fputs(cfg::HelpText(mode, name).c_str(), stdout);
+    return 0;
+  }
+  if (!cl->passthrough.empty()) {
+    std::vector<char*> args = {argv[0]};
+    for (std::string& a : cl->passthrough) args.push_back(a.data());
+    int n = static_cast<int>(args.size());
+    char** p = args.data();
+    gflags::ParseCommandLineNonHelpFlags(&n, &p, /*remove_flags=*/false);
+  }
+  if (absl::Status s = cfg::Validate(cl->config, mode); !s.ok()) return Fail(name, 2, s);
+  if (cl->print_config) {
+    std::fputs(cfg::ToText(cl->config).c_str(), stdout);
+    return 0;
+  }
+  if (absl::Status s = cfg::CheckPaths(cl->config, mode); !s.ok()) return Fail(name, 2, s);
+  LOG(INFO) << "config: " << cl->base << (cl->assignments.empty() ? "" : " with ")
+            << absl::StrJoin(cl->assignments, ", ");
+
+  // ---- run -----------------------------------------------------------------------------------
+  std::vector<std::string> args(argv, argv + argc);
+  absl::StatusOr<int> exit_status = run(cl->config, absl::StrJoin(args, " "));
+  if (!exit_status.ok()) return Fail(name, 1, exit_status.status());
+  return *exit_status;
+}
+
+}  // namespace convnextv2

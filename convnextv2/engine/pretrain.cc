@@ -1,0 +1,292 @@
+#include "convnextv2/engine/pretrain.h"
+
+#include <ATen/ATen.h>
+#include <ATen/CPUGeneratorImpl.h>
+#include <c10/core/GradMode.h>
+#include <glog/logging.h>
+
+#include <chrono>
+#include <cmath>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "convnextv2/config/config.h"
+#include "convnextv2/data/dataset.h"
+#include "convnextv2/data/loader.h"
+#include "convnextv2/data/rng.h"
+#include "convnextv2/data/transforms.h"
+#include "convnextv2/engine/metrics.h"
+#include "convnextv2/engine/named_tensors.h"
+#include "convnextv2/engine/reconstruction_grid.h"
+#include "convnextv2/engine/runtime.h"
+#include "convnextv2/models/fcmae.h"
+#include "convnextv2/models/registry.h"
+#include "convnextv2/optim/optimizer.h"
+#include "convnextv2/optim/param_groups.h"
+#include "convnextv2/optim/schedule.h"
+#include "convnextv2/util/files.h"
+
+namespace convnextv2::engine {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double Seconds(Clock::time_point since) {
+  return std::chrono::duration<double>(Clock::now() - since).count();
+}
+
+// The first `size` images of a dataset.
+class PrefixDataset : public data::Dataset {
+ public:
+  PrefixDataset(std::unique_ptr<data::Dataset> base, int64_t size)
+      : base_(std::move(base)), size_(std::min(size, base_->size())) {}
+  int64_t size() const override { return size_; }
+  int num_classes() const override { return base_->num_classes(); }
+  absl::StatusOr<data::Example> Get(int64_t index) const override { return base_->Get(index); }
+  std::string Describe() const override {
+    return absl::StrCat(base_->Describe(), ", first ", size_, " used");
+  }
+
+ private:
+  std::unique_ptr<data::Dataset> base_;
+  int64_t size_;
+};
+
+at::Generator MaskGenerator(uint64_t seed, uint64_t a, uint64_t b) {
+  return at::detail::createCPUGenerator(data::KeyedSeed(seed, a, b, data::Purpose::kMask));
+}
+
+std::string EpochJson(const PretrainEpochStats& e, int64_t n_parameters) {
+  return absl::StrFormat(
+      "{\"train_lr\": %.10g, \"train_loss\": %.10g, \"epoch\": %d, \"n_parameters\": %d}",
+      e.train_lr, e.train_loss, e.epoch, n_parameters);
+}
+
+}  // namespace
+
+std::vector<optim::ParamGroup> PretrainParamGroups(
+    const torch::OrderedDict<std::string, at::Tensor>& named, double weight_decay) {
+  optim::ParamGroup decay{"decay", weight_decay, 1.0, {}, {}};
+  optim::ParamGroup no_decay{"no_decay", 0.0, 1.0, {}, {}};
+  for (const auto& item : named) {
+    if (!item.value().requires_grad()) continue;
+    const std::string& name = item.key();
+    const bool bias = name.size() >= 5 && name.compare(name.size() - 5, 5, ".bias") == 0;
+    optim::ParamGroup& g = (item.value().dim() == 1 || bias) ? no_decay : decay;
+    g.param_names.push_back(name);
+    g.params.push_back(item.value());
+  }
+  return {no_decay, decay};
+}
+
+std::string ReconstructionFileName(int epoch) {
+  return absl::StrFormat("reconstruction-%04d.png", epoch);
+}
+
+absl::StatusOr<PretrainResult> RunPretrain(const ExperimentConfig& input_config,
+                                           const PretrainOptions& options) {
+  ExperimentConfig config = input_config;
+  const auto start = Clock::now();
+  const auto& f = config.fcmae();
+
+  // ---- runtime -----------------------------------------------------------------------------
+  absl::StatusOr<c10::Device> device = ResolveDevice(config);
+  if (!device.ok()) return device.status();
+  const int threads = ConfigureThreads(config);
+  const int world_size = 1, rank = 0;
+  const uint64_t seed = static_cast<uint64_t>(config.train().seed()) + rank;
+  at::manual_seed(seed);
+  LOG(INFO) << "device " << device->str() << ", " << threads << " threads, seed " << seed;
+
+  // ---- data --------------------------------------------------------------------------------
+  absl::StatusOr<std::unique_ptr<data::Dataset>> train_set =
+      data::OpenDataset(config, data::Split::kTrain);
+  if (!train_set.ok()) return train_set.status();
+  if (f.train_subset() > 0) {
+    *train_set = std::make_unique<PrefixDataset>(std::move(*train_set), f.train_subset());
+  }
+  LOG(INFO) << "train: " << (*train_set)->Describe();
+  const auto train_transform = data::MakeTransform(config, data::Split::kTrain);
+  const auto vis_transform = data::MakeTransform(config, data::Split::kEval);
+  data::Loader train_loader(
+      train_set->get(), train_transform.get(),
+      data::SamplerOptions{config.train().batch_size(), /*shuffle=*/true, /*drop_last=*/true,
+                           static_cast<uint64_t>(config.train().seed()), rank, world_size});
+  const int64_t steps_per_epoch = train_loader.num_batches();
+  const int update_freq = config.train().update_freq();
+  if (steps_per_epoch < update_freq) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "train.batch_size ", config.train().batch_size(), " x train.update_freq ", update_freq,
+        " needs more images than the training set has (", (*train_set)->size(),
+        "): no optimizer step per epoch"));
+  }
+
+  // ---- model -------------------------------------------------------------------------------
+  absl::StatusOr<models::ConvNeXtV2Options> variant =
+      models::VariantOptions(config.model().model());
+  if (!variant.ok()) return variant.status();
+  models::FCMAE model(models::FCMAEOptions()
+                          .img_size(config.model().input_size())
+                          .depths(variant->depths())
+                          .dims(variant->dims())
+                          .decoder_depth(f.decoder_depth())
+                          .decoder_embed_dim(f.decoder_embed_dim())
+                          .patch_size(f.patch_size())
+                          .mask_ratio(f.mask_ratio())
+                          .norm_pix_loss(f.norm_pix_loss())
+                          .drop_path_rate(config.model().drop_path())
+                          .grn_scope(f.grn_scope() == "batch" ? models::GrnScope::kBatch
+                                                              : models::GrnScope::kPerSample));
+  model->to(*device);
+  PretrainResult result;
+  for (const at::Tensor& p : model->parameters()) {
+    if (p.requires_grad()) result.n_parameters += p.numel();
+  }
+  LOG(INFO) << "model FCMAE " << config.model().model() << " (" << config.model().input_size()
+            << " px, " << model->num_patches() << " patches, " << model->len_keep()
+            << " visible, GRN over " << f.grn_scope() << "), number of params: "
+            << result.n_parameters;
+
+  // ---- optimizer ---------------------------------------------------------------------------
+  const double lr = config::EffectiveLr(config, world_size);
+  const int64_t eff_batch =
+      static_cast<int64_t>(config.train().batch_size()) * update_freq * world_size;
+  LOG(INFO) << absl::StrFormat(
+      "base lr: %.2e, actual lr: %.2e, accumulate grad iterations: %d, effective batch size: %d",
+      lr * 256.0 / eff_batch, lr, update_freq, eff_batch);
+  config.mutable_optim()->set_lr(lr);
+  const std::vector<optim::ParamGroup> groups =
+      PretrainParamGroups(model->named_parameters(), config.optim().weight_decay());
+  absl::StatusOr<std::unique_ptr<torch::optim::Optimizer>> optimizer =
+      optim::CreateOptimizer(config, groups, lr);
+  if (!optimizer.ok()) return optimizer.status();
+  const optim::LrSchedule schedule = optim::LrSchedule::FromConfig(config, lr, steps_per_epoch);
+
+  // ---- outputs -----------------------------------------------------------------------------
+  const std::string& out_dir = config.output().output_dir();
+  at::Tensor vis_images, vis_mask;
+  if (!out_dir.empty()) {
+    if (absl::Status s = util::MakeDirs(out_dir); !s.ok()) return s;
+    if (absl::Status s =
+            util::WriteFileAtomically(out_dir + "/config.pbtxt", config::ToText(config));
+        !s.ok()) {
+      return s;
+    }
+    if (f.vis_images() > 0) {
+      // The first images of the training set, unaugmented, under one fixed mask for the run.
+      const int64_t k = std::min<int64_t>(f.vis_images(), (*train_set)->size());
+      data::Loader vis_loader(train_set->get(), vis_transform.get(),
+                              data::SamplerOptions{k, false, false, 0, 0, 1});
+      absl::StatusOr<data::Batch> batch = vis_loader.GetBatch(0, 0);
+      if (!batch.ok()) return batch.status();
+      vis_images = batch->images.to(*device);
+      vis_mask = model->RandomMask(k, MaskGenerator(seed, ~uint64_t{0}, 0)).to(*device);
+    }
+  }
+  if (!options.command_line.empty()) LOG(INFO) << "command line: " << options.command_line;
+  GridOptions grid_options;
+  grid_options.patch_size = f.patch_size();
+  grid_options.norm_pix_loss = f.norm_pix_loss();
+  if (!config.data().imagenet_default_mean_and_std()) {
+    grid_options.mean = data::kInceptionMean;
+    grid_options.std = data::kInceptionStd;
+  }
+
+  // ---- loop --------------------------------------------------------------------------------
+  const int epochs = config.train().epochs();
+  const int print_freq = config.train().print_freq();
+  LOG(INFO) << "Start training for " << epochs << " epochs, " << steps_per_epoch
+            << " steps per epoch";
+  const auto train_start = Clock::now();
+  double lr_now = 0;
+  for (int epoch = config.train().start_epoch(); epoch < epochs; ++epoch) {
+    model->train();
+    MeanMeter loss_meter, lr_meter, step_time;
+    PretrainEpochStats stats;
+    stats.epoch = epoch;
+    const auto epoch_start = Clock::now();
+    (*optimizer)->zero_grad();
+    for (int64_t it = 0; it < steps_per_epoch; ++it) {
+      const auto step_start = Clock::now();
+      if (it % update_freq == 0) {
+        lr_now = schedule.At(static_cast<int64_t>(epoch) * steps_per_epoch + it);
+        optim::SetLearningRates(**optimizer, groups, lr_now);
+      }
+      absl::StatusOr<data::Batch> batch = train_loader.GetBatch(epoch, it);
+      if (!batch.ok()) return batch.status();
+      const at::Tensor images = batch->images.to(*device);
+      const at::Tensor mask =
+          model->RandomMask(images.size(0), MaskGenerator(seed, epoch, it)).to(*device);
+      const models::FCMAEOutput out = model->forward(images, mask);
+      const double loss_value = out.loss.item<double>();
+      if (!std::isfinite(loss_value)) {
+        return absl::InternalError(absl::StrFormat(
+            "loss is %f at epoch %d step %d (lr %.3g); stopping training. Lower the learning "
+            "rate (blr/lr) or check the data.",
+            loss_value, epoch, it, lr_now));
+      }
+      (out.loss / update_freq).backward();
+      if ((it + 1) % update_freq == 0) {
+        (*optimizer)->step();
+        (*optimizer)->zero_grad();
+      }
+      loss_meter.Add(loss_value);
+      lr_meter.Add(lr_now);
+      step_time.Add(Seconds(step_start));
+      if ((it + 1) % print_freq == 0 || it + 1 == steps_per_epoch) {
+        const double eta = step_time.recent() * (steps_per_epoch - it - 1);
+        LOG(INFO) << absl::StrFormat(
+            "Epoch: [%d]  [%*d/%d]  eta: %s  lr: %.6f  loss: %.4f (%.4f)  img/s: %.1f  "
+            "time: %.3f",
+            epoch, static_cast<int>(std::to_string(steps_per_epoch).size()), it + 1,
+            steps_per_epoch, FormatDuration(eta), lr_now, loss_meter.recent(), loss_meter.mean(),
+            config.train().batch_size() / std::max(step_time.recent(), 1e-9),
+            step_time.recent());
+      }
+    }
+    const double epoch_seconds = Seconds(epoch_start);
+    stats.train_loss = loss_meter.mean();
+    stats.train_lr = lr_meter.mean();
+    stats.images_per_second =
+        static_cast<double>(steps_per_epoch) * config.train().batch_size() / epoch_seconds;
+    LOG(INFO) << absl::StrFormat("Epoch %d done in %s: loss %.4f, %.1f img/s", epoch,
+                                 FormatDuration(epoch_seconds), stats.train_loss,
+                                 stats.images_per_second);
+    if (!out_dir.empty()) {
+      if (vis_images.defined()) {
+        c10::NoGradGuard no_grad;
+        model->eval();
+        const models::FCMAEOutput vis = model->forward(vis_images, vis_mask);
+        const std::string path = out_dir + "/" + ReconstructionFileName(epoch);
+        if (absl::Status s =
+                WritePng(ReconstructionGrid(vis_images, vis.pred, vis_mask, grid_options), path);
+            !s.ok()) {
+          return s;
+        }
+        LOG(INFO) << "reconstructions of " << vis_images.size(0) << " images (loss "
+                  << absl::StrFormat("%.4f", vis.loss.item<double>()) << "): " << path;
+        model->train();
+      }
+      const auto& k = config.checkpoint();
+      if (k.save_ckpt() && ((epoch + 1) % k.save_ckpt_freq() == 0 || epoch + 1 == epochs)) {
+        result.weights_path = out_dir + "/" + kFcmaeWeightsFile;
+        if (absl::Status s = SaveNamedTensors(model->named_parameters(), result.weights_path);
+            !s.ok()) {
+          return s;
+        }
+        LOG(INFO) << "weights of epoch " << epoch << ": " << result.weights_path;
+      }
+      if (absl::Status s =
+              util::AppendLine(out_dir + "/log.txt", EpochJson(stats, result.n_parameters));
+          !s.ok()) {
+        return s;
+      }
+    }
+    result.epochs.push_back(stats);
+  }
+  LOG(INFO) << "Training time " << FormatDuration(Seconds(train_start)) << " (total "
+            << FormatDuration(Seconds(start)) << ")";
+  return result;
+}
+
+}  // namespace convnextv2::engine

@@ -1,0 +1,65 @@
+// The FCMAE pre-training run: what `pretrain` does after parsing its flags (main_pretrain.py and
+// engine_pretrain.py of the official code).
+//
+//   absl::StatusOr<PretrainResult> r = RunPretrain(config, {.command_line = "..."});
+//
+// Recipe: AdamW with the configured betas (pretrain's defaults are (0.9, 0.95)), weight decay on
+// every parameter except 1-D ones and biases (timm's add_weight_decay, which the official script
+// uses: GRN gamma/beta and the mask token are decayed there, unlike in fine-tuning),
+// lr = blr * batch_size * update_freq * world_size / 256 unless lr is set, the per-iteration
+// cosine schedule with warmup set at every update_freq-th micro-batch, gradient accumulation over
+// update_freq micro-batches. Each micro-batch draws its masks from a generator keyed by
+// (seed, epoch, step), so a run is reproducible whatever the thread count.
+//
+// Writes nothing when output_dir is empty; otherwise output_dir/config.pbtxt, output_dir/log.txt
+// (one JSON object per epoch: train_lr, train_loss, epoch, n_parameters, as the official),
+// output_dir/fcmae_weights.pt (the FCMAE state dict as named tensors, see named_tensors.h;
+// rewritten every save_ckpt_freq epochs and at the end when save_ckpt) and
+// output_dir/reconstruction-<epoch>.png every epoch when fcmae.vis_images > 0.
+#ifndef CONVNEXTV2_ENGINE_PRETRAIN_H_
+#define CONVNEXTV2_ENGINE_PRETRAIN_H_
+
+#include <ATen/core/Tensor.h>
+#include <torch/ordered_dict.h>
+
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "convnextv2/optim/param_groups.h"
+#include "convnextv2/proto/experiment.pb.h"
+
+namespace convnextv2::engine {
+
+struct PretrainEpochStats {
+  int epoch = 0;
+  double train_loss = 0;  // mean over the epoch's micro-batches
+  double train_lr = 0;    // mean over the epoch's micro-batches
+  double images_per_second = 0;
+};
+
+struct PretrainResult {
+  std::vector<PretrainEpochStats> epochs;
+  int64_t n_parameters = 0;
+  std::string weights_path;  // empty when nothing was saved
+};
+
+struct PretrainOptions {
+  std::string command_line;  // for the log
+};
+
+absl::StatusOr<PretrainResult> RunPretrain(const ExperimentConfig& config,
+                                           const PretrainOptions& options = {});
+
+// timm 0.3.2's add_weight_decay, which main_pretrain.py uses: groups "no_decay" (1-D tensors
+// and names ending in ".bias") and "decay" (the rest, GRN gamma/beta and mask_token included).
+std::vector<optim::ParamGroup> PretrainParamGroups(
+    const torch::OrderedDict<std::string, at::Tensor>& named, double weight_decay);
+
+// File names inside output_dir.
+inline constexpr char kFcmaeWeightsFile[] = "fcmae_weights.pt";
+std::string ReconstructionFileName(int epoch);  // "reconstruction-0007.png"
+
+}  // namespace convnextv2::engine
+
+#endif  // CONVNEXTV2_ENGINE_PRETRAIN_H_

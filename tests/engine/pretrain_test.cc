@@ -1,0 +1,196 @@
+// Pre-training outputs: the weights archive loads into the fine-tuning model, the reconstruction
+// PNG, the official weight-decay groups, and a whole tiny run.
+#include "convnextv2/engine/pretrain.h"
+
+#include <ATen/ATen.h>
+#include <c10/core/GradMode.h>
+#include <gtest/gtest.h>
+
+#include <opencv2/imgcodecs.hpp>
+
+#include <filesystem>
+#include <fstream>
+#include <set>
+
+#include "convnextv2/config/config.h"
+#include "convnextv2/engine/named_tensors.h"
+#include "convnextv2/engine/reconstruction_grid.h"
+#include "convnextv2/models/convnextv2.h"
+#include "convnextv2/models/fcmae.h"
+#include "convnextv2/util/files.h"
+
+namespace convnextv2::engine {
+namespace {
+
+std::string TempDir(const std::string& name) {
+  const std::string dir = std::string(std::getenv("TEST_TMPDIR")) + "/" + name;
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  return dir;
+}
+
+models::FCMAEOptions Tiny() {
+  return models::FCMAEOptions().img_size(64).depths({1, 1, 2, 1}).dims({8, 16, 16, 24})
+      .decoder_embed_dim(16).mask_ratio(0.5).norm_pix_loss(true);
+}
+
+// What a fine-tuning loader does with the archive: every classifier parameter but the final
+// norm and head read from "encoder.<name>".
+std::vector<std::string> LoadEncoder(const std::string& path, models::ConvNeXtV2Impl& net) {
+  std::vector<std::string> missing;
+  c10::NoGradGuard no_grad;
+  for (auto& item : net.named_parameters()) {
+    absl::StatusOr<at::Tensor> t = ReadNamedTensor(path, "encoder." + item.key());
+    if (!t.ok()) {
+      missing.push_back(item.key());
+      continue;
+    }
+    EXPECT_EQ(t->sizes(), item.value().sizes()) << item.key();
+    item.value().copy_(*t);
+  }
+  return missing;
+}
+
+TEST(PretrainWeightsTest, EncoderLoadsIntoTheFineTuningModelWithAllWeightsEqual) {
+  models::FCMAE fcmae(Tiny());
+  const std::string path = TempDir("weights") + "/fcmae_weights.pt";
+  ASSERT_TRUE(SaveNamedTensors(fcmae->named_parameters(), path).ok());
+  models::ConvNeXtV2 net(models::ConvNeXtV2Options().depths({1, 1, 2, 1}).dims({8, 16, 16, 24})
+                             .num_classes(5));
+  const std::vector<std::string> missing = LoadEncoder(path, *net);
+  EXPECT_EQ(missing, (std::vector<std::string>{"norm.weight", "norm.bias", "head.weight",
+                                               "head.bias"}));
+  const auto enc = fcmae->encoder->named_parameters();
+  for (const auto& item : enc) {
+    EXPECT_TRUE(at::equal(item.value(), net->named_parameters()[item.key()])) << item.key();
+  }
+  // The decoder side is in the archive too, under the official names.
+  for (const char* key : {"mask_token", "proj.weight", "decoder.0.grn.gamma", "pred.bias"}) {
+    absl::StatusOr<at::Tensor> t = ReadNamedTensor(path, key);
+    ASSERT_TRUE(t.ok()) << key;
+    EXPECT_TRUE(at::equal(*t, fcmae->named_parameters()[key].contiguous())) << key;
+  }
+  // With nothing masked, the loaded classifier's trunk computes what the encoder computes.
+  fcmae->eval();
+  net->eval();
+  const at::Tensor x = at::randn({2, 3, 64, 64});
+  at::Tensor y = x.contiguous(at::MemoryFormat::ChannelsLast);
+  for (size_t i = 0; i < 4; ++i) {
+    y = net->downsample_layers[i]->as<torch::nn::Sequential>()->forward(y);
+    y = net->stages[i]->as<torch::nn::Sequential>()->forward(y);
+  }
+  EXPECT_TRUE(at::allclose(fcmae->encoder->forward(x, at::zeros({2, 4})), y, 1e-4, 1e-5));
+}
+
+TEST(PretrainWeightsTest, ErrorsNameTheKeyAndTheFile) {
+  const std::string dir = TempDir("bad");
+  torch::OrderedDict<std::string, at::Tensor> one;
+  one.insert("a.weight", at::ones({2}));
+  ASSERT_TRUE(SaveNamedTensors(one, dir + "/w.pt").ok());
+  absl::StatusOr<at::Tensor> t = ReadNamedTensor(dir + "/w.pt", "b.weight");
+  EXPECT_EQ(t.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_NE(std::string(t.status().message()).find("no tensor 'b.weight' in " + dir), std::string::npos);
+  ASSERT_TRUE(util::WriteFileAtomically(dir + "/junk.pt", "not an archive").ok());
+  EXPECT_EQ(ReadNamedTensor(dir + "/junk.pt", "a.weight").status().code(),
+            absl::StatusCode::kDataLoss);
+}
+
+TEST(PretrainParamGroupsTest, DecaysAllButOneDimensionalAndBiases) {
+  models::FCMAE fcmae(Tiny());
+  const auto groups = PretrainParamGroups(fcmae->named_parameters(), 0.05);
+  ASSERT_EQ(groups.size(), 2u);
+  EXPECT_EQ(groups[0].weight_decay, 0.0);
+  EXPECT_EQ(groups[1].weight_decay, 0.05);
+  const std::set<std::string> no_decay(groups[0].param_names.begin(),
+                                       groups[0].param_names.end());
+  const std::set<std::string> decay(groups[1].param_names.begin(), groups[1].param_names.end());
+  EXPECT_TRUE(no_decay.count("encoder.stages.0.0.dwconv.bias"));
+  EXPECT_TRUE(no_decay.count("encoder.stages.0.0.norm.weight"));
+  EXPECT_TRUE(decay.count("encoder.stages.0.0.grn.gamma"));  // (1, 1, 1, C): decayed, as timm
+  EXPECT_TRUE(decay.count("mask_token"));
+  EXPECT_TRUE(decay.count("pred.weight"));
+  EXPECT_EQ(no_decay.size() + decay.size(), fcmae->named_parameters().size());
+}
+
+TEST(ReconstructionGridTest, ColumnsShowOriginalMaskedAndDenormalizedPrediction) {
+  at::manual_seed(3);
+  const int64_t n = 2, s = 64, g = 2;
+  const at::Tensor images = at::randn({n, 3, s, s}).clamp(-1.5, 1.5);
+  const at::Tensor mask = at::tensor({0.f, 1.f, 1.f, 0.f, 1.f, 1.f, 0.f, 1.f}).reshape({n, 4});
+  // A perfect norm_pix prediction: the normalized target, as the decoder's (N, D, h, w) map.
+  const at::Tensor target = models::NormalizePatches(models::Patchify(images, 32));
+  const at::Tensor pred = target.permute({0, 2, 1}).reshape({n, 3072, 2, 2});
+  GridOptions o;
+  const at::Tensor grid = ReconstructionGrid(images, pred, mask, o);
+  ASSERT_EQ(grid.sizes(), (std::vector<int64_t>{n * s + (n + 1) * g, 4 * s + 5 * g, 3}));
+  auto tile = [&](int64_t row, int col) {
+    return grid.narrow(0, g + row * (s + g), s).narrow(1, g + col * (s + g), s).to(at::kInt);
+  };
+  for (int64_t i = 0; i < n; ++i) {
+    // Reconstruction (de-normalized per patch) and the pasted version equal the original.
+    EXPECT_LE((tile(i, 2) - tile(i, 0)).abs().max().item<int>(), 1);
+    EXPECT_LE((tile(i, 3) - tile(i, 0)).abs().max().item<int>(), 1);
+  }
+  // Masked input: sample 0's patch (0, 1) is removed (gray), patch (0, 0) visible.
+  const at::Tensor masked = tile(0, 1);
+  EXPECT_EQ(masked.narrow(0, 0, 32).narrow(1, 32, 32).eq(128).all().item<bool>(), true);
+  EXPECT_TRUE(at::equal(masked.narrow(0, 0, 32).narrow(1, 0, 32),
+                        tile(0, 0).narrow(0, 0, 32).narrow(1, 0, 32)));
+  // The PNG holds exactly these pixels (RGB order).
+  const std::string path = TempDir("png") + "/grid.png";
+  ASSERT_TRUE(WritePng(grid, path).ok());
+  const cv::Mat bgr = cv::imread(path, cv::IMREAD_COLOR);
+  ASSERT_EQ(bgr.rows, grid.size(0));
+  ASSERT_EQ(bgr.cols, grid.size(1));
+  const cv::Vec3b px = bgr.at<cv::Vec3b>(g + 5, g + 7);
+  EXPECT_EQ(px[2], grid[g + 5][g + 7][0].item<uint8_t>());
+  EXPECT_EQ(px[0], grid[g + 5][g + 7][2].item<uint8_t>());
+}
+
+TEST(RunPretrainTest, TinyRunWritesLogPicturesAndWeights) {
+  ExperimentConfig c = config::ModeDefaults(config::Mode::kPretrain);
+  absl::StatusOr<ExperimentConfig> body = config::ParseText(R"pb(
+    model { model: "convnextv2_atto" input_size: 64 }
+    fcmae { decoder_embed_dim: 32 vis_images: 3 mask_ratio: 0.5 }
+    data { data_set: "synthetic" synthetic_train_size: 24 }
+    optim { blr: 1e-2 }
+    schedule { warmup_epochs: 0 }
+    train { batch_size: 4 epochs: 2 update_freq: 2 num_threads: 2 print_freq: 100 }
+  )pb", "inline");
+  ASSERT_TRUE(body.ok()) << body.status();
+  c.MergeFrom(*body);
+  const std::string dir = TempDir("run");
+  c.mutable_output()->set_output_dir(dir);
+  ASSERT_TRUE(config::Validate(c, config::Mode::kPretrain).ok())
+      << config::Validate(c, config::Mode::kPretrain);
+  absl::StatusOr<PretrainResult> r = RunPretrain(c);
+  ASSERT_TRUE(r.ok()) << r.status();
+  ASSERT_EQ(r->epochs.size(), 2u);
+  EXPECT_GT(r->epochs[1].train_lr, 0.0);
+  std::ifstream log(dir + "/log.txt");
+  std::string line;
+  int lines = 0;
+  while (std::getline(log, line)) {
+    EXPECT_EQ(line.rfind("{\"train_lr\": ", 0), 0u) << line;
+    EXPECT_NE(line.find("\"epoch\": " + std::to_string(lines) + ", \"n_parameters\": " +
+                        std::to_string(r->n_parameters) + "}"),
+              std::string::npos)
+        << line;
+    ++lines;
+  }
+  EXPECT_EQ(lines, 2);
+  for (int e : {0, 1}) {
+    const cv::Mat png = cv::imread(dir + "/" + ReconstructionFileName(e));
+    EXPECT_EQ(png.rows, 3 * 64 + 4 * 2) << e;
+  }
+  EXPECT_EQ(r->weights_path, dir + "/fcmae_weights.pt");
+  EXPECT_TRUE(ReadNamedTensor(r->weights_path, "encoder.stages.2.5.pwconv2.weight").ok());
+  // Not enough images for one optimizer step: a clear error, not a silent empty run.
+  c.mutable_train()->set_batch_size(16);
+  absl::StatusOr<PretrainResult> none = RunPretrain(c);
+  EXPECT_EQ(none.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(std::string(none.status().message()).find("train.update_freq 2"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace convnextv2::engine
