@@ -106,10 +106,16 @@ absl::StatusOr<PretrainResult> RunPretrain(const ExperimentConfig& input_config,
     *train_set = std::make_unique<PrefixDataset>(std::move(*train_set), f.train_subset());
   }
   LOG(INFO) << "train: " << (*train_set)->Describe();
-  const auto train_transform = data::MakeTransform(config, data::Split::kTrain);
-  const auto vis_transform = data::MakeTransform(config, data::Split::kEval);
+  // FCMAE's recipe: RandomResizedCrop(scale 0.2-1, bicubic) + flip for image folders; the
+  // small-image transform for IDX/synthetic sets.
+  absl::StatusOr<std::unique_ptr<data::Transform>> train_transform =
+      data::MakePretrainTransform(config);
+  if (!train_transform.ok()) return train_transform.status();
+  absl::StatusOr<std::unique_ptr<data::Transform>> vis_transform =
+      data::MakeTransform(config, data::Split::kEval);
+  if (!vis_transform.ok()) return vis_transform.status();
   data::Loader train_loader(
-      train_set->get(), train_transform.get(),
+      train_set->get(), train_transform->get(),
       data::SamplerOptions{config.train().batch_size(), /*shuffle=*/true, /*drop_last=*/true,
                            static_cast<uint64_t>(config.train().seed()), rank, world_size});
   const int64_t steps_per_epoch = train_loader.num_batches();
@@ -175,7 +181,7 @@ absl::StatusOr<PretrainResult> RunPretrain(const ExperimentConfig& input_config,
     if (f.vis_images() > 0) {
       // The first images of the training set, unaugmented, under one fixed mask for the run.
       const int64_t k = std::min<int64_t>(f.vis_images(), (*train_set)->size());
-      data::Loader vis_loader(train_set->get(), vis_transform.get(),
+      data::Loader vis_loader(train_set->get(), vis_transform->get(),
                               data::SamplerOptions{k, false, false, 0, 0, 1});
       absl::StatusOr<data::Batch> batch = vis_loader.GetBatch(0, 0);
       if (!batch.ok()) return batch.status();
