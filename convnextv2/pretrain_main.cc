@@ -5,6 +5,7 @@
 //   bazel run //convnextv2:pretrain -- --model convnextv2_base --mask_ratio 0.6 ...  (official)
 //   bazel run //convnextv2:pretrain -- --help
 #include "convnextv2/binary_main.h"
+#include "convnextv2/engine/preemption.h"
 #include "convnextv2/engine/pretrain.h"
 
 int main(int argc, char** argv) {
@@ -14,6 +15,6 @@ int main(int argc, char** argv) {
         absl::StatusOr<convnextv2::engine::PretrainResult> result =
             convnextv2::engine::RunPretrain(config, {command_line});
         if (!result.ok()) return absl::StatusOr<int>(result.status());
-        return absl::StatusOr<int>(0);
+        return absl::StatusOr<int>(result->preempted ? convnextv2::engine::kExitRequeue : 0);
       });
 }

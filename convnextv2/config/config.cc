@@ -550,7 +550,6 @@ absl::Status Validate(const ExperimentConfig& c, Mode mode) {
     unsupported(o.has_weight_decay_end(), "optim.weight_decay_end");
     unsupported(t.use_amp(), "train.use_amp");
     unsupported(!k.finetune().empty(), "checkpoint.finetune");
-    unsupported(!k.resume().empty(), "checkpoint.resume");
   }
   if (errors.empty()) return absl::OkStatus();
   return absl::InvalidArgumentError(absl::StrCat("invalid ", ModeName(mode), " config:\n  ",

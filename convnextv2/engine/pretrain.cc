@@ -17,7 +17,9 @@
 #include "convnextv2/data/transforms.h"
 #include "convnextv2/engine/metrics.h"
 #include "convnextv2/engine/named_tensors.h"
+#include "convnextv2/engine/preemption.h"
 #include "convnextv2/engine/reconstruction_grid.h"
+#include "convnextv2/engine/run_checkpoints.h"
 #include "convnextv2/engine/runtime.h"
 #include "convnextv2/models/fcmae.h"
 #include "convnextv2/models/registry.h"
@@ -25,6 +27,7 @@
 #include "convnextv2/optim/param_groups.h"
 #include "convnextv2/optim/schedule.h"
 #include "convnextv2/util/files.h"
+#include "convnextv2/util/signals.h"
 
 namespace convnextv2::engine {
 namespace {
@@ -61,6 +64,11 @@ std::string EpochJson(const PretrainEpochStats& e, int64_t n_parameters) {
       "{\"train_lr\": %.10g, \"train_loss\": %.10g, \"epoch\": %d, \"n_parameters\": %d}",
       e.train_lr, e.train_loss, e.epoch, n_parameters);
 }
+
+// The epoch's running meters, saved with a mid-epoch checkpoint so a resumed epoch logs the
+// same means.
+constexpr char kLossSum[] = "train.loss_sum", kLossCount[] = "train.loss_count",
+               kLrSum[] = "train.lr_sum", kLrCount[] = "train.lr_count";
 
 }  // namespace
 
@@ -168,6 +176,12 @@ absl::StatusOr<PretrainResult> RunPretrain(const ExperimentConfig& input_config,
   if (!optimizer.ok()) return optimizer.status();
   const optim::LrSchedule schedule = optim::LrSchedule::FromConfig(config, lr, steps_per_epoch);
 
+  // ---- resume ------------------------------------------------------------------------------
+  RunCheckpoints ckpts(config, /*writer=*/rank == 0, *model, **optimizer, steps_per_epoch,
+                       FcmaeModelName(config.model().model()));
+  absl::StatusOr<LoopState> state = ckpts.Resume();
+  if (!state.ok()) return state.status();
+
   // ---- outputs -----------------------------------------------------------------------------
   const std::string& out_dir = config.output().output_dir();
   at::Tensor vis_images, vis_mask;
@@ -190,6 +204,12 @@ absl::StatusOr<PretrainResult> RunPretrain(const ExperimentConfig& input_config,
     }
   }
   if (!options.command_line.empty()) LOG(INFO) << "command line: " << options.command_line;
+  if (state->resumed && !out_dir.empty()) {
+    // Rows of epochs the resumed run repeats (written after the checkpoint) go.
+    if (absl::Status s = TruncateEpochLog(out_dir + "/log.txt", state->next_epoch); !s.ok()) {
+      return s;
+    }
+  }
   GridOptions grid_options;
   grid_options.patch_size = f.patch_size();
   grid_options.norm_pix_loss = f.norm_pix_loss();
@@ -205,14 +225,46 @@ absl::StatusOr<PretrainResult> RunPretrain(const ExperimentConfig& input_config,
             << " steps per epoch";
   const auto train_start = Clock::now();
   double lr_now = 0;
-  for (int epoch = config.train().start_epoch(); epoch < epochs; ++epoch) {
+  const auto& k = config.checkpoint();
+  const absl::StatusOr<int> preempt_signal = util::ParseSignalName(k.preempt_signal());
+  if (!preempt_signal.ok()) return preempt_signal.status();
+  const PreemptionWatch preemption(*preempt_signal);
+  for (int epoch = state->next_epoch; epoch < epochs; ++epoch) {
     model->train();
     MeanMeter loss_meter, lr_meter, step_time;
     PretrainEpochStats stats;
     stats.epoch = epoch;
     const auto epoch_start = Clock::now();
     (*optimizer)->zero_grad();
-    for (int64_t it = 0; it < steps_per_epoch; ++it) {
+    int64_t first_step = 0;
+    if (epoch == state->next_epoch && state->next_step > 0) {  // resumed mid-epoch
+      first_step = state->next_step;
+      loss_meter.Restore(state->scalars[kLossSum], state->scalars[kLossCount]);
+      lr_meter.Restore(state->scalars[kLrSum], state->scalars[kLrCount]);
+    }
+    for (int64_t it = first_step; it < steps_per_epoch; ++it) {
+      // Only the start of an accumulation group is a step boundary where the whole state is
+      // consistent, so a checkpoint there resumes exactly.
+      const bool boundary = it % update_freq == 0;
+      const bool stop = boundary && (preemption.requested() ||
+                                     (epoch == options.stop_epoch && it == options.stop_step));
+      if (stop ||
+          (boundary && it != first_step && ckpts.PeriodicSaveDue(state->global_step, it))) {
+        state->next_epoch = epoch;
+        state->next_step = it;
+        state->scalars = {{kLossSum, loss_meter.sum()}, {kLossCount, loss_meter.count()},
+                          {kLrSum, lr_meter.sum()}, {kLrCount, lr_meter.count()}};
+        if (absl::Status s = ckpts.SaveMidEpoch(epoch, *state); !s.ok()) return s;
+        if (stop) {
+          LOG(WARNING) << "Stopping at epoch " << epoch << " step " << it
+                       << (preemption.requested()
+                               ? absl::StrCat(" on signal ", preemption.signal())
+                               : std::string(" as requested"))
+                       << "; the checkpoint resumes from here";
+          result.preempted = true;
+          return result;
+        }
+      }
       const auto step_start = Clock::now();
       if (it % update_freq == 0) {
         lr_now = schedule.At(static_cast<int64_t>(epoch) * steps_per_epoch + it);
@@ -239,6 +291,7 @@ absl::StatusOr<PretrainResult> RunPretrain(const ExperimentConfig& input_config,
       loss_meter.Add(loss_value);
       lr_meter.Add(lr_now);
       step_time.Add(Seconds(step_start));
+      state->global_step = static_cast<int64_t>(epoch) * steps_per_epoch + it + 1;
       if ((it + 1) % print_freq == 0 || it + 1 == steps_per_epoch) {
         const double eta = step_time.recent() * (steps_per_epoch - it - 1);
         LOG(INFO) << absl::StrFormat(
@@ -253,8 +306,8 @@ absl::StatusOr<PretrainResult> RunPretrain(const ExperimentConfig& input_config,
     const double epoch_seconds = Seconds(epoch_start);
     stats.train_loss = loss_meter.mean();
     stats.train_lr = lr_meter.mean();
-    stats.images_per_second =
-        static_cast<double>(steps_per_epoch) * config.train().batch_size() / epoch_seconds;
+    stats.images_per_second = static_cast<double>(steps_per_epoch - first_step) *
+                              config.train().batch_size() / epoch_seconds;
     LOG(INFO) << absl::StrFormat("Epoch %d done in %s: loss %.4f, %.1f img/s", epoch,
                                  FormatDuration(epoch_seconds), stats.train_loss,
                                  stats.images_per_second);
@@ -273,7 +326,6 @@ absl::StatusOr<PretrainResult> RunPretrain(const ExperimentConfig& input_config,
                   << absl::StrFormat("%.4f", vis.loss.item<double>()) << "): " << path;
         model->train();
       }
-      const auto& k = config.checkpoint();
       if (k.save_ckpt() && ((epoch + 1) % k.save_ckpt_freq() == 0 || epoch + 1 == epochs)) {
         result.weights_path = out_dir + "/" + kFcmaeWeightsFile;
         if (absl::Status s = SaveNamedTensors(model->named_parameters(), result.weights_path);
@@ -289,6 +341,10 @@ absl::StatusOr<PretrainResult> RunPretrain(const ExperimentConfig& input_config,
       }
     }
     result.epochs.push_back(stats);
+    state->next_epoch = epoch + 1;
+    state->next_step = 0;
+    state->scalars.clear();
+    if (absl::Status s = ckpts.SaveEpochEnd(epoch, *state); !s.ok()) return s;
   }
   LOG(INFO) << "Training time " << FormatDuration(Seconds(train_start)) << " (total "
             << FormatDuration(Seconds(start)) << ")";

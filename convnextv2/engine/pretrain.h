@@ -14,8 +14,14 @@
 // Writes nothing when output_dir is empty; otherwise output_dir/config.pbtxt, output_dir/log.txt
 // (one JSON object per epoch: train_lr, train_loss, epoch, n_parameters, as the official),
 // output_dir/fcmae_weights.pt (the FCMAE state dict as named tensors, see named_tensors.h;
-// rewritten every save_ckpt_freq epochs and at the end when save_ckpt) and
-// output_dir/reconstruction-<epoch>.png every epoch when fcmae.vis_images > 0.
+// rewritten every save_ckpt_freq epochs and at the end when save_ckpt),
+// output_dir/reconstruction-<epoch>.png every epoch when fcmae.vis_images > 0, and the
+// checkpoints of run_checkpoints.h as fine-tuning writes them: checkpoint-<epoch>.pth by the
+// official policy, mid-epoch ones every save_ckpt_steps or on SIGTERM/preempt_signal (then the
+// run stops and the binary exits kExitRequeue). Their "model." tensors are the FCMAE state dict
+// (encoder.*, proj, decoder, mask_token, pred) and their header model is "fcmae_<variant>".
+// checkpoint.resume / auto_resume continue a run exactly: the masks are keyed by
+// (seed, epoch, step) and the torch RNG state (DropPath) is restored.
 #ifndef CONVNEXTV2_ENGINE_PRETRAIN_H_
 #define CONVNEXTV2_ENGINE_PRETRAIN_H_
 
@@ -42,10 +48,17 @@ struct PretrainResult {
   std::vector<PretrainEpochStats> epochs;
   int64_t n_parameters = 0;
   std::string weights_path;  // empty when nothing was saved
+  // Stopped on a signal (or PretrainOptions::stop_*) after saving a mid-epoch checkpoint: the
+  // binary exits with engine::kExitRequeue.
+  bool preempted = false;
 };
 
 struct PretrainOptions {
   std::string command_line;  // for the log
+  // Behave as if preempted just before running batch `stop_step` of epoch `stop_epoch` (tests;
+  // -1: never).
+  int stop_epoch = -1;
+  int64_t stop_step = -1;
 };
 
 absl::StatusOr<PretrainResult> RunPretrain(const ExperimentConfig& config,

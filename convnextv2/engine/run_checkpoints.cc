@@ -94,12 +94,15 @@ absl::Status TruncateEpochLog(const std::string& path, int next_epoch) {
 
 RunCheckpoints::RunCheckpoints(const ExperimentConfig& config, bool writer,
                                torch::nn::Module& model, torch::optim::Optimizer& optimizer,
-                               int64_t steps_per_epoch)
+                               int64_t steps_per_epoch, std::string model_name)
     : config_(config),
       writer_(writer),
       model_(model),
       optimizer_(optimizer),
-      steps_per_epoch_(steps_per_epoch) {}
+      steps_per_epoch_(steps_per_epoch),
+      model_name_(model_name.empty() ? config.model().model() : std::move(model_name)) {}
+
+std::string FcmaeModelName(absl::string_view variant) { return absl::StrCat("fcmae_", variant); }
 
 void RunCheckpoints::AddExtraState(
     std::function<void(checkpoint::Checkpoint*)> save,
@@ -142,10 +145,19 @@ absl::StatusOr<LoopState> RunCheckpoints::Resume() {
         ", not a training state to resume: use checkpoint.finetune to initialize from it, or "
         "eval.eval to evaluate it"));
   }
-  if (h.model() != config_.model().model()) {
-    return absl::FailedPreconditionError(absl::StrCat(what, " is a ", h.model(),
-                                                      ", the config says model.model ",
-                                                      config_.model().model()));
+  if (h.model() != model_name_) {
+    const bool ckpt_fcmae = absl::StartsWith(h.model(), "fcmae_");
+    if (ckpt_fcmae != absl::StartsWith(model_name_, "fcmae_")) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          what, ckpt_fcmae
+                    ? " is an FCMAE pre-training checkpoint, not a fine-tuning state to resume: "
+                      "use checkpoint.finetune to initialize the encoder from it"
+                    : " is a fine-tuning checkpoint; pre-training resumes only from pretrain's "
+                      "own checkpoints"));
+    }
+    return absl::FailedPreconditionError(absl::StrCat(what, " is a ", h.model(), ", this run is a ",
+                                                      model_name_, " (model.model ",
+                                                      config_.model().model(), ")"));
   }
   if (h.optimizer() != config_.optim().opt()) {
     return absl::FailedPreconditionError(absl::StrCat(
@@ -196,7 +208,7 @@ checkpoint::CheckpointHeader RunCheckpoints::Header(absl::string_view kind, int 
                                                     const LoopState& state) const {
   checkpoint::CheckpointHeader h;
   h.set_kind(std::string(kind));
-  h.set_model(config_.model().model());
+  h.set_model(model_name_);
   h.set_config_text(config::ToText(config_));
   h.set_epoch(epoch);
   h.set_global_step(state.global_step);

@@ -39,8 +39,12 @@ struct LoopState {
 
 class RunCheckpoints {
  public:
+  // `model_name` goes into the header and must match on resume; empty means model.model.
+  // Pre-training passes FcmaeModelName(model.model), so that neither kind of run resumes
+  // from the other's checkpoints.
   RunCheckpoints(const ExperimentConfig& config, bool writer, torch::nn::Module& model,
-                 torch::optim::Optimizer& optimizer, int64_t steps_per_epoch);
+                 torch::optim::Optimizer& optimizer, int64_t steps_per_epoch,
+                 std::string model_name = "");
 
   // Further state saved with every training checkpoint and restored on resume (EMA weights
   // under "model_ema.", a loss scaler under "scaler." ...).
@@ -76,9 +80,13 @@ class RunCheckpoints {
   torch::nn::Module& model_;
   torch::optim::Optimizer& optimizer_;
   int64_t steps_per_epoch_;
+  std::string model_name_;
   std::vector<std::function<void(checkpoint::Checkpoint*)>> extra_save_;
   std::vector<std::function<absl::Status(const checkpoint::Checkpoint&)>> extra_load_;
 };
+
+// The header model name of FCMAE pre-training checkpoints: "fcmae_convnextv2_atto".
+std::string FcmaeModelName(absl::string_view variant);
 
 // Keeps only log.txt rows of epochs before `next_epoch` (a resumed run rewrites the rest).
 absl::Status TruncateEpochLog(const std::string& path, int next_epoch);

@@ -1,5 +1,5 @@
 // Pre-training outputs: the weights archive loads into the fine-tuning model, the reconstruction
-// PNG, the official weight-decay groups, and a whole tiny run.
+// PNG, the official weight-decay groups, a whole tiny run, and exact resume.
 #include "convnextv2/engine/pretrain.h"
 
 #include <ATen/ATen.h>
@@ -12,6 +12,7 @@
 #include <fstream>
 #include <set>
 
+#include "convnextv2/checkpoint/file.h"
 #include "convnextv2/config/config.h"
 #include "convnextv2/engine/named_tensors.h"
 #include "convnextv2/engine/reconstruction_grid.h"
@@ -190,6 +191,119 @@ TEST(RunPretrainTest, TinyRunWritesLogPicturesAndWeights) {
   absl::StatusOr<PretrainResult> none = RunPretrain(c);
   EXPECT_EQ(none.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_NE(std::string(none.status().message()).find("train.update_freq 2"), std::string::npos);
+}
+
+// ---- exact resume ---------------------------------------------------------------------------
+// 3 epochs of 4 steps; DropPath on so the restored torch RNG state matters, and the masks come
+// from (seed, epoch, step) generators.
+ExperimentConfig ResumeRun(const std::string& out_dir) {
+  ExperimentConfig c = config::ModeDefaults(config::Mode::kPretrain);
+  absl::StatusOr<ExperimentConfig> body = config::ParseText(R"pb(
+    model { model: "convnextv2_atto" input_size: 64 drop_path: 0.2 }
+    fcmae { decoder_embed_dim: 16 vis_images: 0 mask_ratio: 0.5 }
+    data { data_set: "synthetic" synthetic_train_size: 16 }
+    optim { blr: 1e-2 }
+    schedule { warmup_epochs: 1 }
+    train { batch_size: 4 epochs: 3 num_threads: 1 print_freq: 100 seed: 3 }
+  )pb", "inline");
+  EXPECT_TRUE(body.ok()) << body.status();
+  c.MergeFrom(*body);
+  c.mutable_output()->set_output_dir(out_dir);
+  const absl::Status valid = config::Validate(c, config::Mode::kPretrain);
+  if (!valid.ok()) {
+    ADD_FAILURE() << valid;
+    std::abort();  // never train on a config the binary would refuse
+  }
+  return c;
+}
+
+std::string ReadAll(const std::string& path) {
+  absl::StatusOr<std::string> s = util::ReadFile(path);
+  return s.ok() ? *s : "";
+}
+
+void ExpectSameCheckpoint(const std::string& a_path, const std::string& b_path) {
+  absl::StatusOr<checkpoint::Checkpoint> a = checkpoint::ReadCheckpoint(a_path);
+  absl::StatusOr<checkpoint::Checkpoint> b = checkpoint::ReadCheckpoint(b_path);
+  ASSERT_TRUE(a.ok()) << a.status();
+  ASSERT_TRUE(b.ok()) << b.status();
+  EXPECT_EQ(a->header.model(), "fcmae_convnextv2_atto");
+  EXPECT_EQ(a->header.global_step(), b->header.global_step());
+  ASSERT_EQ(a->tensors.size(), b->tensors.size());
+  int model_tensors = 0, optimizer_tensors = 0;
+  for (const auto& [name, t] : a->tensors) {
+    const at::Tensor* other = b->Find(name);
+    ASSERT_NE(other, nullptr) << name;
+    EXPECT_TRUE(at::equal(t, *other)) << name << " differs";
+    model_tensors += name.rfind("model.", 0) == 0;
+    optimizer_tensors += name.rfind("optimizer.", 0) == 0;
+  }
+  // The FCMAE state dict: encoder, decoder, mask token, proj and pred.
+  for (const char* name : {"model.encoder.stages.3.1.pwconv2.weight", "model.mask_token",
+                           "model.proj.weight", "model.pred.weight"}) {
+    EXPECT_NE(a->Find(name), nullptr) << name;
+  }
+  EXPECT_GT(model_tensors, 50);
+  EXPECT_GT(optimizer_tensors, 100);
+}
+
+class PretrainResumeTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    reference_ = new std::string(TempDir("uninterrupted"));
+    absl::StatusOr<PretrainResult> r = RunPretrain(ResumeRun(*reference_));
+    ASSERT_TRUE(r.ok()) << r.status();
+    ASSERT_EQ(r->epochs.size(), 3u);
+    ASSERT_FALSE(r->preempted);
+  }
+  static std::string* reference_;
+};
+std::string* PretrainResumeTest::reference_ = nullptr;
+
+TEST_F(PretrainResumeTest, AfterAnEpochIsBitwiseIdentical) {
+  const std::string dir = TempDir("after_epoch");
+  absl::StatusOr<PretrainResult> first =
+      RunPretrain(ResumeRun(dir), {.stop_epoch = 1, .stop_step = 0});
+  ASSERT_TRUE(first.ok()) << first.status();
+  EXPECT_TRUE(first->preempted);
+  ASSERT_EQ(first->epochs.size(), 1u);
+  // Resume from the end-of-epoch checkpoint; a log row without a checkpoint must be dropped.
+  std::filesystem::remove(dir + "/checkpoint-1-step0.pth");
+  ASSERT_TRUE(std::filesystem::exists(dir + "/checkpoint-0.pth"));
+  { std::ofstream(dir + "/log.txt", std::ios::app) << "{\"train_lr\": 9, \"epoch\": 1}\n"; }
+  absl::StatusOr<PretrainResult> second = RunPretrain(ResumeRun(dir));
+  ASSERT_TRUE(second.ok()) << second.status();
+  EXPECT_FALSE(second->preempted);
+  EXPECT_EQ(second->epochs.size(), 2u);
+  ExpectSameCheckpoint(*reference_ + "/checkpoint-2.pth", dir + "/checkpoint-2.pth");
+  EXPECT_EQ(ReadAll(*reference_ + "/log.txt"), ReadAll(dir + "/log.txt"));
+}
+
+TEST_F(PretrainResumeTest, MidEpochIsBitwiseIdentical) {
+  const std::string dir = TempDir("mid_epoch");
+  absl::StatusOr<PretrainResult> first =
+      RunPretrain(ResumeRun(dir), {.stop_epoch = 1, .stop_step = 2});
+  ASSERT_TRUE(first.ok()) << first.status();
+  EXPECT_TRUE(first->preempted);
+  ASSERT_TRUE(std::filesystem::exists(dir + "/checkpoint-1-step2.pth"));
+  absl::StatusOr<PretrainResult> second = RunPretrain(ResumeRun(dir));
+  ASSERT_TRUE(second.ok()) << second.status();
+  EXPECT_EQ(second->epochs.size(), 2u);
+  EXPECT_FALSE(std::filesystem::exists(dir + "/checkpoint-1-step2.pth"));
+  ExpectSameCheckpoint(*reference_ + "/checkpoint-2.pth", dir + "/checkpoint-2.pth");
+  // The resumed epoch's mean loss and lr continue from the saved meters.
+  EXPECT_EQ(ReadAll(*reference_ + "/log.txt"), ReadAll(dir + "/log.txt"));
+}
+
+TEST_F(PretrainResumeTest, ExplicitResumeOfAnotherKindIsAnError) {
+  ExperimentConfig c = ResumeRun(TempDir("explicit"));
+  c.mutable_checkpoint()->set_resume(*reference_ + "/checkpoint-2.pth");
+  c.mutable_model()->set_model("convnextv2_femto");
+  absl::StatusOr<PretrainResult> r = RunPretrain(c);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(std::string(r.status().message()).find("is a fcmae_convnextv2_atto"),
+            std::string::npos)
+      << r.status();
 }
 
 }  // namespace

@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
 # End to end: the pretrain binary pre-trains FCMAE on synthetic data for a few steps, writes its
-# log rows, reconstruction PNGs and weights; impossible sizes fail at start with clear errors.
+# log rows, reconstruction PNGs, weights and checkpoints; the finetune binary initializes from
+# both (the handover); SIGTERM saves and exits 75, a relaunch resumes; impossible sizes fail at
+# start with clear errors.
 set -uo pipefail
 PRETRAIN="$1"
+FINETUNE="$2"
 OUT="${TEST_TMPDIR}/run"
 fail() { echo "FAIL: $*" >&2; exit 1; }
 
 # ---- a real run: 64 px (2x2 mask grid), 3 epochs of 4 steps ---------------------------------
 "$PRETRAIN" --data_set synthetic --synthetic_train_size 16 --input_size 64 --batch_size 4 \
   --epochs 3 --warmup_epochs 0 --blr 2e-2 --decoder_embed_dim 32 --vis_images 2 \
-  --num_threads 2 --print_freq 2 --output_dir "$OUT" >"$TEST_TMPDIR/stdout" 2>"$TEST_TMPDIR/stderr" \
+  --num_threads 2 --print_freq 2 --save_ckpt_num 1 --output_dir "$OUT" >"$TEST_TMPDIR/stdout" 2>"$TEST_TMPDIR/stderr" \
   || { cat "$TEST_TMPDIR/stderr"; fail "pre-training exited with $?"; }
 log="$TEST_TMPDIR/stderr"
 grep -q "config: the built-in default (configs/pretrain_default.pbtxt) with" "$log" || fail "no config line"
@@ -32,6 +35,57 @@ done
 ls "$OUT" >"$TEST_TMPDIR/ls"
 grep -q "tmp" "$TEST_TMPDIR/ls" && fail "temporary files left: $(cat "$TEST_TMPDIR/ls")"
 grep -q 'lr: 0.0003125' "$OUT/config.pbtxt" || fail "config.pbtxt lacks the resolved lr"
+# Checkpoints by the official policy: every epoch (save_ckpt_freq 1), the newest one kept.
+[[ "$(cd "$OUT" && ls checkpoint-*.pth | tr '\n' ' ')" == "checkpoint-2.pth " ]] \
+  || fail "checkpoints (save_ckpt_num 1): $(ls "$OUT")"
+
+# ---- the handover: fine-tuning starts from the pre-trained encoder ---------------------------
+FT_ARGS=(--data_set synthetic --input_size 64 --nb_classes 4 --synthetic_train_size 8
+         --synthetic_eval_size 4 --batch_size 4 --epochs 1 --warmup_epochs 0 --num_threads 2)
+for weights in fcmae_weights.pt checkpoint-2.pth; do
+  "$FINETUNE" "${FT_ARGS[@]}" --finetune "$OUT/$weights" --output_dir "$TEST_TMPDIR/ft_$weights" \
+    >/dev/null 2>"$TEST_TMPDIR/ft.log" || { tail "$TEST_TMPDIR/ft.log"; fail "finetune from $weights"; }
+  grep -q "Load pre-trained checkpoint from: .*$weights" "$TEST_TMPDIR/ft.log" || fail "$weights: no load line"
+  grep -q "Removing key .*mask_token from pretrained checkpoint" "$TEST_TMPDIR/ft.log" \
+    || fail "$weights: the mask token was not dropped"
+  loaded=$(sed -n 's/.* \([0-9]*\) tensors loaded$/\1/p' "$TEST_TMPDIR/ft.log")
+  [[ "${loaded:-0}" -gt 100 ]] || fail "$weights: only '${loaded}' tensors loaded"
+  # Only the final norm and the head (not pre-trained) may be left uninitialized.
+  missing=$(sed -n 's/.*Weights not initialized from pretrained model: //p' "$TEST_TMPDIR/ft.log")
+  for name in ${missing//,/ }; do
+    [[ "$name" == norm.* || "$name" == head.* ]] || fail "$weights: encoder weight $name not loaded"
+  done
+  grep -q "Weights from pretrained model not used" "$TEST_TMPDIR/ft.log" \
+    && fail "$weights: unused weights: $(grep 'not used' "$TEST_TMPDIR/ft.log")"
+done
+# A pre-training checkpoint is not a fine-tuning state: resume says to use finetune.
+"$FINETUNE" "${FT_ARGS[@]}" --resume "$OUT/checkpoint-2.pth" >/dev/null 2>"$TEST_TMPDIR/err" \
+  && fail "finetune resumed a pre-training checkpoint"
+grep -q "is an FCMAE pre-training checkpoint.*use checkpoint.finetune" "$TEST_TMPDIR/err" \
+  || fail "unclear error: $(cat "$TEST_TMPDIR/err")"
+
+# ---- SIGTERM: save mid-epoch, exit 75; the relaunch auto-resumes and finishes ----------------
+SIG_ARGS=(--data_set synthetic --synthetic_train_size 400 --input_size 64 --batch_size 4
+          --epochs 2 --warmup_epochs 0 --decoder_embed_dim 32 --vis_images 0 --num_threads 1
+          --print_freq 1 --output_dir "$TEST_TMPDIR/sig")
+"$PRETRAIN" "${SIG_ARGS[@]}" 2>"$TEST_TMPDIR/sig1.log" &
+pid=$!
+for _ in $(seq 600); do
+  grep -q 'Epoch: \[0\]  \[  3/100\]' "$TEST_TMPDIR/sig1.log" 2>/dev/null && break
+  kill -0 "$pid" 2>/dev/null || break
+  sleep 0.1
+done
+kill -TERM "$pid"
+wait "$pid"
+rc=$?
+[[ $rc == 75 ]] || { tail "$TEST_TMPDIR/sig1.log"; fail "SIGTERM: exit status $rc, want 75"; }
+stop=$(sed -n 's/.*Stopping at epoch \([0-9]*\) step.*/\1/p' "$TEST_TMPDIR/sig1.log")
+ls "$TEST_TMPDIR/sig"/checkpoint-"$stop"-step*.pth >/dev/null 2>&1 || fail "SIGTERM: no mid-epoch checkpoint"
+"$PRETRAIN" "${SIG_ARGS[@]}" 2>"$TEST_TMPDIR/sig2.log" \
+  || { tail "$TEST_TMPDIR/sig2.log"; fail "resumed run exited with $?"; }
+grep -q "Resume checkpoint .*checkpoint-$stop-step" "$TEST_TMPDIR/sig2.log" || fail "did not resume"
+[[ $(wc -l <"$TEST_TMPDIR/sig/log.txt") == 2 ]] || fail "log.txt: $(cat "$TEST_TMPDIR/sig/log.txt")"
+ls "$TEST_TMPDIR/sig"/checkpoint-*-step*.pth >/dev/null 2>&1 && fail "superseded step checkpoint kept"
 
 # ---- sizes that cannot work ------------------------------------------------------------------
 expect_error() {  # expect_error "message" args...
