@@ -367,11 +367,7 @@ absl::StatusOr<FinetuneResult> TrainAndEvaluate(const ExperimentConfig& input_co
                           {kGradCount, grad_norm_meter.count()}};
         if (absl::Status s = ckpts.SaveMidEpoch(epoch, *state); !s.ok()) return s;
         if (stop) {
-          LOG(WARNING) << "Stopping at epoch " << epoch << " step " << it
-                       << (preemption.requested()
-                               ? absl::StrCat(" on signal ", preemption.signal())
-                               : std::string(" as requested"))
-                       << "; the checkpoint resumes from here";
+          preemption.LogStop(epoch, it);
           result.preempted = true;
           if (absl::Status s = record->Flush(); !s.ok()) return s;
           return result;

@@ -2,6 +2,8 @@
 
 #include <glog/logging.h>
 
+#include <string>
+
 namespace convnextv2::engine {
 namespace {
 
@@ -34,5 +36,12 @@ PreemptionWatch::~PreemptionWatch() {
 
 bool PreemptionWatch::requested() const { return g_signal != 0; }
 int PreemptionWatch::signal() const { return g_signal; }
+
+void PreemptionWatch::LogStop(int epoch, int64_t step) const {
+  LOG(WARNING) << "Stopping at epoch " << epoch << " step " << step
+               << (requested() ? " on signal " + std::to_string(signal())
+                               : std::string(" as requested"))
+               << "; the checkpoint resumes from here";
+}
 
 }  // namespace convnextv2::engine

@@ -8,6 +8,7 @@
 #define CONVNEXTV2_ENGINE_PREEMPTION_H_
 
 #include <csignal>
+#include <cstdint>
 
 namespace convnextv2::engine {
 
@@ -25,6 +26,8 @@ class PreemptionWatch {
   bool requested() const;
   // The signal that arrived first (0 if none).
   int signal() const;
+  // Logs that the run stops before batch `step` of `epoch` (on the signal, or as a test asked).
+  void LogStop(int epoch, int64_t step) const;
 
  private:
   int extra_signal_;

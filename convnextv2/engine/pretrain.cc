@@ -256,11 +256,7 @@ absl::StatusOr<PretrainResult> RunPretrain(const ExperimentConfig& input_config,
                           {kLrSum, lr_meter.sum()}, {kLrCount, lr_meter.count()}};
         if (absl::Status s = ckpts.SaveMidEpoch(epoch, *state); !s.ok()) return s;
         if (stop) {
-          LOG(WARNING) << "Stopping at epoch " << epoch << " step " << it
-                       << (preemption.requested()
-                               ? absl::StrCat(" on signal ", preemption.signal())
-                               : std::string(" as requested"))
-                       << "; the checkpoint resumes from here";
+          preemption.LogStop(epoch, it);
           result.preempted = true;
           return result;
         }

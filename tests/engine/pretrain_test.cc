@@ -148,22 +148,31 @@ TEST(ReconstructionGridTest, ColumnsShowOriginalMaskedAndDenormalizedPrediction)
   EXPECT_EQ(px[0], grid[g + 5][g + 7][2].item<uint8_t>());
 }
 
-TEST(RunPretrainTest, TinyRunWritesLogPicturesAndWeights) {
+// The pretrain defaults with `body` (text format) merged in, writing to `out_dir`.
+ExperimentConfig PretrainConfig(const char* body, const std::string& out_dir) {
   ExperimentConfig c = config::ModeDefaults(config::Mode::kPretrain);
-  absl::StatusOr<ExperimentConfig> body = config::ParseText(R"pb(
+  absl::StatusOr<ExperimentConfig> parsed = config::ParseText(body, "inline");
+  EXPECT_TRUE(parsed.ok()) << parsed.status();
+  if (parsed.ok()) c.MergeFrom(*parsed);
+  c.mutable_output()->set_output_dir(out_dir);
+  const absl::Status valid = config::Validate(c, config::Mode::kPretrain);
+  if (!valid.ok()) {
+    ADD_FAILURE() << valid;
+    std::abort();  // never train on a config the binary would refuse
+  }
+  return c;
+}
+
+TEST(RunPretrainTest, TinyRunWritesLogPicturesAndWeights) {
+  const std::string dir = TempDir("run");
+  ExperimentConfig c = PretrainConfig(R"pb(
     model { model: "convnextv2_atto" input_size: 64 }
     fcmae { decoder_embed_dim: 32 vis_images: 3 mask_ratio: 0.5 }
     data { data_set: "synthetic" synthetic_train_size: 24 }
     optim { blr: 1e-2 }
     schedule { warmup_epochs: 0 }
     train { batch_size: 4 epochs: 2 update_freq: 2 num_threads: 2 print_freq: 100 }
-  )pb", "inline");
-  ASSERT_TRUE(body.ok()) << body.status();
-  c.MergeFrom(*body);
-  const std::string dir = TempDir("run");
-  c.mutable_output()->set_output_dir(dir);
-  ASSERT_TRUE(config::Validate(c, config::Mode::kPretrain).ok())
-      << config::Validate(c, config::Mode::kPretrain);
+  )pb", dir);
   absl::StatusOr<PretrainResult> r = RunPretrain(c);
   ASSERT_TRUE(r.ok()) << r.status();
   ASSERT_EQ(r->epochs.size(), 2u);
@@ -197,24 +206,14 @@ TEST(RunPretrainTest, TinyRunWritesLogPicturesAndWeights) {
 // 3 epochs of 4 steps; DropPath on so the restored torch RNG state matters, and the masks come
 // from (seed, epoch, step) generators.
 ExperimentConfig ResumeRun(const std::string& out_dir) {
-  ExperimentConfig c = config::ModeDefaults(config::Mode::kPretrain);
-  absl::StatusOr<ExperimentConfig> body = config::ParseText(R"pb(
+  return PretrainConfig(R"pb(
     model { model: "convnextv2_atto" input_size: 64 drop_path: 0.2 }
     fcmae { decoder_embed_dim: 16 vis_images: 0 mask_ratio: 0.5 }
     data { data_set: "synthetic" synthetic_train_size: 16 }
     optim { blr: 1e-2 }
     schedule { warmup_epochs: 1 }
     train { batch_size: 4 epochs: 3 num_threads: 1 print_freq: 100 seed: 3 }
-  )pb", "inline");
-  EXPECT_TRUE(body.ok()) << body.status();
-  c.MergeFrom(*body);
-  c.mutable_output()->set_output_dir(out_dir);
-  const absl::Status valid = config::Validate(c, config::Mode::kPretrain);
-  if (!valid.ok()) {
-    ADD_FAILURE() << valid;
-    std::abort();  // never train on a config the binary would refuse
-  }
-  return c;
+  )pb", out_dir);
 }
 
 std::string ReadAll(const std::string& path) {
