@@ -530,7 +530,7 @@ absl::StatusOr<FinetuneResult> RunFinetune(const ExperimentConfig& config,
   // A run stopped on a signal after saving exits 75 (requeue): the manifest says so.
   absl::Status recorded =
       result.ok() && result->preempted
-          ? record.FinishWithExitStatus(75, "stopped on a signal after saving a checkpoint")
+          ? record.FinishWithExitStatus(kExitRequeue, "stopped on a signal after saving a checkpoint")
           : record.Finish(result.status());
   if (result.ok() && !recorded.ok()) return recorded;
   return result;

@@ -20,6 +20,8 @@
 #include "convnextv2/engine/preemption.h"
 #include "convnextv2/engine/reconstruction_grid.h"
 #include "convnextv2/engine/run_checkpoints.h"
+#include "convnextv2/engine/run_record.h"
+#include "convnextv2/metrics/run_info.h"
 #include "convnextv2/engine/runtime.h"
 #include "convnextv2/models/fcmae.h"
 #include "convnextv2/models/registry.h"
@@ -91,8 +93,10 @@ std::string ReconstructionFileName(int epoch) {
   return absl::StrFormat("reconstruction-%04d.png", epoch);
 }
 
-absl::StatusOr<PretrainResult> RunPretrain(const ExperimentConfig& input_config,
-                                           const PretrainOptions& options) {
+namespace {
+
+absl::StatusOr<PretrainResult> TrainPretrain(const ExperimentConfig& input_config,
+                                             const PretrainOptions& options, RunRecord* record) {
   ExperimentConfig config = input_config;
   const auto start = Clock::now();
   const auto& f = config.fcmae();
@@ -210,6 +214,12 @@ absl::StatusOr<PretrainResult> RunPretrain(const ExperimentConfig& input_config,
       return s;
     }
   }
+  // manifest.pbtxt + metrics.h5; a resumed run first drops the rows after its checkpoint.
+  if (absl::Status s =
+          record->Start(config, state->resumed ? state->global_step - 1 : int64_t{-1});
+      !s.ok()) {
+    return s;
+  }
   GridOptions grid_options;
   grid_options.patch_size = f.patch_size();
   grid_options.norm_pix_loss = f.norm_pix_loss();
@@ -258,6 +268,7 @@ absl::StatusOr<PretrainResult> RunPretrain(const ExperimentConfig& input_config,
         if (stop) {
           preemption.LogStop(epoch, it);
           result.preempted = true;
+          if (absl::Status s = record->Flush(); !s.ok()) return s;
           return result;
         }
       }
@@ -287,6 +298,15 @@ absl::StatusOr<PretrainResult> RunPretrain(const ExperimentConfig& input_config,
       loss_meter.Add(loss_value);
       lr_meter.Add(lr_now);
       step_time.Add(Seconds(step_start));
+      metrics::TrainRow row;
+      row.step = static_cast<int64_t>(epoch) * steps_per_epoch + it;
+      row.epoch = epoch;
+      row.loss = loss_value;
+      row.lr = row.min_lr = lr_now;  // one lr for every group in pre-training
+      row.weight_decay = config.optim().weight_decay();
+      row.images_per_second = config.train().batch_size() / std::max(step_time.recent(), 1e-9);
+      row.wall_time = record->WallTime();
+      record->AddTrain(row);
       state->global_step = static_cast<int64_t>(epoch) * steps_per_epoch + it + 1;
       if ((it + 1) % print_freq == 0 || it + 1 == steps_per_epoch) {
         const double eta = step_time.recent() * (steps_per_epoch - it - 1);
@@ -340,10 +360,31 @@ absl::StatusOr<PretrainResult> RunPretrain(const ExperimentConfig& input_config,
     state->next_epoch = epoch + 1;
     state->next_step = 0;
     state->scalars.clear();
+    if (absl::Status s = record->Flush(); !s.ok()) return s;
     if (absl::Status s = ckpts.SaveEpochEnd(epoch, *state); !s.ok()) return s;
   }
   LOG(INFO) << "Training time " << FormatDuration(Seconds(train_start)) << " (total "
             << FormatDuration(Seconds(start)) << ")";
+  return result;
+}
+
+}  // namespace
+
+absl::StatusOr<PretrainResult> RunPretrain(const ExperimentConfig& config,
+                                           const PretrainOptions& options) {
+  // A multi-task srun would run several copies into one output dir: refuse before writing.
+  if (absl::Status s = metrics::CheckSlurmTasks(metrics::SlurmFromEnvironment()); !s.ok()) {
+    return s;
+  }
+  RunRecord record("pretrain", options.command_line);
+  absl::StatusOr<PretrainResult> result = TrainPretrain(config, options, &record);
+  // A run stopped on a signal after saving exits 75 (requeue): the manifest says so.
+  absl::Status recorded =
+      result.ok() && result->preempted
+          ? record.FinishWithExitStatus(kExitRequeue,
+                                        "stopped on a signal after saving a checkpoint")
+          : record.Finish(result.status());
+  if (result.ok() && !recorded.ok()) return recorded;
   return result;
 }
 

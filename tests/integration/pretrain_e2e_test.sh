@@ -38,6 +38,15 @@ grep -q 'lr: 0.0003125' "$OUT/config.pbtxt" || fail "config.pbtxt lacks the reso
 # Checkpoints by the official policy: every epoch (save_ckpt_freq 1), the newest one kept.
 [[ "$(cd "$OUT" && ls checkpoint-*.pth | tr '\n' ' ')" == "checkpoint-2.pth " ]] \
   || fail "checkpoints (save_ckpt_num 1): $(ls "$OUT")"
+# The run record: manifest.pbtxt completed, metrics.h5 with one train row per step, in order.
+grep -q 'program: "pretrain"' "$OUT/manifest.pbtxt" || fail "manifest: $(cat "$OUT/manifest.pbtxt")"
+grep -q 'state: FINISHED' "$OUT/manifest.pbtxt" || fail "manifest not FINISHED"
+train_steps() {  # the /train/step column of a metrics.h5, space-separated
+  /usr/bin/python3 -c 'import h5py, sys; print(" ".join(str(int(s)) for s in h5py.File(sys.argv[1], "r")["train/step"][:]))' "$1"
+}
+steps=$(train_steps "$OUT/metrics.h5") || fail "metrics.h5 unreadable"
+[[ -n "$steps" && "$steps" == "$(seq -s ' ' 0 $(( $(wc -w <<<"$steps") - 1 )))" ]] \
+  || fail "metrics.h5 train steps: $steps"
 
 # ---- the handover: fine-tuning starts from the pre-trained encoder ---------------------------
 FT_ARGS=(--data_set synthetic --input_size 64 --nb_classes 4 --synthetic_train_size 8
@@ -81,11 +90,17 @@ rc=$?
 [[ $rc == 75 ]] || { tail "$TEST_TMPDIR/sig1.log"; fail "SIGTERM: exit status $rc, want 75"; }
 stop=$(sed -n 's/.*Stopping at epoch \([0-9]*\) step.*/\1/p' "$TEST_TMPDIR/sig1.log")
 ls "$TEST_TMPDIR/sig"/checkpoint-"$stop"-step*.pth >/dev/null 2>&1 || fail "SIGTERM: no mid-epoch checkpoint"
+grep -q 'exit_status: 75' "$TEST_TMPDIR/sig/manifest.pbtxt" || fail "manifest lacks exit status 75"
 "$PRETRAIN" "${SIG_ARGS[@]}" 2>"$TEST_TMPDIR/sig2.log" \
   || { tail "$TEST_TMPDIR/sig2.log"; fail "resumed run exited with $?"; }
 grep -q "Resume checkpoint .*checkpoint-$stop-step" "$TEST_TMPDIR/sig2.log" || fail "did not resume"
 [[ $(wc -l <"$TEST_TMPDIR/sig/log.txt") == 2 ]] || fail "log.txt: $(cat "$TEST_TMPDIR/sig/log.txt")"
 ls "$TEST_TMPDIR/sig"/checkpoint-*-step*.pth >/dev/null 2>&1 && fail "superseded step checkpoint kept"
+# The resumed run's metrics.h5 equals an uninterrupted run's: every step once, in order.
+steps=$(train_steps "$TEST_TMPDIR/sig/metrics.h5") || fail "metrics.h5 unreadable"
+[[ "$steps" == "$(seq -s ' ' 0 $(( $(wc -w <<<"$steps") - 1 )))" ]] || fail "resumed metrics.h5 steps: $steps"
+grep -q 'state: FINISHED' "$TEST_TMPDIR/sig/manifest.pbtxt" || fail "resumed manifest not FINISHED"
+grep -q 'attempts: 2' "$TEST_TMPDIR/sig/manifest.pbtxt" || fail "resumed manifest: attempts"
 
 # ---- sizes that cannot work ------------------------------------------------------------------
 expect_error() {  # expect_error "message" args...
