@@ -208,13 +208,10 @@ absl::StatusOr<FinetuneResult> TrainAndEvaluate(const ExperimentConfig& input_co
   const auto start = Clock::now();
 
   // ---- runtime -----------------------------------------------------------------------------
-  absl::StatusOr<c10::Device> device = ResolveDevice(config);
-  if (!device.ok()) return device.status();
-  const int threads = ConfigureThreads(config);
-  const int world_size = 1, rank = 0;
-  const uint64_t seed = static_cast<uint64_t>(config.train().seed()) + rank;
-  at::manual_seed(seed);
-  LOG(INFO) << "device " << device->str() << ", " << threads << " threads, seed " << seed;
+  absl::StatusOr<Runtime> runtime = SetUpRuntime(config);
+  if (!runtime.ok()) return runtime.status();
+  const c10::Device device = runtime->device;
+  const int world_size = runtime->world_size, rank = runtime->rank;
 
   // ---- data --------------------------------------------------------------------------------
   absl::StatusOr<std::unique_ptr<data::Dataset>> train_set =
@@ -266,7 +263,7 @@ absl::StatusOr<FinetuneResult> TrainAndEvaluate(const ExperimentConfig& input_co
       config.model().head_init_scale());
   if (!created.ok()) return created.status();
   models::ConvNeXtV2 model = *created;
-  model->to(*device);
+  model->to(device);
   FinetuneResult result;
   for (const at::Tensor& p : model->parameters()) {
     if (p.requires_grad()) result.n_parameters += p.numel();
@@ -276,14 +273,14 @@ absl::StatusOr<FinetuneResult> TrainAndEvaluate(const ExperimentConfig& input_co
 
   // ---- optimizer, schedules, AMP, EMA ------------------------------------------------------
   absl::StatusOr<std::unique_ptr<TrainingRecipe>> recipe =
-      TrainingRecipe::Create(config, model, *device, steps_per_epoch, world_size);
+      TrainingRecipe::Create(config, model, device, steps_per_epoch, world_size);
   if (!recipe.ok()) return recipe.status();
   config.mutable_optim()->set_lr((*recipe)->lr());  // recorded: a rerun uses this lr
   const double smoothing = config.aug().smoothing();
 
   // ---- evaluation only, resume, or initialization from pre-trained weights ------------------
   if (config.eval().eval()) {
-    absl::StatusOr<EvalStats> stats = EvaluateOnly(config, model, eval_loader.get(), *device, **recipe);
+    absl::StatusOr<EvalStats> stats = EvaluateOnly(config, model, eval_loader.get(), device, **recipe);
     if (!stats.ok()) return stats.status();
     result.eval_only = *stats;
     result.max_accuracy = stats->acc1;
@@ -315,17 +312,7 @@ absl::StatusOr<FinetuneResult> TrainAndEvaluate(const ExperimentConfig& input_co
     }
   }
   if (!options.command_line.empty()) LOG(INFO) << "command line: " << options.command_line;
-  if (state->resumed && !out_dir.empty()) {
-    // Rows of epochs the resumed run repeats (written after the checkpoint) go.
-    if (absl::Status s = TruncateEpochLog(out_dir + "/log.txt", state->next_epoch); !s.ok()) {
-      return s;
-    }
-  }
-  if (absl::Status s =
-          record->Start(config, state->resumed ? state->global_step - 1 : int64_t{-1});
-      !s.ok()) {
-    return s;
-  }
+  if (absl::Status s = StartLogs(config, *state, record); !s.ok()) return s;
 
   // ---- loop --------------------------------------------------------------------------------
   const int epochs = config.train().epochs();
@@ -382,10 +369,10 @@ absl::StatusOr<FinetuneResult> TrainAndEvaluate(const ExperimentConfig& input_co
       if (mixup) {
         data::SampleRng mix_rng(data::KeyedSeed(config.train().seed(), epoch, it,
                                                 data::Purpose::kMixup));
-        soft_targets = mixup->Apply(batch->images, batch->labels, mix_rng).to(*device);
+        soft_targets = mixup->Apply(batch->images, batch->labels, mix_rng).to(device);
       }
-      const at::Tensor images = batch->images.to(*device);
-      const at::Tensor labels = batch->labels.to(*device);
+      const at::Tensor images = batch->images.to(device);
+      const at::Tensor labels = batch->labels.to(device);
       at::Tensor logits, loss;
       {
         AutocastGuard autocast = (*recipe)->Autocast();
@@ -453,7 +440,7 @@ absl::StatusOr<FinetuneResult> TrainAndEvaluate(const ExperimentConfig& input_co
                                  stats.train_class_acc, stats.images_per_second);
     if (eval_loader) {
       absl::Status eval_error;
-      stats.test = Evaluate(model, *eval_loader, *device, **recipe, &eval_error);
+      stats.test = Evaluate(model, *eval_loader, device, **recipe, &eval_error);
       if (!eval_error.ok()) return eval_error;
       stats.evaluated = true;
       result.max_accuracy = std::max(result.max_accuracy, stats.test.acc1);

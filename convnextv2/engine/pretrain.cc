@@ -102,13 +102,11 @@ absl::StatusOr<PretrainResult> TrainPretrain(const ExperimentConfig& input_confi
   const auto& f = config.fcmae();
 
   // ---- runtime -----------------------------------------------------------------------------
-  absl::StatusOr<c10::Device> device = ResolveDevice(config);
-  if (!device.ok()) return device.status();
-  const int threads = ConfigureThreads(config);
-  const int world_size = 1, rank = 0;
-  const uint64_t seed = static_cast<uint64_t>(config.train().seed()) + rank;
-  at::manual_seed(seed);
-  LOG(INFO) << "device " << device->str() << ", " << threads << " threads, seed " << seed;
+  absl::StatusOr<Runtime> runtime = SetUpRuntime(config);
+  if (!runtime.ok()) return runtime.status();
+  const c10::Device device = runtime->device;
+  const int world_size = runtime->world_size, rank = runtime->rank;
+  const uint64_t seed = runtime->seed;
 
   // ---- data --------------------------------------------------------------------------------
   absl::StatusOr<std::unique_ptr<data::Dataset>> train_set =
@@ -155,7 +153,7 @@ absl::StatusOr<PretrainResult> TrainPretrain(const ExperimentConfig& input_confi
                           .drop_path_rate(config.model().drop_path())
                           .grn_scope(f.grn_scope() == "batch" ? models::GrnScope::kBatch
                                                               : models::GrnScope::kPerSample));
-  model->to(*device);
+  model->to(device);
   PretrainResult result;
   for (const at::Tensor& p : model->parameters()) {
     if (p.requires_grad()) result.n_parameters += p.numel();
@@ -203,23 +201,12 @@ absl::StatusOr<PretrainResult> TrainPretrain(const ExperimentConfig& input_confi
                               data::SamplerOptions{k, false, false, 0, 0, 1});
       absl::StatusOr<data::Batch> batch = vis_loader.GetBatch(0, 0);
       if (!batch.ok()) return batch.status();
-      vis_images = batch->images.to(*device);
-      vis_mask = model->RandomMask(k, MaskGenerator(seed, ~uint64_t{0}, 0)).to(*device);
+      vis_images = batch->images.to(device);
+      vis_mask = model->RandomMask(k, MaskGenerator(seed, ~uint64_t{0}, 0)).to(device);
     }
   }
   if (!options.command_line.empty()) LOG(INFO) << "command line: " << options.command_line;
-  if (state->resumed && !out_dir.empty()) {
-    // Rows of epochs the resumed run repeats (written after the checkpoint) go.
-    if (absl::Status s = TruncateEpochLog(out_dir + "/log.txt", state->next_epoch); !s.ok()) {
-      return s;
-    }
-  }
-  // manifest.pbtxt + metrics.h5; a resumed run first drops the rows after its checkpoint.
-  if (absl::Status s =
-          record->Start(config, state->resumed ? state->global_step - 1 : int64_t{-1});
-      !s.ok()) {
-    return s;
-  }
+  if (absl::Status s = StartLogs(config, *state, record); !s.ok()) return s;
   GridOptions grid_options;
   grid_options.patch_size = f.patch_size();
   grid_options.norm_pix_loss = f.norm_pix_loss();
@@ -279,9 +266,9 @@ absl::StatusOr<PretrainResult> TrainPretrain(const ExperimentConfig& input_confi
       }
       absl::StatusOr<data::Batch> batch = train_loader.GetBatch(epoch, it);
       if (!batch.ok()) return batch.status();
-      const at::Tensor images = batch->images.to(*device);
+      const at::Tensor images = batch->images.to(device);
       const at::Tensor mask =
-          model->RandomMask(images.size(0), MaskGenerator(seed, epoch, it)).to(*device);
+          model->RandomMask(images.size(0), MaskGenerator(seed, epoch, it)).to(device);
       const models::FCMAEOutput out = model->forward(images, mask);
       const double loss_value = out.loss.item<double>();
       if (!std::isfinite(loss_value)) {

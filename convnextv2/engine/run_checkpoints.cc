@@ -69,6 +69,17 @@ std::vector<std::string> ConfigChanges(const std::string& stored_text,
   return changes;
 }
 
+absl::Status StartLogs(const ExperimentConfig& config, const LoopState& state,
+                       RunRecord* record) {
+  const std::string& out_dir = config.output().output_dir();
+  if (state.resumed && !out_dir.empty()) {
+    if (absl::Status s = TruncateEpochLog(out_dir + "/log.txt", state.next_epoch); !s.ok()) {
+      return s;
+    }
+  }
+  return record->Start(config, state.resumed ? state.global_step - 1 : int64_t{-1});
+}
+
 absl::Status TruncateEpochLog(const std::string& path, int next_epoch) {
   std::ifstream in(path);
   if (!in) return absl::OkStatus();  // no log yet

@@ -22,6 +22,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "convnextv2/checkpoint/file.h"
+#include "convnextv2/engine/run_record.h"
 #include "convnextv2/proto/experiment.pb.h"
 
 namespace convnextv2::engine {
@@ -90,6 +91,12 @@ std::string FcmaeModelName(absl::string_view variant);
 
 // Keeps only log.txt rows of epochs before `next_epoch` (a resumed run rewrites the rest).
 absl::Status TruncateEpochLog(const std::string& path, int next_epoch);
+
+// Opens a run's logs where its (possibly resumed) state stands: a resumed run first drops the
+// log.txt rows of epochs it repeats, then the record starts (manifest.pbtxt, metrics.h5 without
+// the rows after the checkpoint's step). Shared by the fine-tuning and pre-training loops.
+absl::Status StartLogs(const ExperimentConfig& config, const LoopState& state,
+                       RunRecord* record);
 
 // The fields of `current` that differ from the config stored in a checkpoint, one per line
 // ("optim.lr: 0.001 -> 0.002"), empty when equal or unparsable.

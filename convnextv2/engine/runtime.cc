@@ -2,6 +2,7 @@
 
 #include <ATen/Parallel.h>
 #include <ATen/Context.h>
+#include <glog/logging.h>
 #include <sched.h>
 
 #include <thread>
@@ -42,6 +43,18 @@ absl::StatusOr<c10::Device> ResolveDevice(const ExperimentConfig& config) {
     return c10::Device(name);
   }
   return absl::InvalidArgumentError(absl::StrCat("train.device: unknown device '", name, "'"));
+}
+
+absl::StatusOr<Runtime> SetUpRuntime(const ExperimentConfig& config) {
+  Runtime rt;
+  absl::StatusOr<c10::Device> device = ResolveDevice(config);
+  if (!device.ok()) return device.status();
+  rt.device = *device;
+  rt.threads = ConfigureThreads(config);
+  rt.seed = static_cast<uint64_t>(config.train().seed()) + rt.rank;
+  at::manual_seed(rt.seed);
+  LOG(INFO) << "device " << rt.device.str() << ", " << rt.threads << " threads, seed " << rt.seed;
+  return rt;
 }
 
 }  // namespace convnextv2::engine
