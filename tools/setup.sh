@@ -30,8 +30,8 @@ PACKAGES=(
   slurm-wlm munge
   # data
   dataset-fashion-mnist
-  # test oracles (PyTorch interop fixtures, HDF5 readback)
-  python3-torch python3-h5py python3-numpy
+  # test oracles (PyTorch interop fixtures, HDF5 readback) and the torchvision loader benchmark
+  python3-torch python3-h5py python3-numpy python3-torchvision
 )
 
 SUDO=""
