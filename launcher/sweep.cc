@@ -67,9 +67,11 @@ std::vector<std::string> CheckSweep(const SweepConfig& s) {
   if (sl.ntasks_per_node() < 1) {
     errors.push_back(absl::StrCat("slurm.ntasks_per_node: ", sl.ntasks_per_node(), " must be >= 1"));
   }
-  if (sl.nodes() * sl.ntasks_per_node() > 1) {
-    errors.push_back(absl::StrCat("slurm.nodes x ntasks_per_node = ", sl.nodes() * sl.ntasks_per_node(),
-                                  ": this build trains in one process per run (use 1 x 1)"));
+  // Data-parallel runs take one GPU per process (the binaries check it again at start).
+  if (sl.gpus_per_node() > 0 && sl.ntasks_per_node() > sl.gpus_per_node()) {
+    errors.push_back(absl::StrCat("slurm.ntasks_per_node: ", sl.ntasks_per_node(),
+                                  " processes per node but gpus_per_node is ", sl.gpus_per_node(),
+                                  ": one process per GPU"));
   }
   if (sl.gpus_per_node() < 0 || sl.cpus_per_task() < 0 || sl.max_parallel() < 0 ||
       sl.signal_lead_seconds() < 0) {

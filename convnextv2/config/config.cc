@@ -536,6 +536,10 @@ absl::Status Validate(const ExperimentConfig& c, Mode mode) {
         "eval.eval_weights: ema needs a convnextv2 checkpoint in checkpoint.resume");
   check(c.distributed().world_size() >= 1, "distributed.world_size: ",
         c.distributed().world_size(), " must be >= 1");
+  check(c.distributed().dist_timeout() >= 1, "distributed.dist_timeout: ",
+        c.distributed().dist_timeout(), " must be >= 1 (seconds)");
+  check(c.distributed().bucket_cap_mb() >= 1, "distributed.bucket_cap_mb: ",
+        c.distributed().bucket_cap_mb(), " must be >= 1 (MiB)");
 
   // Features whose issues have not landed yet: refuse them instead of silently ignoring them.
   auto unsupported = [&](bool used, absl::string_view what) {

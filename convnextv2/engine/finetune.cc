@@ -19,6 +19,7 @@
 #include "convnextv2/data/loader.h"
 #include "convnextv2/data/mixup.h"
 #include "convnextv2/data/transforms.h"
+#include "convnextv2/engine/data_parallel.h"
 #include "convnextv2/engine/losses.h"
 #include "convnextv2/engine/metrics.h"
 #include "convnextv2/engine/preemption.h"
@@ -40,8 +41,11 @@ double Seconds(Clock::time_point since) {
   return std::chrono::duration<double>(Clock::now() - since).count();
 }
 
+// With `comm` (dist_eval in a multi-process run) every rank evaluates its shard and the sums
+// are added up; the samples the sampler repeated to even out the ranks are not counted, so the
+// result is exactly that of one process over the whole set, for any number of processes.
 EvalStats Evaluate(models::ConvNeXtV2& model, const data::Loader& loader, c10::Device device,
-                   const TrainingRecipe& recipe, absl::Status* error) {
+                   const TrainingRecipe& recipe, dist::Communicator* comm, absl::Status* error) {
   c10::NoGradGuard no_grad;
   model->eval();
   EvalStats stats;
@@ -53,8 +57,20 @@ EvalStats Evaluate(models::ConvNeXtV2& model, const data::Loader& loader, c10::D
       *error = batch.status();
       return stats;
     }
-    const at::Tensor images = batch->images.to(device);
-    const at::Tensor labels = batch->labels.to(device);
+    at::Tensor images = batch->images;
+    at::Tensor labels = batch->labels;
+    std::vector<int64_t> keep;
+    for (size_t i = 0; i < batch->padding.size(); ++i) {
+      if (!batch->padding[i]) keep.push_back(static_cast<int64_t>(i));
+    }
+    if (keep.empty()) continue;
+    if (keep.size() != static_cast<size_t>(labels.size(0))) {
+      const at::Tensor index = at::tensor(keep, at::kLong);
+      images = images.index_select(0, index);
+      labels = labels.index_select(0, index);
+    }
+    images = images.to(device);
+    labels = labels.to(device);
     at::Tensor logits;
     {
       AutocastGuard autocast = recipe.Autocast();  // the official evaluate(use_amp=...)
@@ -65,6 +81,21 @@ EvalStats Evaluate(models::ConvNeXtV2& model, const data::Loader& loader, c10::D
     correct1 += TopKCorrect(logits, labels, 1);
     correct5 += TopKCorrect(logits, labels, 5);
     stats.samples += n;
+  }
+  if (comm != nullptr) {
+    std::vector<at::Tensor> sums{at::tensor(
+        {loss_sum, static_cast<double>(correct1), static_cast<double>(correct5),
+         static_cast<double>(stats.samples)},
+        at::TensorOptions().dtype(at::kDouble).device(device))};
+    if (absl::Status s = comm->AllReduceSum(sums); !s.ok()) {
+      *error = s;
+      return stats;
+    }
+    const at::Tensor host = sums[0].cpu();
+    loss_sum = host[0].item<double>();
+    correct1 = static_cast<int64_t>(std::llround(host[1].item<double>()));
+    correct5 = static_cast<int64_t>(std::llround(host[2].item<double>()));
+    stats.samples = static_cast<int64_t>(std::llround(host[3].item<double>()));
   }
   if (stats.samples > 0) {
     stats.acc1 = 100.0 * correct1 / stats.samples;
@@ -115,7 +146,7 @@ void LogPretrained(const std::string& path, const checkpoint::PretrainedReport& 
 // weights, evaluated once. Strict: evaluating a partly loaded model would mislead.
 absl::StatusOr<EvalStats> EvaluateOnly(const ExperimentConfig& config, models::ConvNeXtV2& model,
                                        const data::Loader* loader, c10::Device device,
-                                       const TrainingRecipe& recipe) {
+                                       const TrainingRecipe& recipe, dist::Communicator* comm) {
   if (loader == nullptr) {
     return absl::InvalidArgumentError("eval.eval with eval.disable_eval: nothing to evaluate");
   }
@@ -145,7 +176,7 @@ absl::StatusOr<EvalStats> EvaluateOnly(const ExperimentConfig& config, models::C
     }
   }
   absl::Status error;
-  const EvalStats stats = Evaluate(model, *loader, device, recipe, &error);
+  const EvalStats stats = Evaluate(model, *loader, device, recipe, comm, &error);
   if (!error.ok()) return error;
   LOG(INFO) << absl::StrFormat("* Acc@1 %.3f Acc@5 %.3f loss %.3f", stats.acc1, stats.acc5,
                                stats.loss);
@@ -212,6 +243,12 @@ absl::StatusOr<FinetuneResult> TrainAndEvaluate(const ExperimentConfig& input_co
   if (!runtime.ok()) return runtime.status();
   const c10::Device device = runtime->device;
   const int world_size = runtime->world_size, rank = runtime->rank;
+  const bool writer = runtime->writer();
+  dist::Communicator* const comm = runtime->comm.get();
+  // dist_eval: each rank evaluates its shard (exact: padding not counted); otherwise every rank
+  // evaluates the whole set, as the official script does without --dist_eval.
+  const bool dist_eval = comm != nullptr && config.eval().dist_eval();
+  dist::Communicator* const eval_comm = dist_eval ? comm : nullptr;
 
   // ---- data --------------------------------------------------------------------------------
   absl::StatusOr<std::unique_ptr<data::Dataset>> train_set =
@@ -253,8 +290,9 @@ absl::StatusOr<FinetuneResult> TrainAndEvaluate(const ExperimentConfig& input_co
   if (eval_set) {
     eval_loader = std::make_unique<data::Loader>(
         eval_set.get(), eval_transform->get(),
-        data::SamplerOptions{config.train().batch_size(), false, false, 0, rank, world_size,
-                             skip_corrupt, config.data().num_workers()});
+        data::SamplerOptions{config.train().batch_size(), false, false, 0,
+                             dist_eval ? rank : 0, dist_eval ? world_size : 1, skip_corrupt,
+                             config.data().num_workers()});
   }
 
   // ---- model -------------------------------------------------------------------------------
@@ -264,6 +302,10 @@ absl::StatusOr<FinetuneResult> TrainAndEvaluate(const ExperimentConfig& input_co
   if (!created.ok()) return created.status();
   models::ConvNeXtV2 model = *created;
   model->to(device);
+  // Every rank starts from rank 0's weights (each rank's seed differs).
+  if (comm != nullptr) {
+    if (absl::Status s = BroadcastModule(*comm, *model); !s.ok()) return s;
+  }
   FinetuneResult result;
   for (const at::Tensor& p : model->parameters()) {
     if (p.requires_grad()) result.n_parameters += p.numel();
@@ -275,18 +317,23 @@ absl::StatusOr<FinetuneResult> TrainAndEvaluate(const ExperimentConfig& input_co
   absl::StatusOr<std::unique_ptr<TrainingRecipe>> recipe =
       TrainingRecipe::Create(config, model, device, steps_per_epoch, world_size);
   if (!recipe.ok()) return recipe.status();
+  if (comm != nullptr) {
+    (*recipe)->EnableDataParallel(runtime->comm,
+                                  int64_t{config.distributed().bucket_cap_mb()} << 20);
+  }
   config.mutable_optim()->set_lr((*recipe)->lr());  // recorded: a rerun uses this lr
   const double smoothing = config.aug().smoothing();
 
   // ---- evaluation only, resume, or initialization from pre-trained weights ------------------
   if (config.eval().eval()) {
-    absl::StatusOr<EvalStats> stats = EvaluateOnly(config, model, eval_loader.get(), device, **recipe);
+    absl::StatusOr<EvalStats> stats =
+        EvaluateOnly(config, model, eval_loader.get(), device, **recipe, eval_comm);
     if (!stats.ok()) return stats.status();
     result.eval_only = *stats;
     result.max_accuracy = stats->acc1;
     return result;
   }
-  RunCheckpoints ckpts(config, /*writer=*/rank == 0, *model, (*recipe)->optimizer(),
+  RunCheckpoints ckpts(config, writer, *model, (*recipe)->optimizer(),
                        steps_per_epoch);
   AddRecipeState(**recipe, model, &ckpts);
   absl::StatusOr<LoopState> state = ckpts.Resume();
@@ -297,12 +344,19 @@ absl::StatusOr<FinetuneResult> TrainAndEvaluate(const ExperimentConfig& input_co
         k.finetune(), k.model_key(), k.model_prefix(), *model, /*reinit_head=*/true);
     if (!r.ok()) return r.status();
     LogPretrained(k.finetune(), *r);
+    // The re-initialized head differs per rank: rank 0's wins. The EMA starts from the loaded
+    // weights, as the official script creates it after loading them.
+    if (comm != nullptr) {
+      if (absl::Status s = BroadcastModule(*comm, *model); !s.ok()) return s;
+    }
+    if (absl::Status s = (*recipe)->ResetEmaFromModel(); !s.ok()) return s;
   }
   result.max_accuracy = std::max(0.0, state->best_acc1);
   result.max_accuracy_ema = std::max(0.0, state->best_ema_acc1);
 
   // ---- outputs -----------------------------------------------------------------------------
-  const std::string& out_dir = config.output().output_dir();
+  // Only rank 0 writes; the other ranks read the same output dir to resume.
+  const std::string out_dir = writer ? config.output().output_dir() : std::string();
   if (!out_dir.empty()) {
     if (absl::Status s = util::MakeDirs(out_dir); !s.ok()) return s;
     if (absl::Status s = util::WriteFileAtomically(out_dir + "/config.pbtxt",
@@ -312,7 +366,9 @@ absl::StatusOr<FinetuneResult> TrainAndEvaluate(const ExperimentConfig& input_co
     }
   }
   if (!options.command_line.empty()) LOG(INFO) << "command line: " << options.command_line;
-  if (absl::Status s = StartLogs(config, *state, record); !s.ok()) return s;
+  if (writer) {
+    if (absl::Status s = StartLogs(config, *state, record); !s.ok()) return s;
+  }
 
   // ---- loop --------------------------------------------------------------------------------
   const int epochs = config.train().epochs();
@@ -342,8 +398,13 @@ absl::StatusOr<FinetuneResult> TrainAndEvaluate(const ExperimentConfig& input_co
       // A step boundary: the whole state is consistent, so a checkpoint here resumes exactly.
       // With update_freq > 1 only the start of an accumulation group is such a boundary.
       const bool boundary = it % (*recipe)->update_freq() == 0;
-      const bool stop = boundary && (preemption.requested() ||
-                                     (epoch == options.stop_epoch && it == options.stop_step));
+      bool stop = boundary && (preemption.requested() ||
+                               (epoch == options.stop_epoch && it == options.stop_step));
+      if (boundary && comm != nullptr) {  // a signal on any rank stops all at the same step
+        absl::StatusOr<bool> any = dist::AnyRank(*comm, stop);
+        if (!any.ok()) return any.status();
+        stop = *any;
+      }
       if (stop ||
           (boundary && it != first_step && ckpts.PeriodicSaveDue(state->global_step, it))) {
         state->next_epoch = epoch;
@@ -389,6 +450,7 @@ absl::StatusOr<FinetuneResult> TrainAndEvaluate(const ExperimentConfig& input_co
             loss_value, epoch, it, lr_now));
       }
       const MicroStepResult step = (*recipe)->Backward(loss, it);
+      if (!step.error.ok()) return step.error;
       if (step.boundary && step.stepped) grad_norm_meter.Add(step.grad_norm);
       if (step.boundary && !step.stepped) {
         LOG(WARNING) << absl::StrFormat(
@@ -413,7 +475,8 @@ absl::StatusOr<FinetuneResult> TrainAndEvaluate(const ExperimentConfig& input_co
       row.weight_decay = stats.train_weight_decay;
       if (step.boundary && step.stepped) row.grad_norm = step.grad_norm;
       row.class_acc = acc;
-      row.images_per_second = config.train().batch_size() / std::max(step_time.recent(), 1e-9);
+      row.images_per_second =
+          config.train().batch_size() * world_size / std::max(step_time.recent(), 1e-9);
       row.wall_time = record->WallTime();
       record->AddTrain(row);
       if ((it + 1) % print_freq == 0 || it + 1 == steps_per_epoch) {
@@ -426,21 +489,26 @@ absl::StatusOr<FinetuneResult> TrainAndEvaluate(const ExperimentConfig& input_co
             steps_per_epoch, FormatDuration(eta), lr_now, stats.train_min_lr, loss_meter.recent(),
             loss_meter.mean(), acc_meter.recent(), acc_meter.mean(), stats.train_weight_decay,
             grad_norm_meter.last(),
-            config.train().batch_size() / std::max(step_time.recent(), 1e-9), step_time.recent());
+            config.train().batch_size() * world_size / std::max(step_time.recent(), 1e-9),
+            step_time.recent());
       }
     }
     const double epoch_seconds = Seconds(epoch_start);
+    if (comm != nullptr) {  // the epoch's averages over all ranks, as synchronize_between_processes
+      absl::Status s = ReduceMeters(*comm, {&loss_meter, &acc_meter});
+      if (!s.ok()) return s;
+    }
     stats.train_loss = loss_meter.mean();
     stats.train_class_acc = acc_meter.mean();
     stats.train_grad_norm = grad_norm_meter.mean();
     stats.images_per_second = static_cast<double>(steps_per_epoch - first_step) *
-                              config.train().batch_size() / epoch_seconds;
+                              config.train().batch_size() * world_size / epoch_seconds;
     LOG(INFO) << absl::StrFormat("Epoch %d done in %s: loss %.4f, class_acc %.4f, %.0f img/s",
                                  epoch, FormatDuration(epoch_seconds), stats.train_loss,
                                  stats.train_class_acc, stats.images_per_second);
     if (eval_loader) {
       absl::Status eval_error;
-      stats.test = Evaluate(model, *eval_loader, device, **recipe, &eval_error);
+      stats.test = Evaluate(model, *eval_loader, device, **recipe, eval_comm, &eval_error);
       if (!eval_error.ok()) return eval_error;
       stats.evaluated = true;
       result.max_accuracy = std::max(result.max_accuracy, stats.test.acc1);
@@ -458,7 +526,7 @@ absl::StatusOr<FinetuneResult> TrainAndEvaluate(const ExperimentConfig& input_co
       if (config.ema().model_ema() && config.ema().model_ema_eval()) {
         models::ConvNeXtV2 ema_model((*recipe)->ema_model());
         stats.test_ema = Evaluate(ema_model, *eval_loader, (*recipe)->ema_device(), **recipe,
-                                  &eval_error);
+                                  eval_comm, &eval_error);
         if (!eval_error.ok()) return eval_error;
         stats.evaluated_ema = true;
         result.max_accuracy_ema = std::max(result.max_accuracy_ema, stats.test_ema.acc1);
@@ -510,8 +578,6 @@ absl::StatusOr<FinetuneResult> TrainAndEvaluate(const ExperimentConfig& input_co
 
 absl::StatusOr<FinetuneResult> RunFinetune(const ExperimentConfig& config,
                                            const RunOptions& options) {
-  // A multi-task srun would run several copies into one output dir: refuse before writing.
-  if (absl::Status s = metrics::CheckSlurmTasks(metrics::SlurmFromEnvironment()); !s.ok()) return s;
   RunRecord record("finetune", options.command_line);
   absl::StatusOr<FinetuneResult> result = TrainAndEvaluate(config, options, &record);
   // A run stopped on a signal after saving exits 75 (requeue): the manifest says so.

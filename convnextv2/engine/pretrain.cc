@@ -15,6 +15,8 @@
 #include "convnextv2/data/loader.h"
 #include "convnextv2/data/rng.h"
 #include "convnextv2/data/transforms.h"
+#include "convnextv2/dist/grad_sync.h"
+#include "convnextv2/engine/data_parallel.h"
 #include "convnextv2/engine/metrics.h"
 #include "convnextv2/engine/named_tensors.h"
 #include "convnextv2/engine/preemption.h"
@@ -107,6 +109,8 @@ absl::StatusOr<PretrainResult> TrainPretrain(const ExperimentConfig& input_confi
   const c10::Device device = runtime->device;
   const int world_size = runtime->world_size, rank = runtime->rank;
   const uint64_t seed = runtime->seed;
+  const bool writer = runtime->writer();
+  dist::Communicator* const comm = runtime->comm.get();
 
   // ---- data --------------------------------------------------------------------------------
   absl::StatusOr<std::unique_ptr<data::Dataset>> train_set =
@@ -154,6 +158,9 @@ absl::StatusOr<PretrainResult> TrainPretrain(const ExperimentConfig& input_confi
                           .grn_scope(f.grn_scope() == "batch" ? models::GrnScope::kBatch
                                                               : models::GrnScope::kPerSample));
   model->to(device);
+  if (comm != nullptr) {  // every rank starts from rank 0's weights
+    if (absl::Status s = BroadcastModule(*comm, *model); !s.ok()) return s;
+  }
   PretrainResult result;
   for (const at::Tensor& p : model->parameters()) {
     if (p.requires_grad()) result.n_parameters += p.numel();
@@ -177,15 +184,25 @@ absl::StatusOr<PretrainResult> TrainPretrain(const ExperimentConfig& input_confi
       optim::CreateOptimizer(config, groups, lr);
   if (!optimizer.ok()) return optimizer.status();
   const optim::LrSchedule schedule = optim::LrSchedule::FromConfig(config, lr, steps_per_epoch);
+  std::unique_ptr<dist::GradientSync> grad_sync;
+  if (comm != nullptr) {
+    std::vector<at::Tensor> params;
+    for (const at::Tensor& p : model->parameters()) {
+      if (p.requires_grad()) params.push_back(p);
+    }
+    grad_sync = std::make_unique<dist::GradientSync>(
+        runtime->comm, std::move(params), int64_t{config.distributed().bucket_cap_mb()} << 20);
+  }
 
   // ---- resume ------------------------------------------------------------------------------
-  RunCheckpoints ckpts(config, /*writer=*/rank == 0, *model, **optimizer, steps_per_epoch,
+  RunCheckpoints ckpts(config, writer, *model, **optimizer, steps_per_epoch,
                        FcmaeModelName(config.model().model()));
   absl::StatusOr<LoopState> state = ckpts.Resume();
   if (!state.ok()) return state.status();
 
   // ---- outputs -----------------------------------------------------------------------------
-  const std::string& out_dir = config.output().output_dir();
+  // Only rank 0 writes; the other ranks read the same output dir to resume.
+  const std::string out_dir = writer ? config.output().output_dir() : std::string();
   at::Tensor vis_images, vis_mask;
   if (!out_dir.empty()) {
     if (absl::Status s = util::MakeDirs(out_dir); !s.ok()) return s;
@@ -206,7 +223,9 @@ absl::StatusOr<PretrainResult> TrainPretrain(const ExperimentConfig& input_confi
     }
   }
   if (!options.command_line.empty()) LOG(INFO) << "command line: " << options.command_line;
-  if (absl::Status s = StartLogs(config, *state, record); !s.ok()) return s;
+  if (writer) {
+    if (absl::Status s = StartLogs(config, *state, record); !s.ok()) return s;
+  }
   GridOptions grid_options;
   grid_options.patch_size = f.patch_size();
   grid_options.norm_pix_loss = f.norm_pix_loss();
@@ -243,8 +262,13 @@ absl::StatusOr<PretrainResult> TrainPretrain(const ExperimentConfig& input_confi
       // Only the start of an accumulation group is a step boundary where the whole state is
       // consistent, so a checkpoint there resumes exactly.
       const bool boundary = it % update_freq == 0;
-      const bool stop = boundary && (preemption.requested() ||
-                                     (epoch == options.stop_epoch && it == options.stop_step));
+      bool stop = boundary && (preemption.requested() ||
+                               (epoch == options.stop_epoch && it == options.stop_step));
+      if (boundary && comm != nullptr) {  // a signal on any rank stops all at the same step
+        absl::StatusOr<bool> any = dist::AnyRank(*comm, stop);
+        if (!any.ok()) return any.status();
+        stop = *any;
+      }
       if (stop ||
           (boundary && it != first_step && ckpts.PeriodicSaveDue(state->global_step, it))) {
         state->next_epoch = epoch;
@@ -277,8 +301,13 @@ absl::StatusOr<PretrainResult> TrainPretrain(const ExperimentConfig& input_confi
             "rate (blr/lr) or check the data.",
             loss_value, epoch, it, lr_now));
       }
+      const bool group_end = (it + 1) % update_freq == 0;
+      if (grad_sync && group_end) grad_sync->Arm();  // all-reduce only on a group's last batch
       (out.loss / update_freq).backward();
-      if ((it + 1) % update_freq == 0) {
+      if (group_end) {
+        if (grad_sync) {
+          if (absl::Status s = grad_sync->Finish(); !s.ok()) return s;
+        }
         (*optimizer)->step();
         (*optimizer)->zero_grad();
       }
@@ -291,7 +320,8 @@ absl::StatusOr<PretrainResult> TrainPretrain(const ExperimentConfig& input_confi
       row.loss = loss_value;
       row.lr = row.min_lr = lr_now;  // one lr for every group in pre-training
       row.weight_decay = config.optim().weight_decay();
-      row.images_per_second = config.train().batch_size() / std::max(step_time.recent(), 1e-9);
+      row.images_per_second =
+          config.train().batch_size() * world_size / std::max(step_time.recent(), 1e-9);
       row.wall_time = record->WallTime();
       record->AddTrain(row);
       state->global_step = static_cast<int64_t>(epoch) * steps_per_epoch + it + 1;
@@ -302,15 +332,18 @@ absl::StatusOr<PretrainResult> TrainPretrain(const ExperimentConfig& input_confi
             "time: %.3f",
             epoch, static_cast<int>(std::to_string(steps_per_epoch).size()), it + 1,
             steps_per_epoch, FormatDuration(eta), lr_now, loss_meter.recent(), loss_meter.mean(),
-            config.train().batch_size() / std::max(step_time.recent(), 1e-9),
+            config.train().batch_size() * world_size / std::max(step_time.recent(), 1e-9),
             step_time.recent());
       }
     }
     const double epoch_seconds = Seconds(epoch_start);
+    if (comm != nullptr) {
+      if (absl::Status s = ReduceMeters(*comm, {&loss_meter}); !s.ok()) return s;
+    }
     stats.train_loss = loss_meter.mean();
     stats.train_lr = lr_meter.mean();
     stats.images_per_second = static_cast<double>(steps_per_epoch - first_step) *
-                              config.train().batch_size() / epoch_seconds;
+                              config.train().batch_size() * world_size / epoch_seconds;
     LOG(INFO) << absl::StrFormat("Epoch %d done in %s: loss %.4f, %.1f img/s", epoch,
                                  FormatDuration(epoch_seconds), stats.train_loss,
                                  stats.images_per_second);
@@ -359,10 +392,6 @@ absl::StatusOr<PretrainResult> TrainPretrain(const ExperimentConfig& input_confi
 
 absl::StatusOr<PretrainResult> RunPretrain(const ExperimentConfig& config,
                                            const PretrainOptions& options) {
-  // A multi-task srun would run several copies into one output dir: refuse before writing.
-  if (absl::Status s = metrics::CheckSlurmTasks(metrics::SlurmFromEnvironment()); !s.ok()) {
-    return s;
-  }
   RunRecord record("pretrain", options.command_line);
   absl::StatusOr<PretrainResult> result = TrainPretrain(config, options, &record);
   // A run stopped on a signal after saving exits 75 (requeue): the manifest says so.

@@ -92,6 +92,26 @@ absl::StatusOr<std::unique_ptr<TrainingRecipe>> TrainingRecipe::Create(
   return r;
 }
 
+void TrainingRecipe::EnableDataParallel(std::shared_ptr<dist::Communicator> comm,
+                                        int64_t bucket_bytes) {
+  std::vector<at::Tensor> params;  // model order: backward produces them in reverse
+  for (const at::Tensor& p : model_->parameters()) {
+    if (p.requires_grad()) params.push_back(p);
+  }
+  grad_sync_ = std::make_unique<dist::GradientSync>(std::move(comm), std::move(params), bucket_bytes);
+  stepper_->set_grad_sync(grad_sync_.get());
+  LOG(INFO) << "data parallel: gradients all-reduced in " << grad_sync_->num_buckets()
+            << " bucket(s) of at most " << bucket_bytes / (1 << 20) << " MiB";
+}
+
+absl::Status TrainingRecipe::ResetEmaFromModel() {
+  if (!ema_) return absl::OkStatus();
+  torch::OrderedDict<std::string, at::Tensor> state;
+  for (const auto& item : model_->named_parameters()) state.insert(item.key(), item.value());
+  for (const auto& item : model_->named_buffers()) state.insert(item.key(), item.value());
+  return ema_->LoadStateDict(state);
+}
+
 void TrainingRecipe::StartEpoch() { stepper_->ZeroGrad(); }
 
 void TrainingRecipe::BeginMicroBatch(int epoch, int64_t it) {

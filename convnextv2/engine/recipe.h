@@ -28,6 +28,8 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "convnextv2/dist/grad_sync.h"
+#include "convnextv2/dist/process_group.h"
 #include "convnextv2/engine/amp.h"
 #include "convnextv2/engine/ema.h"
 #include "convnextv2/engine/train_step.h"
@@ -48,6 +50,13 @@ class TrainingRecipe {
                                                                 c10::Device device,
                                                                 int64_t steps_per_epoch,
                                                                 int world_size);
+
+  // Data-parallel: gradients are averaged over `comm`'s ranks in buckets of bucket_bytes,
+  // overlapped with backward, at the last micro-batch of each accumulation group.
+  void EnableDataParallel(std::shared_ptr<dist::Communicator> comm, int64_t bucket_bytes);
+  // Restarts the EMA from the model's current weights (after loading pre-trained weights, as
+  // the official script creates its EMA only then).
+  absl::Status ResetEmaFromModel();
 
   void StartEpoch();
   // Sets lr and weight decay when `it` starts an accumulation group.
@@ -89,6 +98,7 @@ class TrainingRecipe {
   std::unique_ptr<torch::optim::Optimizer> optimizer_;
   std::unique_ptr<OptimizerStepper> stepper_;
   std::unique_ptr<ModelEma> ema_;
+  std::unique_ptr<dist::GradientSync> grad_sync_;
   bool ema_on_cpu_ = false;
 };
 

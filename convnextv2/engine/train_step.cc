@@ -55,10 +55,15 @@ void OptimizerStepper::ZeroGrad() { optimizer_->zero_grad(); }
 MicroStepResult OptimizerStepper::Backward(const at::Tensor& loss, int64_t micro_step) {
   at::Tensor scaled = loss / options_.update_freq;
   if (options_.use_scaler) scaled = scaler_.Scale(scaled);
-  scaled.backward();
   MicroStepResult result;
   result.boundary = (micro_step + 1) % options_.update_freq == 0;
+  if (result.boundary && grad_sync_ != nullptr) grad_sync_->Arm();
+  scaled.backward();
   if (!result.boundary) return result;
+  if (grad_sync_ != nullptr) {
+    result.error = grad_sync_->Finish();
+    if (!result.error.ok()) return result;
+  }
   bool finite = true;
   if (options_.use_scaler) finite = scaler_.Unscale(params_);
   if (finite) {

@@ -24,6 +24,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "absl/status/status.h"
+#include "convnextv2/dist/grad_sync.h"
 #include "convnextv2/engine/loss_scaler.h"
 
 namespace convnextv2::engine {
@@ -46,6 +48,7 @@ struct MicroStepResult {
   bool boundary = false;  // this micro-batch ended an accumulation group
   bool stepped = false;   // ... and the optimizer stepped (false when the scaler skipped it)
   double grad_norm = 0;   // at a boundary: the unscaled gradient norm before clipping
+  absl::Status error;     // the gradient all-reduce failed (a rank died or timed out)
 };
 
 class OptimizerStepper {
@@ -60,6 +63,9 @@ class OptimizerStepper {
   MicroStepResult Backward(const at::Tensor& loss, int64_t micro_step);
 
   LossScaler& scaler() { return scaler_; }
+  // Data-parallel runs: gradients are averaged over ranks at the last micro-batch of each group
+  // (and only then), before unscaling and clipping, so every rank steps identically.
+  void set_grad_sync(dist::GradientSync* sync) { grad_sync_ = sync; }
   const StepperOptions& options() const { return options_; }
 
  private:
@@ -67,6 +73,7 @@ class OptimizerStepper {
   std::vector<at::Tensor> params_;
   StepperOptions options_;
   LossScaler scaler_;
+  dist::GradientSync* grad_sync_ = nullptr;
 };
 
 }  // namespace convnextv2::engine

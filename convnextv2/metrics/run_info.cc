@@ -92,18 +92,6 @@ SlurmIds SlurmFromEnvironment() {
   return ids;
 }
 
-absl::Status CheckSlurmTasks(const SlurmIds& ids) {
-  int ntasks = 1;
-  if (ids.ntasks.empty() || !absl::SimpleAtoi(ids.ntasks, &ntasks) || ntasks <= 1) {
-    return absl::OkStatus();
-  }
-  return absl::FailedPreconditionError(absl::StrCat(
-      "Slurm started ", ntasks, " tasks (SLURM_NTASKS=", ids.ntasks, ", this is SLURM_PROCID=",
-      ids.procid, " on ", ids.node_list, ") but this build trains in one process per run; "
-      "submit with --nodes=1 --ntasks-per-node=1 (launcher: slurm { nodes: 1 "
-      "ntasks_per_node: 1 })"));
-}
-
 RunInfo CollectRunInfo() {
   RunInfo info;
   char host[256] = {0};

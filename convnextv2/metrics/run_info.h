@@ -55,11 +55,6 @@ std::string NowUtc();
 // The Slurm ids of this process's environment (empty strings outside Slurm).
 SlurmIds SlurmFromEnvironment();
 
-// Fails fast, naming the variables, when Slurm started this binary as one of several tasks
-// (SLURM_NTASKS > 1): this build trains in one process per run, and several copies would
-// train side by side into the same output dir. OK outside Slurm.
-absl::Status CheckSlurmTasks(const SlurmIds& ids);
-
 }  // namespace convnextv2::metrics
 
 #endif  // CONVNEXTV2_METRICS_RUN_INFO_H_

@@ -199,19 +199,5 @@ TEST(RunInfoTest, TheLaunchersCommitWins) {
   EXPECT_THAT(info.git_source, HasSubstr("launcher"));
 }
 
-TEST(RunInfoTest, SeveralSlurmTasksAreRefused) {
-  SlurmIds ids;
-  EXPECT_TRUE(CheckSlurmTasks(ids).ok());  // outside Slurm
-  ids.ntasks = "1";
-  EXPECT_TRUE(CheckSlurmTasks(ids).ok());
-  ids.ntasks = "4";
-  ids.procid = "2";
-  ids.node_list = "n[1-2]";
-  const absl::Status s = CheckSlurmTasks(ids);
-  ASSERT_FALSE(s.ok());
-  EXPECT_THAT(std::string(s.message()),
-              HasSubstr("Slurm started 4 tasks (SLURM_NTASKS=4, this is SLURM_PROCID=2 on n[1-2])"));
-}
-
 }  // namespace
 }  // namespace convnextv2::metrics
