@@ -81,11 +81,15 @@ grep -q 'blr: 0.004$' "$SWEEP/runs/task_001/config.pbtxt" || fail "task 1 does n
 cat status.txt
 [[ $(grep -c "FINISHED         1      2" status.txt) == 2 ]] || fail "status does not show 2 finished runs"
 
-# ---- a binary started as one of several Slurm tasks fails fast, before writing anything --------
-srun -n 2 "$SWEEP/bin/finetune" --data_set synthetic --nb_classes 4 --output_dir "$TEST_TMPDIR/multi" \
-  >multi.txt 2>&1 && fail "a 2-task srun was accepted"
-grep -q "Slurm started 2 tasks (SLURM_NTASKS=2" multi.txt || fail "2-task srun message: $(cat multi.txt)"
-[[ ! -e $TEST_TMPDIR/multi/manifest.pbtxt ]] || fail "the refused run wrote a manifest"
+# ---- data parallel under srun: 2 Slurm tasks train one run together (Gloo) --------------------
+srun -n 2 "$SWEEP/bin/finetune" --data_set synthetic --nb_classes 4 --synthetic_train_size 64 \
+  --synthetic_eval_size 30 --batch_size 8 --epochs 2 --warmup_epochs 0 --num_threads 1 \
+  --num_workers 1 --output_dir "$TEST_TMPDIR/multi" >multi.txt 2>&1 || fail "2-task srun: $(tail -n 5 multi.txt)"
+grep -q "distributed: rank 1 of 2 (local rank 1 of 2, from the Slurm" multi.txt || fail "srun ranks: $(head -n 20 multi.txt)"
+grep -q "effective batch size: 16" multi.txt || fail "2 x 8 is not an effective batch of 16"
+[[ $(grep -c "Accuracy of the model on the 30 test images" multi.txt) == 4 ]] || fail "each rank evaluates the 30 images twice"
+grep -q 'ntasks: "2"' "$TEST_TMPDIR/multi/manifest.pbtxt" || fail "manifest lacks ntasks 2"
+[[ $(wc -l <"$TEST_TMPDIR/multi/log.txt") == 2 ]] || fail "rank 0 alone writes log.txt"
 
 # ---- report: text on stdout, and txt/csv/md/html files ------------------------------------------
 "$LAUNCHER" report --format=csv "$SWEEP" >report.txt || fail "report failed"
