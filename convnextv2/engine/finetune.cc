@@ -338,6 +338,8 @@ absl::StatusOr<FinetuneResult> TrainAndEvaluate(const ExperimentConfig& input_co
   AddRecipeState(**recipe, model, &ckpts);
   absl::StatusOr<LoopState> state = ckpts.Resume();
   if (!state.ok()) return state.status();
+  // The checkpoint holds rank 0's generator: the other ranks draw their own again (drop path).
+  if (state->resumed && rank > 0) at::manual_seed(runtime->seed + 1000003 * state->global_step);
   const auto& k = config.checkpoint();
   if (!state->resumed && !k.finetune().empty()) {
     absl::StatusOr<checkpoint::PretrainedReport> r = checkpoint::InitFromPretrained(

@@ -199,6 +199,8 @@ absl::StatusOr<PretrainResult> TrainPretrain(const ExperimentConfig& input_confi
                        FcmaeModelName(config.model().model()));
   absl::StatusOr<LoopState> state = ckpts.Resume();
   if (!state.ok()) return state.status();
+  // The checkpoint holds rank 0's generator: the other ranks draw their own again (drop path).
+  if (state->resumed && rank > 0) at::manual_seed(runtime->seed + 1000003 * state->global_step);
 
   // ---- outputs -----------------------------------------------------------------------------
   // Only rank 0 writes; the other ranks read the same output dir to resume.

@@ -63,6 +63,10 @@ for uf in 1 2; do
   grep -q "img/s" "$T/dp$uf.rank1.log" || fail "rank 1 did not train"
 done
 grep -q "effective batch size: 16" "$T/dp1.rank0.log" || fail "effective batch size of 2 x 8 is not 16"
+# The 2-rank run resumes on 1 rank with the same global batch (same steps per epoch).
+run_ranks "$FINETUNE" 1 resume1 "${COMMON[@]}" --batch_size 16 --epochs 3 --output_dir "$T/dp1"
+grep -q "Resume checkpoint .*checkpoint-1.pth: epoch 2" "$T/resume1.rank0.log" || fail "no resume: $(grep -i resum "$T/resume1.rank0.log")"
+[[ $(wc -l <"$T/dp1/log.txt") == 3 ]] || fail "resumed on 1 rank: log.txt has $(wc -l <"$T/dp1/log.txt") lines"
 
 # ---- evaluation on 1, 3 and 7 processes: identical (padding not counted) ------------------------
 # A barely trained model so that accuracy is neither 0 nor 100%.
