@@ -47,11 +47,12 @@ sys.exit(0 if len(a) == len(b) and all(abs(x - y) <= 1e-4 * max(1e-6, abs(y)) fo
 # ---- 2 ranks x b == 1 rank x 2b, without and with accumulation ----------------------------------
 for uf in 1 2; do
   b=$((8 / uf))
-  run_ranks "$FINETUNE" 2 "dp$uf" "${COMMON[@]}" --batch_size $b --update_freq $uf --output_dir "$T/dp$uf"
-  run_ranks "$FINETUNE" 1 "sp$uf" "${COMMON[@]}" --batch_size $((2 * b)) --update_freq $uf --output_dir "$T/sp$uf"
+  EMA=(--model_ema true --model_ema_eval true --model_ema_decay 0.9)
+  run_ranks "$FINETUNE" 2 "dp$uf" "${COMMON[@]}" "${EMA[@]}" --batch_size $b --update_freq $uf --output_dir "$T/dp$uf"
+  run_ranks "$FINETUNE" 1 "sp$uf" "${COMMON[@]}" "${EMA[@]}" --batch_size $((2 * b)) --update_freq $uf --output_dir "$T/sp$uf"
   grep -q "distributed: rank 1 of 2" "$T/dp$uf.rank1.log" || fail "rank 1 did not join: $(tail -n 5 "$T/dp$uf.rank1.log")"
   grep -q "process group ready: gloo, 2 ranks" "$T/dp$uf.rank0.log" || fail "no gloo group"
-  for key in test_loss train_grad_norm train_loss; do
+  for key in test_loss test_loss_ema train_grad_norm train_loss; do
     dp=$(column "$T/dp$uf/log.txt" $key)
     sp=$(column "$T/sp$uf/log.txt" $key)
     same_floats "$dp" "$sp" || fail "update_freq $uf: $key of 2 ranks ($dp) != 1 rank with the double batch ($sp)"
@@ -64,7 +65,7 @@ for uf in 1 2; do
 done
 grep -q "effective batch size: 16" "$T/dp1.rank0.log" || fail "effective batch size of 2 x 8 is not 16"
 # The 2-rank run resumes on 1 rank with the same global batch (same steps per epoch).
-run_ranks "$FINETUNE" 1 resume1 "${COMMON[@]}" --batch_size 16 --epochs 3 --output_dir "$T/dp1"
+run_ranks "$FINETUNE" 1 resume1 "${COMMON[@]}" "${EMA[@]}" --batch_size 16 --epochs 3 --output_dir "$T/dp1"
 grep -q "Resume checkpoint .*checkpoint-1.pth: epoch 2" "$T/resume1.rank0.log" || fail "no resume: $(grep -i resum "$T/resume1.rank0.log")"
 [[ $(wc -l <"$T/dp1/log.txt") == 3 ]] || fail "resumed on 1 rank: log.txt has $(wc -l <"$T/dp1/log.txt") lines"
 
