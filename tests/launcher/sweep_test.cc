@@ -133,8 +133,11 @@ TEST(SweepTest, ErrorsOfTheSweepAndOfTasks) {
   EXPECT_THAT(Error(std::string(kBase) + "slurm { signal: 'USR1@x' }"),
               HasSubstr("slurm.signal 'USR1@x'"));
   EXPECT_THAT(Error(std::string(kBase) + "set: 'epochz=3'"), HasSubstr("set 'epochz=3'"));
-  EXPECT_THAT(Error(std::string(kBase) + "slurm { nodes: 2 ntasks_per_node: 2 }"),
-              HasSubstr("slurm.nodes x ntasks_per_node = 4: this build trains in one process"));
+  // Several processes per run are data-parallel; on GPUs one process per GPU.
+  EXPECT_TRUE(ExpandSweep(Parse(std::string(kBase) + "slurm { nodes: 2 ntasks_per_node: 2 }"),
+                          Options()).ok());
+  EXPECT_THAT(Error(std::string(kBase) + "slurm { ntasks_per_node: 4 gpus_per_node: 2 }"),
+              HasSubstr("slurm.ntasks_per_node: 4 processes per node but gpus_per_node is 2"));
   // A task the binary's validator refuses names the task and its values.
   const std::string e = Error(std::string(kBase) + R"(
       axis { field: "batch_size" values: "8" values: "-1" })");
