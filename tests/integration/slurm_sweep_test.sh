@@ -9,18 +9,8 @@ CLUSTER=$(realpath "$2")
 CHECK=$(realpath "$3")
 fail() { echo "FAIL: $*" >&2; exit 1; }
 
-# Unix socket paths must stay under 108 bytes: the cluster lives in a short /tmp dir.
-CLUSTER_DIR=$(mktemp -d /tmp/cnx-slurm.XXXXXX) || fail "cannot make a cluster dir in /tmp"
-cleanup() {
-  "$CLUSTER" stop "$CLUSTER_DIR" || echo "warning: stopping the cluster failed" >&2
-  rm -rf "$CLUSTER_DIR"
-}
-trap cleanup EXIT
-"$CLUSTER" start "$CLUSTER_DIR" >"$TEST_TMPDIR/cluster.out" 2>&1 || {
-  cat "$TEST_TMPDIR/cluster.out" "$CLUSTER_DIR"/*.log 2>/dev/null
-  fail "the local Slurm cluster did not start (see above)"
-}
-export SLURM_CONF="$CLUSTER_DIR/slurm.conf"
+source "$(dirname "$0")/slurm_test_lib.sh"
+start_local_cluster "$CLUSTER"
 
 cd "$TEST_TMPDIR"
 cat >tiny.pbtxt <<'PBTXT'
@@ -59,12 +49,7 @@ grep -qF "submitted $JOB (2 tasks) from $SWEEP" submit.txt || fail "submit outpu
 "$LAUNCHER" sweep tiny.pbtxt >/dev/null 2>again.err && fail "a second submit into the same dir was accepted"
 grep -q "already exists" again.err || fail "resubmit message: $(cat again.err)"
 
-for _ in $(seq 1 300); do
-  squeue -h -j "$JOB" >queue.txt 2>&1 || true
-  [[ -s queue.txt ]] || break
-  sleep 1
-done
-[[ -s queue.txt ]] && fail "job $JOB still queued after 300 s: $(cat queue.txt)"
+wait_for_job "$JOB" 300
 
 for t in 0 1; do
   run="$SWEEP/runs/task_00$t"
