@@ -8,14 +8,8 @@
 #    signal) with status 75, and the resumed run ends equal too.
 # Fails (never skips) when Slurm or munge is missing.
 set -uo pipefail
-LAUNCHER=$(realpath "$1")
-CLUSTER=$(realpath "$2")
-CHECK=$(realpath "$3")
-fail() { echo "FAIL: $*" >&2; exit 1; }
-
 source "$(dirname "$0")/slurm_test_lib.sh"
-start_local_cluster "$CLUSTER"
-cd "$TEST_TMPDIR"
+setup_slurm_test "$@"
 
 # Two tasks with the same config (repeats with one seed); 3 epochs of 6 steps.
 cat >preempt.pbtxt <<'PBTXT'

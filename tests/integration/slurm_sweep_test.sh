@@ -4,15 +4,8 @@
 # with `launcher sweep`, waits for both, and checks each run's manifest.pbtxt and metrics.h5, the
 # Slurm logs and `launcher status`. Fails (never skips) when Slurm or munge is missing.
 set -uo pipefail
-LAUNCHER=$(realpath "$1")
-CLUSTER=$(realpath "$2")
-CHECK=$(realpath "$3")
-fail() { echo "FAIL: $*" >&2; exit 1; }
-
 source "$(dirname "$0")/slurm_test_lib.sh"
-start_local_cluster "$CLUSTER"
-
-cd "$TEST_TMPDIR"
+setup_slurm_test "$@"
 cat >tiny.pbtxt <<'PBTXT'
 name: "tiny"
 base_config {

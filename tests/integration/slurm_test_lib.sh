@@ -1,7 +1,17 @@
 # Sourced by the Slurm sh_tests: starts a real one-node cluster (tools/slurm/local_cluster.sh)
 # in a short /tmp dir, exports SLURM_CONF, and stops it by its pid files when the test exits.
-#   source slurm_test_lib.sh; start_local_cluster "$CLUSTER_SCRIPT"
-# Needs fail() and TEST_TMPDIR.
+#   source slurm_test_lib.sh; setup_slurm_test "$@"   # args: launcher, local_cluster.sh, check_run_dir.py
+# Sets LAUNCHER, CLUSTER and CHECK, defines fail(), and leaves the test in $TEST_TMPDIR.
+
+fail() { echo "FAIL: $*" >&2; exit 1; }
+
+setup_slurm_test() {
+  LAUNCHER=$(realpath "$1")
+  CLUSTER=$(realpath "$2")
+  CHECK=$(realpath "$3")
+  start_local_cluster "$CLUSTER"
+  cd "$TEST_TMPDIR" || fail "no TEST_TMPDIR"
+}
 
 start_local_cluster() {
   CLUSTER_SCRIPT="$1"
