@@ -32,6 +32,11 @@ grep -qF "axis 0 (blrr): unknown field 'blrr'" err.txt || fail "bad sweep messag
 grep -qF "#SBATCH --array=0-1%2" dry.txt || fail "dry run did not print the script"
 [[ -f dry/tasks/task_001.pbtxt && -x dry/bin/finetune ]] || fail "dry run did not write the sweep dir"
 grep -q "job_ids" dry/sweep_manifest.pbtxt && fail "dry run recorded a job id"
+# Under `bazel run` the launcher runs elsewhere: relative paths resolve against the user's
+# directory, which Bazel passes as BUILD_WORKING_DIRECTORY.
+(cd / && BUILD_WORKING_DIRECTORY="$TEST_TMPDIR" "$LAUNCHER" sweep --dry_run --sweep_dir=bwd tiny.pbtxt \
+  >/dev/null 2>bwd.err) || fail "dry run from another directory: $(cat bwd.err)"
+[[ -f $TEST_TMPDIR/bwd/tasks/task_000.pbtxt ]] || fail "--sweep_dir did not resolve against BUILD_WORKING_DIRECTORY"
 
 # ---- the real sweep ------------------------------------------------------------------------------
 "$LAUNCHER" sweep tiny.pbtxt >submit.txt 2>submit.err || fail "sweep: $(cat submit.err)"
