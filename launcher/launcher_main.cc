@@ -1,9 +1,10 @@
-// launcher: Slurm job arrays from protobuf sweeps, and their status.
+// launcher: Slurm job arrays from protobuf sweeps, their status, reports and reproduction.
 //
 //   launcher sweep [--dry_run] [--force] [--binary=PATH] [--sweep_dir=DIR] SWEEP.pbtxt
 //   launcher status SWEEP_DIR
 //   launcher report [--sort=acc1|acc5|loss] [--format=text|csv|markdown] SWEEP_DIR
 //   launcher reproduce [--out_dir=DIR] [--binary=PATH] RUN_DIR
+//   launcher compare RUN_A RUN_B
 //   launcher --help
 //
 // Links protobuf, the config library and the HDF5 reader, not libtorch: it runs on login nodes.
@@ -65,6 +66,10 @@ constexpr char kUsage[] = R"(launcher: Slurm job arrays from protobuf sweeps (se
       (default RUN_DIR.reproduced) and compares the two metrics.h5 row by row, timing columns
       excepted. On the CPU they must be bitwise equal; exits 1 and lists the first differences
       when they are not.
+
+  launcher compare RUN_A RUN_B
+      Compares the metrics.h5 of two run dirs as reproduce does (e.g. a run that was
+      preempted and requeued against one that was not); exits 1 when they differ.
 
 Relative paths resolve against the directory you ran the command from (BUILD_WORKING_DIRECTORY
 under `bazel run //launcher -- ...`). Slurm's client commands must be on PATH (and SLURM_CONF
@@ -196,6 +201,25 @@ int Reproduce(const std::vector<std::string>& args) {
   return 1;
 }
 
+int Compare(const std::vector<std::string>& args) {
+  if (args.size() != 2 || absl::StartsWith(args[0], "-") || absl::StartsWith(args[1], "-")) {
+    return Fail(2, "usage: launcher compare RUN_A RUN_B");
+  }
+  const std::string work_dir = convnextv2::config::UserWorkingDirectory();
+  const std::string a = Absolute(args[0], work_dir), b = Absolute(args[1], work_dir);
+  absl::StatusOr<convnextv2::launcher::ReproduceResult> r =
+      convnextv2::launcher::CompareRuns(a, b);
+  if (!r.ok()) return Fail(1, r.status().message());
+  if (r->differences.empty()) {
+    std::printf("equal: %zu train rows and %zu eval rows are bitwise equal (%s vs %s)\n",
+                r->train_rows, r->eval_rows, a.c_str(), b.c_str());
+    return 0;
+  }
+  std::printf("DIFFERENT: %s differs from %s:\n  %s\n", b.c_str(), a.c_str(),
+              absl::StrJoin(r->differences, "\n  ").c_str());
+  return 1;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -218,6 +242,7 @@ int main(int argc, char** argv) {
   }
   if (command == "report") return Report(args);
   if (command == "reproduce") return Reproduce(args);
+  if (command == "compare") return Compare(args);
   return Fail(2, absl::StrCat("unknown command '", command,
-                              "' (sweep, status, report or reproduce; see launcher --help)"));
+                              "' (sweep, status, report, reproduce or compare; see launcher --help)"));
 }

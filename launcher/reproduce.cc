@@ -61,9 +61,12 @@ absl::StatusOr<ReproduceResult> Reproduce(const ReproduceOptions& options) {
         absl::StrCat(options.run_dir, " did not finish (state ",
                      RunManifest::State_Name(manifest->state()), "): nothing to compare with"));
   }
-  absl::StatusOr<metrics::MetricsLog> original =
-      metrics::ReadMetricsLog(options.run_dir + "/metrics.h5");
-  if (!original.ok()) return original.status();
+  // Fail before the rerun when the original log cannot be read.
+  if (absl::StatusOr<metrics::MetricsLog> original =
+          metrics::ReadMetricsLog(options.run_dir + "/metrics.h5");
+      !original.ok()) {
+    return original.status();
+  }
 
   ReproduceResult result;
   result.out_dir = options.out_dir.empty() ? options.run_dir + ".reproduced" : options.out_dir;
@@ -90,12 +93,19 @@ absl::StatusOr<ReproduceResult> Reproduce(const ReproduceOptions& options) {
     return absl::InternalError(absl::StrCat("the rerun exited ", rc, "; see ", result.out_dir,
                                             "/reproduce.log"));
   }
-  absl::StatusOr<metrics::MetricsLog> again =
-      metrics::ReadMetricsLog(result.out_dir + "/metrics.h5");
-  if (!again.ok()) return again.status();
-  result.train_rows = original->train.size();
-  result.eval_rows = original->eval.size();
-  result.differences = CompareLogs(*original, *again);
+  return CompareRuns(options.run_dir, result.out_dir);
+}
+
+absl::StatusOr<ReproduceResult> CompareRuns(const std::string& run_a, const std::string& run_b) {
+  absl::StatusOr<metrics::MetricsLog> a = metrics::ReadMetricsLog(run_a + "/metrics.h5");
+  if (!a.ok()) return a.status();
+  absl::StatusOr<metrics::MetricsLog> b = metrics::ReadMetricsLog(run_b + "/metrics.h5");
+  if (!b.ok()) return b.status();
+  ReproduceResult result;
+  result.out_dir = run_b;
+  result.train_rows = a->train.size();
+  result.eval_rows = a->eval.size();
+  result.differences = CompareLogs(*a, *b);
   return result;
 }
 

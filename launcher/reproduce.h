@@ -1,4 +1,5 @@
-// `launcher reproduce RUN_DIR`: runs a recorded run again and compares the two metric logs.
+// `launcher reproduce RUN_DIR`: runs a recorded run again and compares the two metric logs;
+// `launcher compare RUN_A RUN_B` compares two runs' logs.
 //
 //   absl::StatusOr<ReproduceResult> r = Reproduce({.run_dir = "sweeps/ft/runs/task_000"});
 //   if (r.ok() && r->differences.empty()) ...   // bitwise equal (expected on CPU)
@@ -31,6 +32,10 @@ struct ReproduceResult {
 };
 
 absl::StatusOr<ReproduceResult> Reproduce(const ReproduceOptions& options);
+
+// `launcher compare RUN_A RUN_B`: the two runs' metrics.h5 compared as Reproduce does (out_dir
+// is RUN_B; the row counts are RUN_A's), e.g. a requeued run against an uninterrupted one.
+absl::StatusOr<ReproduceResult> CompareRuns(const std::string& run_a, const std::string& run_b);
 
 // Row-by-row comparison of two logs, timing columns excluded; NaN equals NaN. Returns up to
 // `max_differences` descriptions ("train row 3 (step 3): loss 0.5 != 0.50000000000000011").

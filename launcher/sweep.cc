@@ -1,14 +1,19 @@
 #include "launcher/sweep.h"
 
+#include <csignal>
 #include <filesystem>
+#include <optional>
 #include <set>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/strip.h"
+#include "convnextv2/metrics/time_limit.h"
 #include "convnextv2/util/files.h"
 #include "convnextv2/util/shell.h"
+#include "convnextv2/util/signals.h"
 #include "convnextv2/util/text_proto.h"
 
 namespace convnextv2::launcher {
@@ -78,8 +83,20 @@ std::vector<std::string> CheckSweep(const SweepConfig& s) {
     errors.push_back("slurm: gpus_per_node, cpus_per_task, max_parallel and "
                      "signal_lead_seconds must not be negative");
   }
-  if (!IsSimpleName(sl.signal()) || sl.signal().find('.') != std::string::npos) {
-    errors.push_back(absl::StrCat("slurm.signal '", sl.signal(), "' is not a signal name (TERM, USR2, ...)"));
+  // The binaries must handle the signal (each task's preempt_signal is set to it).
+  if (absl::StatusOr<int> sig = util::ParseSignalName(sl.signal()); !sig.ok() || *sig == 0) {
+    errors.push_back(absl::StrCat("slurm.signal '", sl.signal(),
+                                  "' is not a signal name (TERM, USR2, HUP, INT, ...)"));
+  }
+  if (sl.has_time()) {
+    absl::StatusOr<std::optional<int64_t>> limit = metrics::ParseSlurmTime(sl.time());
+    if (!limit.ok()) {
+      errors.push_back(absl::StrCat("slurm.time: ", limit.status().message()));
+    } else if (limit->has_value() && **limit <= sl.signal_lead_seconds()) {
+      errors.push_back(absl::StrCat("slurm.signal_lead_seconds: ", sl.signal_lead_seconds(),
+                                    " s is not shorter than the time limit ", sl.time(), " (",
+                                    **limit, " s): every task would stop at once"));
+    }
   }
   return errors;
 }
@@ -169,6 +186,18 @@ absl::StatusOr<std::vector<SweepPoint>> ExpandSweep(const SweepConfig& sweep,
       } else {
         point.seed = point.config.train().seed();
       }
+      // Each task saves and exits 75 on the signal Slurm sends (SIGTERM is always handled),
+      // and when the time limit is as near as that signal's lead (clusters may not send it).
+      if (absl::StatusOr<int> sig = util::ParseSignalName(sweep.slurm().signal());
+          sig.ok() && *sig != SIGTERM) {
+        const std::string name = absl::AsciiStrToUpper(sweep.slurm().signal());
+        point.config.mutable_checkpoint()->set_preempt_signal(
+            absl::StrCat("SIG", absl::StripPrefix(name, "SIG")));
+      }
+      if (!point.config.checkpoint().has_preempt_lead_seconds()) {
+        point.config.mutable_checkpoint()->set_preempt_lead_seconds(
+            sweep.slurm().signal_lead_seconds());
+      }
       config::ResolvePaths(options.work_dir, &point.config);
       point.config.mutable_output()->set_output_dir(
           absl::StrCat(options.sweep_dir, "/runs/", point.name));
@@ -250,9 +279,11 @@ echo "launcher: $TASK_NAME (job ${SLURM_JOB_ID}, array ${SLURM_ARRAY_JOB_ID}_${S
 srun --kill-on-bad-exit=1 "$BINARY" --config="$SWEEP_DIR/tasks/$TASK_NAME.pbtxt"
 rc=$?
 if [[ $rc -eq 75 ]]; then
-  # 75 (EX_TEMPFAIL): the binary saved a checkpoint on a signal and wants to continue later.
-  echo "launcher: $TASK_NAME exited 75 (checkpointed on a signal): requeueing job $SLURM_JOB_ID"
-  scontrol requeue "$SLURM_JOB_ID"
+  # 75 (EX_TEMPFAIL): the binary saved a checkpoint, on the signal or because the job's time
+  # limit was within signal_lead_seconds, and has work left. Requeue this array task by its
+  # array id: the last task's SLURM_JOB_ID equals the array's id and would requeue every task.
+  echo "launcher: $TASK_NAME exited 75 (checkpointed before the end): requeueing ${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}"
+  scontrol requeue "${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}"
 fi
 echo "launcher: $TASK_NAME exited $rc at $(date -u +%FT%TZ)"
 exit $rc

@@ -417,6 +417,8 @@ absl::Status Validate(const ExperimentConfig& c, Mode mode) {
         d.crop_pct(), " must be in (0, 1]");
   check(d.synthetic_train_size() > 0, "data.synthetic_train_size: ", d.synthetic_train_size(),
         " must be positive");
+  check(d.max_train_images() >= 0, "data.max_train_images: ", d.max_train_images(),
+        " must be >= 0 (0: the whole training set)");
   check(d.synthetic_eval_size() > 0, "data.synthetic_eval_size: ", d.synthetic_eval_size(),
         " must be positive");
 
@@ -518,6 +520,8 @@ absl::Status Validate(const ExperimentConfig& c, Mode mode) {
         " must be positive");
   check(k.save_ckpt_steps() >= 0, "checkpoint.save_ckpt_steps: ", k.save_ckpt_steps(),
         " must be >= 0 (0: no periodic mid-epoch checkpoints)");
+  check(k.preempt_lead_seconds() >= 0, "checkpoint.preempt_lead_seconds: ",
+        k.preempt_lead_seconds(), " must be >= 0 (0: do not watch the Slurm time limit)");
   if (absl::StatusOr<int> sig = util::ParseSignalName(k.preempt_signal()); !sig.ok()) {
     check(false, "checkpoint.preempt_signal: ", sig.status().message());
   }

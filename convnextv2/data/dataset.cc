@@ -1,6 +1,8 @@
 #include "convnextv2/data/dataset.h"
 
+#include <algorithm>
 #include <filesystem>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "convnextv2/data/cifar_dataset.h"
@@ -39,10 +41,8 @@ absl::StatusOr<std::unique_ptr<Dataset>> OpenFolder(const ExperimentConfig& conf
   return std::unique_ptr<Dataset>(std::move(*ds));
 }
 
-}  // namespace
-
-absl::StatusOr<std::unique_ptr<Dataset>> OpenDataset(const ExperimentConfig& config,
-                                                     Split split) {
+absl::StatusOr<std::unique_ptr<Dataset>> OpenWholeDataset(const ExperimentConfig& config,
+                                                          Split split) {
   const DataConfig& d = config.data();
   const bool train = split == Split::kTrain;
   if (d.data_set() == "IMNET") {
@@ -78,6 +78,23 @@ absl::StatusOr<std::unique_ptr<Dataset>> OpenDataset(const ExperimentConfig& con
         size, config.model().nb_classes(), config.model().input_size(), seed));
   }
   return absl::InvalidArgumentError(absl::StrCat("data.data_set: unknown '", d.data_set(), "'"));
+}
+
+}  // namespace
+
+PrefixDataset::PrefixDataset(std::unique_ptr<Dataset> base, int64_t size)
+    : base_(std::move(base)), size_(std::min(size, base_->size())) {}
+
+std::string PrefixDataset::Describe() const {
+  return absl::StrCat(base_->Describe(), ", first ", size_, " used");
+}
+
+absl::StatusOr<std::unique_ptr<Dataset>> OpenDataset(const ExperimentConfig& config,
+                                                     Split split) {
+  absl::StatusOr<std::unique_ptr<Dataset>> ds = OpenWholeDataset(config, split);
+  const int64_t limit = config.data().max_train_images();
+  if (!ds.ok() || split != Split::kTrain || limit <= 0) return ds;
+  return std::unique_ptr<Dataset>(new PrefixDataset(std::move(*ds), limit));
 }
 
 }  // namespace convnextv2::data

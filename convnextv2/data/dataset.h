@@ -46,7 +46,22 @@ class Dataset {
   virtual std::string Describe() const = 0;
 };
 
-// The dataset of `config.data` for `split`: IMNET (data_path/train, data_path/val), image_folder
+// The first `size` images of `base` (all when it has fewer).
+class PrefixDataset : public Dataset {
+ public:
+  PrefixDataset(std::unique_ptr<Dataset> base, int64_t size);
+  int64_t size() const override { return size_; }
+  int num_classes() const override { return base_->num_classes(); }
+  absl::StatusOr<Example> Get(int64_t index) const override { return base_->Get(index); }
+  std::string Describe() const override;
+
+ private:
+  std::unique_ptr<Dataset> base_;
+  int64_t size_;
+};
+
+// The dataset of `config.data` for `split` (the training split cut to data.max_train_images
+// when that is set): IMNET (data_path/train, data_path/val), image_folder
 // (data_path, eval_data_path), CIFAR (binary batches), IDX or synthetic. Folder datasets must
 // have exactly model.nb_classes classes, and the eval classes must be the train classes.
 absl::StatusOr<std::unique_ptr<Dataset>> OpenDataset(const ExperimentConfig& config, Split split);

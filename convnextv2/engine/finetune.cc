@@ -27,6 +27,7 @@
 #include "convnextv2/engine/recipe.h"
 #include "convnextv2/engine/run_record.h"
 #include "convnextv2/metrics/run_info.h"
+#include "convnextv2/metrics/time_limit.h"
 #include "convnextv2/engine/runtime.h"
 #include "convnextv2/models/registry.h"
 #include "convnextv2/util/files.h"
@@ -380,7 +381,8 @@ absl::StatusOr<FinetuneResult> TrainAndEvaluate(const ExperimentConfig& input_co
   const auto train_start = Clock::now();
   const absl::StatusOr<int> preempt_signal = util::ParseSignalName(k.preempt_signal());
   if (!preempt_signal.ok()) return preempt_signal.status();
-  const PreemptionWatch preemption(*preempt_signal);
+  const PreemptionWatch preemption(*preempt_signal,
+                                   metrics::TimeLimit::FromSlurm(k.preempt_lead_seconds()));
   for (int epoch = state->next_epoch; epoch < epochs; ++epoch) {
     model->train();
     MeanMeter loss_meter, acc_meter, step_time;

@@ -3,6 +3,7 @@
 #include <glog/logging.h>
 
 #include <string>
+#include <utility>
 
 namespace convnextv2::engine {
 namespace {
@@ -23,8 +24,10 @@ void Install(int sig, struct sigaction* old) {
 
 }  // namespace
 
-PreemptionWatch::PreemptionWatch(int extra_signal) : extra_signal_(extra_signal) {
+PreemptionWatch::PreemptionWatch(int extra_signal, metrics::TimeLimit limit)
+    : extra_signal_(extra_signal), limit_(std::move(limit)) {
   g_signal = 0;
+  if (limit_.lead_seconds() > 0) LOG(INFO) << limit_.description();
   Install(SIGTERM, &old_term_);
   if (extra_signal_ != 0 && extra_signal_ != SIGTERM) Install(extra_signal_, &old_extra_);
 }
@@ -34,13 +37,19 @@ PreemptionWatch::~PreemptionWatch() {
   if (extra_signal_ != 0 && extra_signal_ != SIGTERM) sigaction(extra_signal_, &old_extra_, nullptr);
 }
 
-bool PreemptionWatch::requested() const { return g_signal != 0; }
+bool PreemptionWatch::requested() const {
+  if (g_signal != 0 || by_time_) return true;
+  if (boundaries_++ > 0 && limit_.Near()) by_time_ = true;
+  return by_time_;
+}
 int PreemptionWatch::signal() const { return g_signal; }
 
 void PreemptionWatch::LogStop(int epoch, int64_t step) const {
   LOG(WARNING) << "Stopping at epoch " << epoch << " step " << step
-               << (requested() ? " on signal " + std::to_string(signal())
-                               : std::string(" as requested"))
+               << (g_signal != 0 ? " on signal " + std::to_string(signal())
+                   : by_time_ ? " with " + std::to_string(limit_.SecondsLeft()) +
+                                    " s left before the job's time limit"
+                              : std::string(" as requested"))
                << "; the checkpoint resumes from here";
 }
 

@@ -24,6 +24,7 @@
 #include "convnextv2/engine/run_checkpoints.h"
 #include "convnextv2/engine/run_record.h"
 #include "convnextv2/metrics/run_info.h"
+#include "convnextv2/metrics/time_limit.h"
 #include "convnextv2/engine/runtime.h"
 #include "convnextv2/models/fcmae.h"
 #include "convnextv2/models/registry.h"
@@ -41,23 +42,6 @@ using Clock = std::chrono::steady_clock;
 double Seconds(Clock::time_point since) {
   return std::chrono::duration<double>(Clock::now() - since).count();
 }
-
-// The first `size` images of a dataset.
-class PrefixDataset : public data::Dataset {
- public:
-  PrefixDataset(std::unique_ptr<data::Dataset> base, int64_t size)
-      : base_(std::move(base)), size_(std::min(size, base_->size())) {}
-  int64_t size() const override { return size_; }
-  int num_classes() const override { return base_->num_classes(); }
-  absl::StatusOr<data::Example> Get(int64_t index) const override { return base_->Get(index); }
-  std::string Describe() const override {
-    return absl::StrCat(base_->Describe(), ", first ", size_, " used");
-  }
-
- private:
-  std::unique_ptr<data::Dataset> base_;
-  int64_t size_;
-};
 
 at::Generator MaskGenerator(uint64_t seed, uint64_t a, uint64_t b) {
   return at::detail::createCPUGenerator(data::KeyedSeed(seed, a, b, data::Purpose::kMask));
@@ -117,7 +101,7 @@ absl::StatusOr<PretrainResult> TrainPretrain(const ExperimentConfig& input_confi
       data::OpenDataset(config, data::Split::kTrain);
   if (!train_set.ok()) return train_set.status();
   if (f.train_subset() > 0) {
-    *train_set = std::make_unique<PrefixDataset>(std::move(*train_set), f.train_subset());
+    *train_set = std::make_unique<data::PrefixDataset>(std::move(*train_set), f.train_subset());
   }
   LOG(INFO) << "train: " << (*train_set)->Describe();
   // FCMAE's recipe: RandomResizedCrop(scale 0.2-1, bicubic) + flip for image folders; the
@@ -246,7 +230,8 @@ absl::StatusOr<PretrainResult> TrainPretrain(const ExperimentConfig& input_confi
   const auto& k = config.checkpoint();
   const absl::StatusOr<int> preempt_signal = util::ParseSignalName(k.preempt_signal());
   if (!preempt_signal.ok()) return preempt_signal.status();
-  const PreemptionWatch preemption(*preempt_signal);
+  const PreemptionWatch preemption(*preempt_signal,
+                                   metrics::TimeLimit::FromSlurm(k.preempt_lead_seconds()));
   for (int epoch = state->next_epoch; epoch < epochs; ++epoch) {
     model->train();
     MeanMeter loss_meter, lr_meter, step_time;

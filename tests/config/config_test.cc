@@ -210,6 +210,9 @@ INSTANTIATE_TEST_SUITE_P(
         Rule{"checkpoint.preempt_signal=SIGFOO",
              "checkpoint.preempt_signal: 'SIGFOO' is not a signal name"},
         Rule{"checkpoint.save_ckpt_steps=-1", "checkpoint.save_ckpt_steps: -1 must be >= 0"},
+        Rule{"data.max_train_images=-1", "data.max_train_images: -1 must be >= 0"},
+        Rule{"checkpoint.preempt_lead_seconds=-5",
+             "checkpoint.preempt_lead_seconds: -5 must be >= 0"},
         Rule{"eval.eval_weights=best", "eval.eval_weights: 'best' is not one of: model, ema"},
         Rule{"eval.eval=true", "eval.eval: evaluation only needs weights: set checkpoint.resume"},
         Rule{"checkpoint.model_key=", "checkpoint.model_key: '' must be key names"}));

@@ -100,6 +100,32 @@ TEST(OpenDatasetTest, ImnetUsesTrainAndValAndChecksClassCount) {
               HasSubstr("model.nb_classes is 1000 but image folder"));
 }
 
+TEST(OpenDatasetTest, MaxTrainImagesCutsOnlyTheTrainingSet) {
+  ExperimentConfig c;
+  c.mutable_data()->set_data_set("synthetic");
+  c.mutable_data()->set_synthetic_train_size(40);
+  c.mutable_data()->set_synthetic_eval_size(30);
+  c.mutable_data()->set_max_train_images(12);
+  c.mutable_model()->set_nb_classes(4);
+  c.mutable_model()->set_input_size(32);
+  absl::StatusOr<std::unique_ptr<Dataset>> train = OpenDataset(c, Split::kTrain);
+  ASSERT_TRUE(train.ok()) << train.status();
+  EXPECT_EQ((*train)->size(), 12);
+  EXPECT_THAT((*train)->Describe(), HasSubstr(", first 12 used"));
+  c.mutable_data()->set_max_train_images(0);
+  absl::StatusOr<std::unique_ptr<Dataset>> whole = OpenDataset(c, Split::kTrain);
+  ASSERT_TRUE(whole.ok());
+  // The prefix is the whole set's first images, unchanged.
+  for (int64_t i : {0, 11}) {
+    EXPECT_EQ((*train)->Get(i)->image.pixels, (*whole)->Get(i)->image.pixels) << i;
+    EXPECT_EQ((*train)->Get(i)->label, (*whole)->Get(i)->label) << i;
+  }
+  c.mutable_data()->set_max_train_images(100);  // more than there are: all of them
+  EXPECT_EQ((*OpenDataset(c, Split::kTrain))->size(), 40);
+  c.mutable_data()->set_max_train_images(12);
+  EXPECT_EQ((*OpenDataset(c, Split::kEval))->size(), 30);
+}
+
 TEST(OpenDatasetTest, ImageFolderEvalNeedsPathAndSameClasses) {
   const std::string root = TmpDir("imgf");
   WriteTree(root + "/tr");

@@ -4,25 +4,8 @@
 # with `launcher sweep`, waits for both, and checks each run's manifest.pbtxt and metrics.h5, the
 # Slurm logs and `launcher status`. Fails (never skips) when Slurm or munge is missing.
 set -uo pipefail
-LAUNCHER=$(realpath "$1")
-CLUSTER=$(realpath "$2")
-CHECK=$(realpath "$3")
-fail() { echo "FAIL: $*" >&2; exit 1; }
-
-# Unix socket paths must stay under 108 bytes: the cluster lives in a short /tmp dir.
-CLUSTER_DIR=$(mktemp -d /tmp/cnx-slurm.XXXXXX) || fail "cannot make a cluster dir in /tmp"
-cleanup() {
-  "$CLUSTER" stop "$CLUSTER_DIR" || echo "warning: stopping the cluster failed" >&2
-  rm -rf "$CLUSTER_DIR"
-}
-trap cleanup EXIT
-"$CLUSTER" start "$CLUSTER_DIR" >"$TEST_TMPDIR/cluster.out" 2>&1 || {
-  cat "$TEST_TMPDIR/cluster.out" "$CLUSTER_DIR"/*.log 2>/dev/null
-  fail "the local Slurm cluster did not start (see above)"
-}
-export SLURM_CONF="$CLUSTER_DIR/slurm.conf"
-
-cd "$TEST_TMPDIR"
+source "$(dirname "$0")/slurm_test_lib.sh"
+setup_slurm_test "$@"
 cat >tiny.pbtxt <<'PBTXT'
 name: "tiny"
 base_config {
@@ -49,6 +32,11 @@ grep -qF "axis 0 (blrr): unknown field 'blrr'" err.txt || fail "bad sweep messag
 grep -qF "#SBATCH --array=0-1%2" dry.txt || fail "dry run did not print the script"
 [[ -f dry/tasks/task_001.pbtxt && -x dry/bin/finetune ]] || fail "dry run did not write the sweep dir"
 grep -q "job_ids" dry/sweep_manifest.pbtxt && fail "dry run recorded a job id"
+# Under `bazel run` the launcher runs elsewhere: relative paths resolve against the user's
+# directory, which Bazel passes as BUILD_WORKING_DIRECTORY.
+(cd / && BUILD_WORKING_DIRECTORY="$TEST_TMPDIR" "$LAUNCHER" sweep --dry_run --sweep_dir=bwd tiny.pbtxt \
+  >/dev/null 2>bwd.err) || fail "dry run from another directory: $(cat bwd.err)"
+[[ -f $TEST_TMPDIR/bwd/tasks/task_000.pbtxt ]] || fail "--sweep_dir did not resolve against BUILD_WORKING_DIRECTORY"
 
 # ---- the real sweep ------------------------------------------------------------------------------
 "$LAUNCHER" sweep tiny.pbtxt >submit.txt 2>submit.err || fail "sweep: $(cat submit.err)"
@@ -59,12 +47,7 @@ grep -qF "submitted $JOB (2 tasks) from $SWEEP" submit.txt || fail "submit outpu
 "$LAUNCHER" sweep tiny.pbtxt >/dev/null 2>again.err && fail "a second submit into the same dir was accepted"
 grep -q "already exists" again.err || fail "resubmit message: $(cat again.err)"
 
-for _ in $(seq 1 300); do
-  squeue -h -j "$JOB" >queue.txt 2>&1 || true
-  [[ -s queue.txt ]] || break
-  sleep 1
-done
-[[ -s queue.txt ]] && fail "job $JOB still queued after 300 s: $(cat queue.txt)"
+wait_for_job "$JOB" 300
 
 for t in 0 1; do
   run="$SWEEP/runs/task_00$t"

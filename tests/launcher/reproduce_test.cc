@@ -1,5 +1,8 @@
 #include "launcher/reproduce.h"
 
+#include <cstdlib>
+#include <filesystem>
+
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -45,6 +48,35 @@ TEST(CompareLogsTest, ReportsTheFirstDifferencesBitwise) {
   b = Log();
   b.train.pop_back();
   EXPECT_THAT(CompareLogs(a, b), ElementsAre("train: 3 rows != 2 rows"));
+}
+
+void WriteRun(const std::string& dir, const metrics::MetricsLog& log) {
+  std::filesystem::create_directories(dir);
+  auto w = metrics::MetricsWriter::Create(dir + "/metrics.h5", {{"seed", int64_t{0}}});
+  ASSERT_TRUE(w.ok()) << w.status();
+  for (const metrics::TrainRow& r : log.train) (*w)->AddTrain(r);
+  for (const metrics::EvalRow& r : log.eval) (*w)->AddEval(r);
+  ASSERT_TRUE((*w)->Flush().ok());
+}
+
+TEST(CompareRunsTest, ReadsBothRunDirs) {
+  const std::string tmp = std::getenv("TEST_TMPDIR");
+  metrics::MetricsLog changed = Log();
+  changed.train[2].loss = 0.25;
+  WriteRun(tmp + "/a", Log());
+  WriteRun(tmp + "/b", Log());
+  WriteRun(tmp + "/c", changed);
+  absl::StatusOr<ReproduceResult> same = CompareRuns(tmp + "/a", tmp + "/b");
+  ASSERT_TRUE(same.ok()) << same.status();
+  EXPECT_TRUE(same->differences.empty());
+  EXPECT_EQ(same->train_rows, 3u);
+  EXPECT_EQ(same->eval_rows, 1u);
+  absl::StatusOr<ReproduceResult> different = CompareRuns(tmp + "/a", tmp + "/c");
+  ASSERT_TRUE(different.ok()) << different.status();
+  EXPECT_THAT(different->differences, ElementsAre(HasSubstr("train row 2 (step 2): loss")));
+  absl::StatusOr<ReproduceResult> missing = CompareRuns(tmp + "/a", tmp + "/nope");
+  ASSERT_FALSE(missing.ok());
+  EXPECT_THAT(std::string(missing.status().message()), HasSubstr(tmp + "/nope/metrics.h5"));
 }
 
 }  // namespace

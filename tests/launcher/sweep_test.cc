@@ -2,6 +2,8 @@
 
 #include <google/protobuf/text_format.h>
 
+#include <filesystem>
+
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -87,6 +89,28 @@ TEST(SweepTest, ZipPairsValuesAndRepeatsGetSeeds) {
   EXPECT_EQ((*seeded)[1].config.train().seed(), 99);
 }
 
+TEST(SweepTest, TasksHandleTheSweepsSignalAndWatchItsLeadTime) {
+  // Default: TERM (always handled) 300 s before the limit; preempt_signal stays the default.
+  auto plain = ExpandSweep(Parse(kBase), Options());
+  ASSERT_TRUE(plain.ok()) << plain.status();
+  EXPECT_EQ((*plain)[0].config.checkpoint().preempt_signal(), "SIGUSR2");
+  EXPECT_EQ((*plain)[0].config.checkpoint().preempt_lead_seconds(), 300);
+  auto usr1 = ExpandSweep(
+      Parse(std::string(kBase) + "slurm { signal: 'usr1' signal_lead_seconds: 90 time: '10' }"),
+      Options());
+  ASSERT_TRUE(usr1.ok()) << usr1.status();
+  EXPECT_EQ((*usr1)[0].config.checkpoint().preempt_signal(), "SIGUSR1");
+  EXPECT_EQ((*usr1)[0].config.checkpoint().preempt_lead_seconds(), 90);
+  // A lead time the base config sets itself is kept.
+  auto own = ExpandSweep(
+      Parse(R"(name: "t" base_config { data { data_set: "synthetic" }
+                                      aug { aa: "none" reprob: 0 }
+                                      checkpoint { preempt_lead_seconds: 0 } })"),
+      Options());
+  ASSERT_TRUE(own.ok()) << own.status();
+  EXPECT_EQ((*own)[0].config.checkpoint().preempt_lead_seconds(), 0);
+}
+
 TEST(SweepTest, SetOverridesTheBaseAndPathsResolveAgainstTheUsersDirectory) {
   auto points = ExpandSweep(Parse(std::string(kBase) + R"(
     set: "epochs=2" set: "data.data_path=data/x")"),
@@ -132,6 +156,12 @@ TEST(SweepTest, ErrorsOfTheSweepAndOfTasks) {
               HasSubstr("seeds: 1 seeds for 3 repeats"));
   EXPECT_THAT(Error(std::string(kBase) + "slurm { signal: 'USR1@x' }"),
               HasSubstr("slurm.signal 'USR1@x'"));
+  EXPECT_THAT(Error(std::string(kBase) + "slurm { signal: 'none' }"),
+              HasSubstr("slurm.signal 'none' is not a signal name"));
+  EXPECT_THAT(Error(std::string(kBase) + "slurm { time: '4 hours' }"),
+              HasSubstr("slurm.time: '4 hours' is not a Slurm time"));
+  EXPECT_THAT(Error(std::string(kBase) + "slurm { time: '5' signal_lead_seconds: 300 }"),
+              HasSubstr("slurm.signal_lead_seconds: 300 s is not shorter than the time limit 5"));
   EXPECT_THAT(Error(std::string(kBase) + "set: 'epochz=3'"), HasSubstr("set 'epochz=3'"));
   // Several processes per run are data-parallel; on GPUs one process per GPU.
   EXPECT_TRUE(ExpandSweep(Parse(std::string(kBase) + "slurm { nodes: 2 ntasks_per_node: 2 }"),
@@ -172,7 +202,8 @@ TEST(SweepTest, SbatchScriptLines) {
         "BINARY='/sw/t/bin/finetune'\n", "export CONVNEXTV2_SOURCE_DIR='/src'\n",
         "export CONVNEXTV2_GIT_COMMIT='abc123' CONVNEXTV2_GIT_DIRTY=1\n",
         "srun --kill-on-bad-exit=1 \"$BINARY\" --config=\"$SWEEP_DIR/tasks/$TASK_NAME.pbtxt\"\n",
-        "if [[ $rc -eq 75 ]]; then\n", "  scontrol requeue \"$SLURM_JOB_ID\"\n",
+        "if [[ $rc -eq 75 ]]; then\n",
+        "  scontrol requeue \"${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}\"\n",
         "exit $rc\n"}) {
     EXPECT_THAT(script, HasSubstr(line));
   }
@@ -183,6 +214,22 @@ TEST(SweepTest, SbatchScriptLines) {
   EXPECT_THAT(plain, ::testing::Not(HasSubstr("--partition")));
   EXPECT_THAT(plain, ::testing::Not(HasSubstr("--gpus-per-node")));
   EXPECT_THAT(plain, ::testing::Not(HasSubstr("CONVNEXTV2_GIT_COMMIT")));
+}
+
+// The example sweep of the README stays valid: 4 tasks over blr x layer_decay on Fashion-MNIST
+// (data paths are checked when the dataset is installed, as tools/setup.sh does).
+TEST(SweepTest, ExampleSweepConfigsFtExpands) {
+  absl::StatusOr<SweepConfig> ft = LoadSweep("configs/ft.pbtxt");
+  ASSERT_TRUE(ft.ok()) << ft.status();
+  ExpandOptions o = Options();
+  o.sweep_file_dir = "configs";
+  o.check_paths = std::filesystem::exists("/usr/share/datasets/fashion-mnist");
+  absl::StatusOr<std::vector<SweepPoint>> points = ExpandSweep(*ft, o);
+  ASSERT_TRUE(points.ok()) << points.status();
+  ASSERT_EQ(points->size(), 4u);
+  EXPECT_THAT((*points)[3].assignments, ElementsAre("optim.blr=8e-3", "optim.layer_decay=0.8"));
+  EXPECT_EQ((*points)[3].config.data().data_set(), "IDX");
+  EXPECT_DOUBLE_EQ((*points)[3].config.optim().layer_decay(), 0.8);
 }
 
 TEST(SweepTest, SplitArraysRespectsMaxArraySize) {

@@ -73,7 +73,9 @@ SlurmctldPort=$ctld_port
 SlurmdPort=$slurmd_port
 AuthType=auth/munge
 CredType=cred/munge
-AuthInfo=socket=$dir/munge/munge.sock
+# cred_expire is also how long a requeued job waits before it may start again (default 120 s;
+# Slurm refuses values below 5).
+AuthInfo=socket=$dir/munge/munge.sock,cred_expire=5
 SlurmUser=root
 SlurmdUser=root
 ProctrackType=proctrack/linuxproc

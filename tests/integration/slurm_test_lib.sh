@@ -1,0 +1,42 @@
+# Sourced by the Slurm sh_tests: starts a real one-node cluster (tools/slurm/local_cluster.sh)
+# in a short /tmp dir, exports SLURM_CONF, and stops it by its pid files when the test exits.
+#   source slurm_test_lib.sh; setup_slurm_test "$@"   # args: launcher, local_cluster.sh, check_run_dir.py
+# Sets LAUNCHER, CLUSTER and CHECK, defines fail(), and leaves the test in $TEST_TMPDIR.
+
+fail() { echo "FAIL: $*" >&2; exit 1; }
+
+setup_slurm_test() {
+  LAUNCHER=$(realpath "$1")
+  CLUSTER=$(realpath "$2")
+  CHECK=$(realpath "$3")
+  start_local_cluster "$CLUSTER"
+  cd "$TEST_TMPDIR" || fail "no TEST_TMPDIR"
+}
+
+start_local_cluster() {
+  CLUSTER_SCRIPT="$1"
+  # Unix socket paths must stay under 108 bytes: the cluster lives in a short /tmp dir.
+  CLUSTER_DIR=$(mktemp -d /tmp/cnx-slurm.XXXXXX) || fail "cannot make a cluster dir in /tmp"
+  trap stop_local_cluster EXIT
+  "$CLUSTER_SCRIPT" start "$CLUSTER_DIR" >"$TEST_TMPDIR/cluster.out" 2>&1 || {
+    cat "$TEST_TMPDIR/cluster.out" "$CLUSTER_DIR"/*.log 2>/dev/null
+    fail "the local Slurm cluster did not start (see above)"
+  }
+  export SLURM_CONF="$CLUSTER_DIR/slurm.conf"
+}
+
+stop_local_cluster() {
+  "$CLUSTER_SCRIPT" stop "$CLUSTER_DIR" || echo "warning: stopping the cluster failed" >&2
+  rm -rf "$CLUSTER_DIR"
+}
+
+# wait_for_job JOB SECONDS: until no task of JOB is queued or running; fails after SECONDS.
+wait_for_job() {
+  local job="$1" seconds="$2"
+  for _ in $(seq 1 "$seconds"); do
+    squeue -h -j "$job" >"$TEST_TMPDIR/queue.txt" 2>&1 || true
+    [[ -s $TEST_TMPDIR/queue.txt ]] || return 0
+    sleep 1
+  done
+  fail "job $job still queued after $seconds s: $(cat "$TEST_TMPDIR/queue.txt")"
+}
