@@ -75,6 +75,7 @@ std::vector<int64_t> ShardIndices(int64_t dataset_size, int64_t epoch,
                                   std::vector<bool>* padding = nullptr);
 
 class Loader;
+class BatchMemory;
 
 // The batches [first, end) of one epoch, in order. Worker threads start as it is created and
 // stay at most prefetch_batches batches ahead of the caller. Destroying it mid-epoch stops the
@@ -123,6 +124,7 @@ class Loader {
   const Transform* transform_;
   SamplerOptions options_;
   bool pinned_ = false;
+  std::shared_ptr<BatchMemory> memory_;  // reused batch buffers
   std::unique_ptr<std::atomic<int64_t>> skipped_ = std::make_unique<std::atomic<int64_t>>(0);
 };
 

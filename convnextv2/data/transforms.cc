@@ -171,13 +171,26 @@ void RandomErase(float* data, int c, int h, int w, const EraseOptions& options,
 void NormalizeInto(const Image& image, const std::array<float, 3>& mean,
                    const std::array<float, 3>& std, float* dst) {
   const int64_t hw = static_cast<int64_t>(image.height) * image.width;
-  const int step = image.channels;  // 1 (gray, repeated) or 3
+  std::array<std::array<float, 256>, 3> lut;
   for (int c = 0; c < 3; ++c) {
-    std::array<float, 256> lut;
-    for (int v = 0; v < 256; ++v) lut[v] = (v / 255.0f - mean[c]) / std[c];
-    float* plane = dst + c * hw;
-    const uint8_t* src = image.pixels.data() + (step == 3 ? c : 0);
-    for (int64_t p = 0; p < hw; ++p) plane[p] = lut[src[step * p]];
+    for (int v = 0; v < 256; ++v) lut[c][v] = (v / 255.0f - mean[c]) / std[c];
+  }
+  float* r = dst;
+  float* g = dst + hw;
+  float* b = dst + 2 * hw;
+  const uint8_t* src = image.pixels.data();
+  if (image.channels == 3) {  // one pass over the pixels, three planes out
+    for (int64_t p = 0; p < hw; ++p, src += 3) {
+      r[p] = lut[0][src[0]];
+      g[p] = lut[1][src[1]];
+      b[p] = lut[2][src[2]];
+    }
+  } else {  // gray, repeated
+    for (int64_t p = 0; p < hw; ++p) {
+      r[p] = lut[0][src[p]];
+      g[p] = lut[1][src[p]];
+      b[p] = lut[2][src[p]];
+    }
   }
 }
 
