@@ -413,6 +413,8 @@ absl::Status Validate(const ExperimentConfig& c, Mode mode) {
   check(d.data_set() == "synthetic" || !d.data_path().empty(),
         "data.data_path: empty; data_set ", d.data_set(), " needs a dataset folder");
   check(d.num_workers() >= 0, "data.num_workers: ", d.num_workers(), " must be >= 0");
+  check(d.prefetch_batches() >= 0, "data.prefetch_batches: ", d.prefetch_batches(),
+        " must be >= 0");
   check(!d.has_crop_pct() || (d.crop_pct() > 0 && d.crop_pct() <= 1), "data.crop_pct: ",
         d.crop_pct(), " must be in (0, 1]");
   check(d.synthetic_train_size() > 0, "data.synthetic_train_size: ", d.synthetic_train_size(),

@@ -51,12 +51,16 @@ inline uint8_t Clip8(float v) {
 
 // Image.blend(degenerate, img, factor) = degenerate + factor * (img - degenerate), in single
 // precision as PIL computes it (1 - 0.9 must still scale 100 to 10).
-void BlendWith(Image& img, const std::vector<uint8_t>& degenerate, double factor) {
-  const float a = static_cast<float>(factor);
-  for (size_t i = 0; i < img.pixels.size(); ++i) {
-    const float d = degenerate[i];
-    img.pixels[i] = Clip8(d + a * (static_cast<float>(img.pixels[i]) - d));
-  }
+inline uint8_t Blend(float d, uint8_t v, float a) {
+  return Clip8(d + a * (static_cast<float>(v) - d));
+}
+
+// Blend with a constant degenerate image: a table of the 256 results.
+void BlendWithConstant(Image& img, uint8_t degenerate, double factor) {
+  const float a = static_cast<float>(factor), d = degenerate;
+  std::array<uint8_t, 256> lut;
+  for (int v = 0; v < 256; ++v) lut[v] = Blend(d, static_cast<uint8_t>(v), a);
+  ApplyLut(img, lut);
 }
 
 // The loader runs one sample per thread; OpenCV's own worker pool inside each would
@@ -147,11 +151,12 @@ void Equalize(Image& img) {
 }
 
 void Color(Image& img, double factor) {
-  std::vector<uint8_t> gray(img.pixels.size());
+  const float a = static_cast<float>(factor);
   for (size_t i = 0; i < img.pixels.size(); i += 3) {
-    gray[i] = gray[i + 1] = gray[i + 2] = Luma(&img.pixels[i]);
+    uint8_t* p = &img.pixels[i];
+    const float gray = Luma(p);
+    for (int c = 0; c < 3; ++c) p[c] = Blend(gray, p[c], a);
   }
-  BlendWith(img, gray, factor);
 }
 
 void Contrast(Image& img, double factor) {
@@ -159,32 +164,34 @@ void Contrast(Image& img, double factor) {
   const size_t n = img.pixels.size() / 3;
   for (size_t i = 0; i < img.pixels.size(); i += 3) sum += Luma(&img.pixels[i]);
   const uint8_t mean = static_cast<uint8_t>(static_cast<int>(sum / std::max<size_t>(n, 1) + 0.5));
-  BlendWith(img, std::vector<uint8_t>(img.pixels.size(), mean), factor);
+  BlendWithConstant(img, mean, factor);
 }
 
-void Brightness(Image& img, double factor) {
-  BlendWith(img, std::vector<uint8_t>(img.pixels.size(), 0), factor);
-}
+void Brightness(Image& img, double factor) { BlendWithConstant(img, 0, factor); }
 
 void Sharpness(Image& img, double factor) {
-  // PIL's SMOOTH: [[1 1 1] [1 5 1] [1 1 1]] / 13 on the interior; the border is kept.
-  std::vector<uint8_t> smooth = img.pixels;
+  // PIL's SMOOTH: [[1 1 1] [1 5 1] [1 1 1]] / 13 on the interior; the border is kept (and a
+  // blend of a pixel with itself is the pixel).
   const int w = img.width, h = img.height;
+  if (w < 3 || h < 3) return;
+  const float a = static_cast<float>(factor);
+  const size_t stride = static_cast<size_t>(w) * 3;
+  // Rows are blended one behind the smoothing, which reads the unblended rows above.
+  std::vector<uint8_t> above(img.pixels.begin(), img.pixels.begin() + stride), here(stride),
+      out(stride);
   for (int y = 1; y + 1 < h; ++y) {
-    for (int x = 1; x + 1 < w; ++x) {
-      for (int c = 0; c < 3; ++c) {
-        int sum = 0;
-        for (int dy = -1; dy <= 1; ++dy) {
-          for (int dx = -1; dx <= 1; ++dx) {
-            sum += img.pixels[((y + dy) * w + (x + dx)) * 3 + c];
-          }
-        }
-        sum += 4 * img.pixels[(y * w + x) * 3 + c];
-        smooth[(y * w + x) * 3 + c] = static_cast<uint8_t>((sum + 6) / 13);
-      }
+    uint8_t* row = img.pixels.data() + y * stride;
+    const uint8_t* below = row + stride;
+    std::copy(row, row + stride, here.begin());
+    std::copy(row, row + stride, out.begin());
+    for (size_t i = 3; i + 3 < stride; ++i) {
+      const int sum = above[i - 3] + above[i] + above[i + 3] + here[i - 3] + 5 * here[i] +
+                      here[i + 3] + below[i - 3] + below[i] + below[i + 3];
+      out[i] = Blend(static_cast<float>((sum + 6) / 13), here[i], a);
     }
+    std::copy(out.begin(), out.end(), row);
+    above.swap(here);
   }
-  BlendWith(img, smooth, factor);
 }
 
 void Affine(Image& img, const std::array<double, 6>& m, Interp interp, const Fill& fill) {

@@ -6,6 +6,8 @@
 //   absl::StatusOr<ImageSize> size = PeekImageSize(bytes, path);       // header only
 //   // Decode at least 300x200 pixels: a JPEG may come out smaller than stored (1/2, 1/4 ...).
 //   absl::StatusOr<Image> image = DecodeImage(bytes, path, {.min_width = 300, .min_height = 200});
+//   // Only a 100x80 box at (top 20, left 30) of that: much less work.
+//   absl::StatusOr<Image> box = DecodeJpegCrop(bytes, path, {...}, 20, 30, 80, 100);
 #ifndef CONVNEXTV2_DATA_DECODE_H_
 #define CONVNEXTV2_DATA_DECODE_H_
 
@@ -41,6 +43,18 @@ absl::StatusOr<ImageSize> PeekImageSize(absl::string_view bytes, absl::string_vi
 // Decodes to RGB. `path` only names the file in errors.
 absl::StatusOr<Image> DecodeImage(absl::string_view bytes, absl::string_view path,
                                   const DecodeOptions& options = {});
+
+// The size DecodeImage gives a JPEG stored at `stored` under `options` (its DCT scale).
+ImageSize ScaledJpegSize(ImageSize stored, const DecodeOptions& options);
+
+// Rows [top, top + height) x columns [left, left + width) of DecodeImage(bytes, path, options)
+// (a JPEG, IsJpeg), decoding only what they need: the rows above the box are entropy-decoded
+// but not transformed, the rows below it are not read, and only the block columns over the box
+// are transformed. The same pixels as decoding all and cropping (tested). The box must lie in
+// ScaledJpegSize. A truncated file is still an error when the box ends above the damage.
+absl::StatusOr<Image> DecodeJpegCrop(absl::string_view bytes, absl::string_view path,
+                                     const DecodeOptions& options, int top, int left, int height,
+                                     int width);
 
 // Reads and decodes a file (NotFound / DataLoss errors name the path).
 absl::StatusOr<Image> ReadImage(const std::string& path, const DecodeOptions& options = {});

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <numeric>
 
 #include "absl/strings/str_cat.h"
@@ -25,7 +26,7 @@ ops::Interp ParseInterp(const std::string& name) {
 }
 
 // Maps a box on the stored image onto a decoded image that may be scaled down.
-CropBox ScaleBox(const CropBox& box, int width, int height, const Image& decoded) {
+CropBox ScaleBox(const CropBox& box, int width, int height, const ImageSize& decoded) {
   if (decoded.width == width && decoded.height == height) return box;
   const double sx = static_cast<double>(decoded.width) / width;
   const double sy = static_cast<double>(decoded.height) / height;
@@ -62,6 +63,16 @@ absl::StatusOr<at::Tensor> Transform::ApplyExample(const Example& example, Sampl
   absl::StatusOr<Image> image = DecodeImage(example.encoded, example.path);
   if (!image.ok()) return image.status();
   return Apply(*image, rng);
+}
+
+absl::Status Transform::ApplyExampleInto(const Example& example, SampleRng& rng,
+                                         float* out) const {
+  absl::StatusOr<at::Tensor> x = ApplyExample(example, rng);
+  if (!x.ok()) return x.status();
+  // memcpy, not copy_: ATen ops from loader threads could start an OpenMP team per thread.
+  const at::Tensor sample = x->contiguous();
+  std::memcpy(out, sample.data_ptr<float>(), sample.numel() * sizeof(float));
+  return absl::OkStatus();
 }
 
 at::Tensor SmallImageTransform::Apply(const Image& image, SampleRng& rng) const {
@@ -121,13 +132,17 @@ CropBox RandomResizedCropBox(int width, int height, double scale_min, double sca
 }
 
 void RandomErase(at::Tensor& chw, const EraseOptions& options, SampleRng& rng) {
+  RandomErase(chw.data_ptr<float>(), static_cast<int>(chw.size(0)), static_cast<int>(chw.size(1)),
+              static_cast<int>(chw.size(2)), options, rng);
+}
+
+void RandomErase(float* data, int c, int h, int w, const EraseOptions& options,
+                 SampleRng& rng) {
   if (options.probability <= 0 || rng.Uniform() > options.probability) return;
-  const int c = static_cast<int>(chw.size(0)), h = static_cast<int>(chw.size(1)),
-            w = static_cast<int>(chw.size(2));
   const double area = static_cast<double>(h) * w;
   const int count = options.max_count <= 1 ? 1 : RandInt(1, options.max_count, rng);
   const double log_lo = std::log(0.3), log_hi = std::log(1 / 0.3);
-  float* data = chw.data_ptr<float>();
+  const bool pixel = options.mode == "pixel", rand = options.mode == "rand";
   for (int n = 0; n < count; ++n) {
     for (int attempt = 0; attempt < 10; ++attempt) {
       const double target = rng.Uniform(0.02, 1.0 / 3.0) * area / count;
@@ -138,11 +153,13 @@ void RandomErase(at::Tensor& chw, const EraseOptions& options, SampleRng& rng) {
       const int top = RandInt(0, h - eh, rng);
       const int left = RandInt(0, w - ew, rng);
       for (int ch = 0; ch < c; ++ch) {
-        const float color = options.mode == "rand" ? static_cast<float>(rng.Normal()) : 0.0f;
+        const float color = rand ? static_cast<float>(rng.Normal()) : 0.0f;
         for (int y = top; y < top + eh; ++y) {
           float* row = data + (static_cast<int64_t>(ch) * h + y) * w;
-          for (int x = left; x < left + ew; ++x) {
-            row[x] = options.mode == "pixel" ? static_cast<float>(rng.Normal()) : color;
+          if (pixel) {
+            for (int x = left; x < left + ew; ++x) row[x] = static_cast<float>(rng.Normal());
+          } else {
+            std::fill(row + left, row + left + ew, color);
           }
         }
       }
@@ -151,19 +168,36 @@ void RandomErase(at::Tensor& chw, const EraseOptions& options, SampleRng& rng) {
   }
 }
 
+void NormalizeInto(const Image& image, const std::array<float, 3>& mean,
+                   const std::array<float, 3>& std, float* dst) {
+  const int64_t hw = static_cast<int64_t>(image.height) * image.width;
+  std::array<std::array<float, 256>, 3> lut;
+  for (int c = 0; c < 3; ++c) {
+    for (int v = 0; v < 256; ++v) lut[c][v] = (v / 255.0f - mean[c]) / std[c];
+  }
+  float* r = dst;
+  float* g = dst + hw;
+  float* b = dst + 2 * hw;
+  const uint8_t* src = image.pixels.data();
+  if (image.channels == 3) {  // one pass over the pixels, three planes out
+    for (int64_t p = 0; p < hw; ++p, src += 3) {
+      r[p] = lut[0][src[0]];
+      g[p] = lut[1][src[1]];
+      b[p] = lut[2][src[2]];
+    }
+  } else {  // gray, repeated
+    for (int64_t p = 0; p < hw; ++p) {
+      r[p] = lut[0][src[p]];
+      g[p] = lut[1][src[p]];
+      b[p] = lut[2][src[p]];
+    }
+  }
+}
+
 at::Tensor ToNormalizedTensor(const Image& image, const std::array<float, 3>& mean,
                               const std::array<float, 3>& std) {
-  const Image rgb = ops::ToRgb(image);
-  const int64_t hw = static_cast<int64_t>(rgb.height) * rgb.width;
-  at::Tensor out = at::empty({3, rgb.height, rgb.width});
-  float* dst = out.data_ptr<float>();
-  for (int c = 0; c < 3; ++c) {
-    std::array<float, 256> lut;
-    for (int v = 0; v < 256; ++v) lut[v] = (v / 255.0f - mean[c]) / std[c];
-    float* plane = dst + c * hw;
-    const uint8_t* src = rgb.pixels.data() + c;
-    for (int64_t p = 0; p < hw; ++p) plane[p] = lut[src[3 * p]];
-  }
+  at::Tensor out = at::empty({3, image.height, image.width});
+  NormalizeInto(image, mean, std, out.data_ptr<float>());
   return out;
 }
 
@@ -181,19 +215,47 @@ CropBox TrainTransform::DrawBox(int width, int height, SampleRng& rng) const {
 }
 
 at::Tensor TrainTransform::Apply(const Image& image, SampleRng& rng) const {
-  const Image rgb = ops::ToRgb(image);
-  return Finish(rgb, DrawBox(rgb.width, rgb.height, rng), rng);
+  at::Tensor out = at::empty({3, options_.input_size, options_.input_size});
+  if (image.channels != 3) {
+    const Image rgb = ops::ToRgb(image);
+    FinishInto(rgb, DrawBox(rgb.width, rgb.height, rng), rng, out.data_ptr<float>());
+  } else {
+    FinishInto(image, DrawBox(image.width, image.height, rng), rng, out.data_ptr<float>());
+  }
+  return out;
 }
 
 absl::StatusOr<at::Tensor> TrainTransform::ApplyExample(const Example& example,
                                                         SampleRng& rng) const {
-  // Only JPEG headers are cheap to read and only JPEGs decode at a reduced scale.
-  if (!IsJpeg(example.encoded)) return Transform::ApplyExample(example, rng);
+  at::Tensor out = at::empty({3, options_.input_size, options_.input_size});
+  if (absl::Status s = ApplyExampleInto(example, rng, out.data_ptr<float>()); !s.ok()) return s;
+  return out;
+}
+
+absl::Status TrainTransform::ApplyExampleInto(const Example& example, SampleRng& rng,
+                                              float* out) const {
+  // Only JPEG headers are cheap to read and only JPEGs decode in part or at a reduced scale.
+  if (!IsJpeg(example.encoded) || options_.small_crop) {
+    Image decoded;
+    const Image* image = &example.image;
+    if (!example.encoded.empty()) {
+      absl::StatusOr<Image> d = DecodeImage(example.encoded, example.path);
+      if (!d.ok()) return d.status();
+      decoded = std::move(*d);
+      image = &decoded;
+    }
+    if (image->channels != 3) {
+      decoded = ops::ToRgb(*image);
+      image = &decoded;
+    }
+    FinishInto(*image, DrawBox(image->width, image->height, rng), rng, out);
+    return absl::OkStatus();
+  }
   absl::StatusOr<ImageSize> size = PeekImageSize(example.encoded, example.path);
   if (!size.ok()) return size.status();
   const CropBox box = DrawBox(size->width, size->height, rng);
   DecodeOptions decode;
-  decode.dct_scaling = options_.dct_scaling && !options_.small_crop;
+  decode.dct_scaling = options_.dct_scaling;
   if (decode.dct_scaling) {
     // Keep the crop at or above output resolution after scaling.
     const double r = std::min(1.0, std::max(static_cast<double>(options_.input_size) / box.width,
@@ -201,12 +263,18 @@ absl::StatusOr<at::Tensor> TrainTransform::ApplyExample(const Example& example,
     decode.min_width = static_cast<int>(std::ceil(size->width * r));
     decode.min_height = static_cast<int>(std::ceil(size->height * r));
   }
-  absl::StatusOr<Image> image = DecodeImage(example.encoded, example.path, decode);
-  if (!image.ok()) return image.status();
-  return Finish(*image, ScaleBox(box, size->width, size->height, *image), rng);
+  // Only the box is decoded: the same pixels as decoding all and cropping, for less work.
+  const CropBox scaled =
+      ScaleBox(box, size->width, size->height, ScaledJpegSize(*size, decode));
+  absl::StatusOr<Image> crop = DecodeJpegCrop(example.encoded, example.path, decode, scaled.top,
+                                              scaled.left, scaled.height, scaled.width);
+  if (!crop.ok()) return crop.status();
+  FinishInto(*crop, CropBox{0, 0, crop->height, crop->width}, rng, out);
+  return absl::OkStatus();
 }
 
-at::Tensor TrainTransform::Finish(const Image& image, const CropBox& box, SampleRng& rng) const {
+void TrainTransform::FinishInto(const Image& image, const CropBox& box, SampleRng& rng,
+                                float* out) const {
   const int s = options_.input_size;
   Image img;
   if (options_.small_crop) {
@@ -218,7 +286,11 @@ at::Tensor TrainTransform::Finish(const Image& image, const CropBox& box, Sample
     if (options_.interpolation == "random") {
       interp = rng.Below(2) == 0 ? ops::Interp::kBilinear : ops::Interp::kBicubic;
     }
-    img = ops::Resize(ops::Crop(image, box.top, box.left, box.height, box.width), s, s, interp);
+    const bool whole = box.top == 0 && box.left == 0 && box.height == image.height &&
+                       box.width == image.width;
+    img = whole ? ops::Resize(image, s, s, interp)
+                : ops::Resize(ops::Crop(image, box.top, box.left, box.height, box.width), s, s,
+                              interp);
   }
   if (options_.hflip > 0 && rng.Uniform() < options_.hflip) ops::FlipHorizontal(img);
   if (options_.rand_augment) {
@@ -226,9 +298,8 @@ at::Tensor TrainTransform::Finish(const Image& image, const CropBox& box, Sample
   } else if (options_.color_jitter > 0) {
     ColorJitter(img, options_.color_jitter, rng);
   }
-  at::Tensor out = ToNormalizedTensor(img, options_.mean, options_.std);
-  RandomErase(out, options_.erase, rng);
-  return out;
+  NormalizeInto(img, options_.mean, options_.std, out);
+  RandomErase(out, 3, s, s, options_.erase, rng);
 }
 
 ImageSize EvalTransform::ResizedSize(int width, int height) const {

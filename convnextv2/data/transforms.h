@@ -47,6 +47,9 @@ class Transform {
   virtual at::Tensor Apply(const Image& image, SampleRng& rng) const = 0;
   // Decodes example.encoded when set (errors name example.path), then transforms.
   virtual absl::StatusOr<at::Tensor> ApplyExample(const Example& example, SampleRng& rng) const;
+  // ApplyExample written to `out` (3 x S x S floats, S = output_size()), the same values; the
+  // loader fills its batches with it.
+  virtual absl::Status ApplyExampleInto(const Example& example, SampleRng& rng, float* out) const;
   virtual int output_size() const = 0;
 };
 
@@ -90,6 +93,8 @@ struct EraseOptions {
   int max_count = 1;
 };
 void RandomErase(at::Tensor& chw, const EraseOptions& options, SampleRng& rng);
+// The same on `c` planes of h x w floats.
+void RandomErase(float* chw, int c, int h, int w, const EraseOptions& options, SampleRng& rng);
 
 // ImageNet-style training transform (see the file comment).
 class TrainTransform : public Transform {
@@ -112,12 +117,14 @@ class TrainTransform : public Transform {
   explicit TrainTransform(Options options) : options_(std::move(options)) {}
   at::Tensor Apply(const Image& image, SampleRng& rng) const override;
   absl::StatusOr<at::Tensor> ApplyExample(const Example& example, SampleRng& rng) const override;
+  absl::Status ApplyExampleInto(const Example& example, SampleRng& rng,
+                                float* out) const override;
   int output_size() const override { return options_.input_size; }
 
  private:
-  // Everything after the crop box is known; `image` holds (at least) the box, possibly
-  // scaled by (sx, sy) relative to the original size.
-  at::Tensor Finish(const Image& image, const CropBox& box, SampleRng& rng) const;
+  // Everything after the crop box is known: `box` of the RGB `image` (which may be a scaled
+  // decode) becomes the normalized sample in `out`.
+  void FinishInto(const Image& image, const CropBox& box, SampleRng& rng, float* out) const;
   CropBox DrawBox(int width, int height, SampleRng& rng) const;
   Options options_;
 };
@@ -142,9 +149,12 @@ class EvalTransform : public Transform {
   Options options_;
 };
 
-// uint8 HWC RGB -> float (3, H, W), (v / 255 - mean) / std.
+// uint8 HWC RGB (or gray, repeated) -> float (3, H, W), (v / 255 - mean) / std.
 at::Tensor ToNormalizedTensor(const Image& image, const std::array<float, 3>& mean,
                               const std::array<float, 3>& std);
+// The same into `out` (3 x H x W floats).
+void NormalizeInto(const Image& image, const std::array<float, 3>& mean,
+                   const std::array<float, 3>& std, float* out);
 
 // The transform of `config` for fine-tuning (train: augmentation on; eval: none): the
 // small-image one for IDX and synthetic, the ImageNet-style ones otherwise. Fails on a bad

@@ -52,8 +52,9 @@ EvalStats Evaluate(models::ConvNeXtV2& model, const data::Loader& loader, c10::D
   EvalStats stats;
   double loss_sum = 0;
   int64_t correct1 = 0, correct5 = 0;
+  data::BatchIterator batches = loader.Iterate(/*epoch=*/0);
   for (int64_t b = 0; b < loader.num_batches(); ++b) {
-    absl::StatusOr<data::Batch> batch = loader.GetBatch(/*epoch=*/0, b);
+    absl::StatusOr<data::Batch> batch = batches.Next();
     if (!batch.ok()) {
       *error = batch.status();
       return stats;
@@ -70,7 +71,7 @@ EvalStats Evaluate(models::ConvNeXtV2& model, const data::Loader& loader, c10::D
       images = images.index_select(0, index);
       labels = labels.index_select(0, index);
     }
-    images = images.to(device);
+    images = images.to(device, /*non_blocking=*/loader.pinned());
     labels = labels.to(device);
     at::Tensor logits;
     {
@@ -273,12 +274,9 @@ absl::StatusOr<FinetuneResult> TrainAndEvaluate(const ExperimentConfig& input_co
   if (!train_transform.ok()) return train_transform.status();
   auto eval_transform = data::MakeTransform(config, data::Split::kEval);
   if (!eval_transform.ok()) return eval_transform.status();
-  const bool skip_corrupt = config.data().corrupt_images() == "skip";
-  data::SamplerOptions train_sampling{config.train().batch_size(), /*shuffle=*/true,
-                                      /*drop_last=*/true, static_cast<uint64_t>(config.train().seed()),
-                                      rank, world_size, skip_corrupt,
-                                      config.data().num_workers()};
-  data::Loader train_loader(train_set->get(), train_transform->get(), train_sampling);
+  data::Loader train_loader(
+      train_set->get(), train_transform->get(),
+      data::LoaderOptions(config, data::Split::kTrain, rank, world_size, device));
   // Mixup/CutMix: soft targets and SoftTargetCrossEntropy (label smoothing folded in).
   const std::optional<data::Mixup> mixup = data::Mixup::FromConfig(config);
   const int64_t steps_per_epoch = train_loader.num_batches();
@@ -291,9 +289,8 @@ absl::StatusOr<FinetuneResult> TrainAndEvaluate(const ExperimentConfig& input_co
   if (eval_set) {
     eval_loader = std::make_unique<data::Loader>(
         eval_set.get(), eval_transform->get(),
-        data::SamplerOptions{config.train().batch_size(), false, false, 0,
-                             dist_eval ? rank : 0, dist_eval ? world_size : 1, skip_corrupt,
-                             config.data().num_workers()});
+        data::LoaderOptions(config, data::Split::kEval, dist_eval ? rank : 0,
+                            dist_eval ? world_size : 1, device));
   }
 
   // ---- model -------------------------------------------------------------------------------
@@ -398,6 +395,7 @@ absl::StatusOr<FinetuneResult> TrainAndEvaluate(const ExperimentConfig& input_co
       acc_meter.Restore(state->scalars[kAccSum], state->scalars[kAccCount]);
       grad_norm_meter.Restore(state->scalars[kGradSum], state->scalars[kGradCount]);
     }
+    data::BatchIterator batches = train_loader.Iterate(epoch, first_step);
     for (int64_t it = first_step; it < steps_per_epoch; ++it) {
       // A step boundary: the whole state is consistent, so a checkpoint here resumes exactly.
       // With update_freq > 1 only the start of an accumulation group is such a boundary.
@@ -428,7 +426,7 @@ absl::StatusOr<FinetuneResult> TrainAndEvaluate(const ExperimentConfig& input_co
       const auto step_start = Clock::now();
       (*recipe)->BeginMicroBatch(epoch, it);
       const double lr_now = (*recipe)->max_lr();
-      absl::StatusOr<data::Batch> batch = train_loader.GetBatch(epoch, it);
+      absl::StatusOr<data::Batch> batch = batches.Next();
       if (!batch.ok()) return batch.status();
       at::Tensor soft_targets;
       if (mixup) {
@@ -436,7 +434,7 @@ absl::StatusOr<FinetuneResult> TrainAndEvaluate(const ExperimentConfig& input_co
                                                 data::Purpose::kMixup));
         soft_targets = mixup->Apply(batch->images, batch->labels, mix_rng).to(device);
       }
-      const at::Tensor images = batch->images.to(device);
+      const at::Tensor images = batch->images.to(device, /*non_blocking=*/train_loader.pinned());
       const at::Tensor labels = batch->labels.to(device);
       at::Tensor logits, loss;
       {

@@ -114,8 +114,7 @@ absl::StatusOr<PretrainResult> TrainPretrain(const ExperimentConfig& input_confi
   if (!vis_transform.ok()) return vis_transform.status();
   data::Loader train_loader(
       train_set->get(), train_transform->get(),
-      data::SamplerOptions{config.train().batch_size(), /*shuffle=*/true, /*drop_last=*/true,
-                           static_cast<uint64_t>(config.train().seed()), rank, world_size});
+      data::LoaderOptions(config, data::Split::kTrain, rank, world_size, device));
   const int64_t steps_per_epoch = train_loader.num_batches();
   const int update_freq = config.train().update_freq();
   if (steps_per_epoch < update_freq) {
@@ -245,6 +244,7 @@ absl::StatusOr<PretrainResult> TrainPretrain(const ExperimentConfig& input_confi
       loss_meter.Restore(state->scalars[kLossSum], state->scalars[kLossCount]);
       lr_meter.Restore(state->scalars[kLrSum], state->scalars[kLrCount]);
     }
+    data::BatchIterator batches = train_loader.Iterate(epoch, first_step);
     for (int64_t it = first_step; it < steps_per_epoch; ++it) {
       // Only the start of an accumulation group is a step boundary where the whole state is
       // consistent, so a checkpoint there resumes exactly.
@@ -275,9 +275,9 @@ absl::StatusOr<PretrainResult> TrainPretrain(const ExperimentConfig& input_confi
         lr_now = schedule.At(static_cast<int64_t>(epoch) * steps_per_epoch + it);
         optim::SetLearningRates(**optimizer, groups, lr_now);
       }
-      absl::StatusOr<data::Batch> batch = train_loader.GetBatch(epoch, it);
+      absl::StatusOr<data::Batch> batch = batches.Next();
       if (!batch.ok()) return batch.status();
-      const at::Tensor images = batch->images.to(device);
+      const at::Tensor images = batch->images.to(device, /*non_blocking=*/train_loader.pinned());
       const at::Tensor mask =
           model->RandomMask(images.size(0), MaskGenerator(seed, epoch, it)).to(device);
       const models::FCMAEOutput out = model->forward(images, mask);

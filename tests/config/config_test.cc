@@ -204,6 +204,7 @@ INSTANTIATE_TEST_SUITE_P(
         Rule{"schedule.warmup_epochs=5", "must be less than train.epochs"},
         Rule{"optim.clip_grad=0", "optim.clip_grad: 0 must be positive"},
         Rule{"data.corrupt_images=ignore", "data.corrupt_images: 'ignore' is not one of: fail, skip"},
+        Rule{"data.prefetch_batches=-1", "data.prefetch_batches: -1 must be >= 0"},
         Rule{"aug.aa=autoaug", "aug.aa: 'autoaug' is not a RandAugment policy"},
         Rule{"aug.cutmix_minmax=[0.5, 0.2]", "aug.cutmix_minmax: min must be less than max"},
         Rule{"aug.cutmix_minmax=[0, 0.2]", "aug.cutmix_minmax: 0 must be in (0, 1]"},

@@ -4,7 +4,9 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <array>
 #include <cmath>
+#include <vector>
 
 #include "tests/data/test_images.h"
 
@@ -94,6 +96,99 @@ TEST(DecodeTest, DctScalingPicksSmallestFactorCoveringRequest) {
   ASSERT_TRUE(size.ok());
   EXPECT_EQ(size->width, 64);
   EXPECT_EQ(size->height, 48);
+}
+
+// Busy colors in every channel, so chroma upsampling at a crop's edges would show.
+Image Busy(int width, int height, int channels) {
+  Image img;
+  img.width = width;
+  img.height = height;
+  img.channels = channels;
+  img.pixels.resize(static_cast<size_t>(width) * height * channels);
+  for (int y = 0; y < height; ++y) {
+    for (int x = 0; x < width; ++x) {
+      for (int c = 0; c < channels; ++c) {
+        img.pixels[(static_cast<size_t>(y) * width + x) * channels + c] =
+            static_cast<uint8_t>((x * (7 + c) + y * (13 - 3 * c) + ((x * y) % (11 + c)) * 19) & 255);
+      }
+    }
+  }
+  return img;
+}
+
+Image CropOf(const Image& img, int top, int left, int height, int width) {
+  Image out;
+  out.width = width;
+  out.height = height;
+  out.channels = img.channels;
+  for (int y = top; y < top + height; ++y) {
+    const uint8_t* row = img.pixels.data() + (static_cast<size_t>(y) * img.width + left) * 3;
+    out.pixels.insert(out.pixels.end(), row, row + static_cast<size_t>(width) * 3);
+  }
+  return out;
+}
+
+TEST(DecodeTest, CropDecodesTheSamePixelsAsAFullDecode) {
+  struct Case {
+    int chroma, channels;
+    bool progressive;
+  };
+  for (const Case& k : {Case{420, 3, false}, Case{422, 3, false}, Case{444, 3, false},
+                        Case{420, 3, true}, Case{444, 1, false}}) {
+    const std::string bytes =
+        EncodeJpeg(Busy(173, 131, k.channels), 90, false, k.chroma, k.progressive);
+    for (const ImageSize min : {ImageSize{0, 0}, ImageSize{150, 100}, ImageSize{90, 70},
+                                ImageSize{40, 20}}) {
+      const DecodeOptions o{.min_width = min.width, .min_height = min.height};
+      absl::StatusOr<Image> full = DecodeImage(bytes, "b.jpg", o);
+      ASSERT_TRUE(full.ok()) << full.status();
+      const ImageSize scaled = ScaledJpegSize({173, 131}, o);
+      ASSERT_EQ(scaled.width, full->width);
+      ASSERT_EQ(scaled.height, full->height);
+      const int w = full->width, h = full->height;
+      std::vector<std::array<int, 4>> boxes = {
+          {0, 0, h, w}, {0, 0, 1, 1}, {h - 1, w - 1, 1, 1}, {h / 3, w / 4, h / 2, w / 3},
+          {1, 1, h - 2, w - 2}, {0, w / 2, h, w - w / 2}, {h / 2, 0, h - h / 2, 9}};
+      for (int i = 0; i < 30; ++i) {  // assorted boxes, every alignment
+        const int bw = 1 + (i * 37) % w, bh = 1 + (i * 53) % h;
+        boxes.push_back({(i * 29) % (h - bh + 1), (i * 31) % (w - bw + 1), bh, bw});
+      }
+      for (const auto& [top, left, bh, bw] : boxes) {
+        absl::StatusOr<Image> crop = DecodeJpegCrop(bytes, "b.jpg", o, top, left, bh, bw);
+        ASSERT_TRUE(crop.ok()) << crop.status();
+        ASSERT_EQ(crop->width, bw);
+        ASSERT_EQ(crop->height, bh);
+        EXPECT_EQ(crop->pixels, CropOf(*full, top, left, bh, bw).pixels)
+            << "chroma " << k.chroma << " progressive " << k.progressive << " channels "
+            << k.channels << " decode " << w << "x" << h << " box " << bw << "x" << bh << " at ("
+            << left << ", " << top << ")";
+      }
+    }
+  }
+}
+
+TEST(DecodeTest, CropChecksItsBoxAndStillSeesTruncation) {
+  const std::string bytes = EncodeJpeg(Busy(160, 120, 3), 90, false, 420);
+  EXPECT_EQ(DecodeJpegCrop(bytes, "b.jpg", {}, 100, 0, 30, 10).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  // Cut in the lower half: a box at the top decodes none of the missing rows, yet fails.
+  absl::StatusOr<Image> cut = DecodeJpegCrop(bytes.substr(0, bytes.size() * 3 / 4), "cut.jpg",
+                                             {}, 0, 0, 10, 10);
+  ASSERT_FALSE(cut.ok());
+  EXPECT_EQ(cut.status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_THAT(std::string(cut.status().message()), HasSubstr("cut.jpg"));
+  // Bytes after the end marker are no truncation.
+  absl::StatusOr<Image> trailer =
+      DecodeJpegCrop(bytes + std::string(10000, '\0'), "t.jpg", {}, 0, 0, 10, 10);
+  ASSERT_TRUE(trailer.ok()) << trailer.status();
+  EXPECT_EQ(trailer->pixels, CropOf(*DecodeImage(bytes, "b.jpg"), 0, 0, 10, 10).pixels);
+  // CMYK takes the full decode.
+  absl::StatusOr<Image> cmyk =
+      DecodeJpegCrop(EncodeJpeg(Gradient(40, 30), 95, true), "c.jpg", {}, 5, 6, 7, 8);
+  ASSERT_TRUE(cmyk.ok()) << cmyk.status();
+  EXPECT_EQ(cmyk->pixels,
+            CropOf(*DecodeImage(EncodeJpeg(Gradient(40, 30), 95, true), "c.jpg"), 5, 6, 7, 8)
+                .pixels);
 }
 
 TEST(DecodeTest, TruncatedJpegIsDataLossNamingThePath) {

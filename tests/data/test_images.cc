@@ -30,13 +30,16 @@ Image Gradient(int width, int height) {
   return img;
 }
 
-std::string EncodeJpeg(const Image& image, int quality, bool cmyk) {
+std::string EncodeJpeg(const Image& image, int quality, bool cmyk, int chroma, bool progressive) {
   tjhandle tj = tjInitCompress();
   unsigned char* out = nullptr;
   unsigned long size = 0;
   std::vector<uint8_t> src = image.pixels;
   int format = image.channels == 1 ? TJPF_GRAY : TJPF_RGB;
-  int subsamp = image.channels == 1 ? TJSAMP_GRAY : TJSAMP_444;
+  int subsamp = image.channels == 1 ? TJSAMP_GRAY
+                : chroma == 420       ? TJSAMP_420
+                : chroma == 422       ? TJSAMP_422
+                                      : TJSAMP_444;
   if (cmyk) {
     src.resize(static_cast<size_t>(image.width) * image.height * 4);
     for (size_t p = 0; p < static_cast<size_t>(image.width) * image.height; ++p) {
@@ -46,7 +49,7 @@ std::string EncodeJpeg(const Image& image, int quality, bool cmyk) {
     format = TJPF_CMYK;
   }
   if (tjCompress2(tj, src.data(), image.width, 0, image.height, format, &out, &size, subsamp,
-                  quality, 0) != 0) {
+                  quality, progressive ? TJFLAG_PROGRESSIVE : 0) != 0) {
     throw std::runtime_error(tjGetErrorStr2(tj));
   }
   std::string bytes(reinterpret_cast<char*>(out), size);

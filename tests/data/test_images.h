@@ -13,7 +13,9 @@ namespace convnextv2::data::testing {
 Image Gradient(int width, int height);
 // JPEG bytes; channels 1 (grayscale) or 3 (RGB); cmyk: 4-channel Adobe-style CMYK JPEG of the
 // RGB image (C = R, M = G, Y = B, K = 255, i.e. inverted CMYK as Adobe writes it).
-std::string EncodeJpeg(const Image& image, int quality = 95, bool cmyk = false);
+// chroma: 444, 422 or 420 subsampling of color images; progressive: a progressive JPEG.
+std::string EncodeJpeg(const Image& image, int quality = 95, bool cmyk = false, int chroma = 444,
+                       bool progressive = false);
 // PNG bytes of a 1- or 3-channel image.
 std::string EncodePng(const Image& image);
 void WriteBytes(const std::string& path, const std::string& bytes);

@@ -91,6 +91,63 @@ TEST(OpsTest, EqualizeSpreadsHistogram) {
   EXPECT_EQ(red[3], 255);
 }
 
+// PIL's ImageEnhance written out plainly: blend(degenerate, img, f) per byte in float, with
+// the degenerate images Color: luma, Contrast: mean luma, Brightness: 0, Sharpness: SMOOTH.
+Image ReferenceEnhance(const Image& img, const std::string& op, double factor) {
+  auto luma = [&](size_t i) {
+    return (img.pixels[i] * 19595 + img.pixels[i + 1] * 38470 + img.pixels[i + 2] * 7471 +
+            0x8000) >> 16;
+  };
+  std::vector<uint8_t> degenerate(img.pixels.size());
+  double sum = 0;
+  for (size_t i = 0; i < img.pixels.size(); i += 3) sum += luma(i);
+  const int mean = static_cast<int>(sum / (img.pixels.size() / 3) + 0.5);
+  const int w = img.width, h = img.height;
+  for (size_t i = 0; i < img.pixels.size(); ++i) {
+    const size_t p = i / 3, c = i % 3;
+    const int x = static_cast<int>(p % w), y = static_cast<int>(p / w);
+    if (op == "Color") degenerate[i] = static_cast<uint8_t>(luma(i - c));
+    if (op == "Contrast") degenerate[i] = static_cast<uint8_t>(mean);
+    if (op == "Brightness") degenerate[i] = 0;
+    if (op == "Sharpness") {
+      degenerate[i] = img.pixels[i];
+      if (x == 0 || y == 0 || x == w - 1 || y == h - 1) continue;
+      int s = 4 * img.pixels[i];
+      for (int dy = -1; dy <= 1; ++dy) {
+        for (int dx = -1; dx <= 1; ++dx) s += img.pixels[((y + dy) * w + x + dx) * 3 + c];
+      }
+      degenerate[i] = static_cast<uint8_t>((s + 6) / 13);
+    }
+  }
+  Image out = img;
+  const float a = static_cast<float>(factor);
+  for (size_t i = 0; i < out.pixels.size(); ++i) {
+    const float d = degenerate[i];
+    const float v = d + a * (static_cast<float>(img.pixels[i]) - d);
+    out.pixels[i] = v <= 0 ? 0 : v >= 255 ? 255 : static_cast<uint8_t>(v);
+  }
+  return out;
+}
+
+TEST(OpsTest, EnhanceOpsEqualPlainPilFormulas) {
+  Image img;
+  img.width = 23;
+  img.height = 17;
+  img.channels = 3;
+  SampleRng rng(4);
+  for (int i = 0; i < 23 * 17 * 3; ++i) img.pixels.push_back(static_cast<uint8_t>(rng.Below(256)));
+  for (double f : {0.0, 0.1, 0.37, 1.0, 1.45, 1.9}) {
+    for (const std::string op : {"Color", "Contrast", "Brightness", "Sharpness"}) {
+      Image got = img;
+      if (op == "Color") ops::Color(got, f);
+      if (op == "Contrast") ops::Contrast(got, f);
+      if (op == "Brightness") ops::Brightness(got, f);
+      if (op == "Sharpness") ops::Sharpness(got, f);
+      EXPECT_EQ(got.pixels, ReferenceEnhance(img, op, f).pixels) << op << " " << f;
+    }
+  }
+}
+
 TEST(OpsTest, ColorZeroIsPilGrayscale) {
   Image img = Strip({0});
   img.pixels = {255, 0, 0};

@@ -22,6 +22,7 @@
 DEFINE_string(data, "", "an ImageFolder (class subfolders of images)");
 DEFINE_int32(threads, 2, "decode/transform threads");
 DEFINE_int32(batch, 64, "batch size");
+DEFINE_int32(prefetch, 2, "batches prepared ahead (data.prefetch_batches)");
 DEFINE_int32(batches, 20, "timed batches per variant");
 DEFINE_int32(size, 224, "crop size");
 DEFINE_string(aa, "rand-m9-mstd0.5-inc1", "RandAugment policy, or none");
@@ -44,12 +45,17 @@ double ImagesPerSecond(const Dataset& ds, bool dct) {
   o.dct_scaling = dct;
   TrainTransform t(o);
   Loader loader(&ds, &t, {.batch_size = FLAGS_batch, .shuffle = true, .drop_last = true,
-                          .num_workers = FLAGS_threads});
-  const int64_t batches = std::min<int64_t>(FLAGS_batches, loader.num_batches());
-  (void)loader.GetBatch(0, 0);  // warm up files and threads
+                          .num_workers = FLAGS_threads, .prefetch_batches = FLAGS_prefetch});
+  // As the torchvision side: the first batch warms up files and threads, untimed.
+  const int64_t batches = std::min<int64_t>(FLAGS_batches, loader.num_batches() - 1);
+  BatchIterator it = loader.Iterate(1);
+  if (absl::StatusOr<Batch> first = it.Next(); !first.ok()) {
+    std::fprintf(stderr, "%s\n", std::string(first.status().message()).c_str());
+    std::exit(1);
+  }
   const auto start = std::chrono::steady_clock::now();
   for (int64_t b = 0; b < batches; ++b) {
-    absl::StatusOr<Batch> batch = loader.GetBatch(1, b);
+    absl::StatusOr<Batch> batch = it.Next();
     if (!batch.ok()) {
       std::fprintf(stderr, "%s\n", std::string(batch.status().message()).c_str());
       std::exit(1);
