@@ -61,7 +61,8 @@ steps=$(train_steps "$OUT/metrics.h5") || fail "metrics.h5 unreadable"
 cmp -s "$OUT/checkpoint-2-reconstruction.png" "$OUT/reconstruction-0002.png" \
   || fail "--visualize of checkpoint-2.pth differs from reconstruction-0002.png"
 grep -q "Start training" "$TEST_TMPDIR/vis.log" && fail "--visualize trained"
-(cd "$TEST_TMPDIR" && "$PRETRAIN" --visualize "$OUT/checkpoint-2.pth" --vis_output pics/v.png \
+pretrain_abs="$(readlink -f "$PRETRAIN")"
+(cd "$TEST_TMPDIR" && "$pretrain_abs" --visualize "$OUT/checkpoint-2.pth" --vis_output pics/v.png \
   --vis_images 1 >/dev/null 2>"$TEST_TMPDIR/vis.log") || { cat "$TEST_TMPDIR/vis.log"; fail "--vis_output"; }
 [[ -s "$TEST_TMPDIR/pics/v.png" ]] || fail "--vis_output pics/v.png not written (relative to the cwd)"
 "$PRETRAIN" --visualize "$OUT/fcmae_weights.pt" >/dev/null 2>"$TEST_TMPDIR/err" && fail "--visualize took a non-checkpoint"
