@@ -3,18 +3,32 @@
 //   bazel run //convnextv2:pretrain                   # built-in default: atto, Fashion-MNIST 128 px
 //   bazel run //convnextv2:pretrain -- --output_dir /tmp/pt --epochs 2
 //   bazel run //convnextv2:pretrain -- --model convnextv2_base --mask_ratio 0.6 ...  (official)
+//   bazel run //convnextv2:pretrain -- --visualize /tmp/pt/checkpoint-1.pth  # PNG, no training
 //   bazel run //convnextv2:pretrain -- --help
+#include <cstdio>
+
 #include "convnextv2/binary_main.h"
 #include "convnextv2/engine/preemption.h"
 #include "convnextv2/engine/pretrain.h"
+#include "convnextv2/engine/visualize.h"
 
 int main(int argc, char** argv) {
+  namespace engine = convnextv2::engine;
   return convnextv2::BinaryMain(
       argc, argv, convnextv2::config::Mode::kPretrain, "pretrain",
-      [](const convnextv2::ExperimentConfig& config, const std::string& command_line) {
-        absl::StatusOr<convnextv2::engine::PretrainResult> result =
-            convnextv2::engine::RunPretrain(config, {command_line});
-        if (!result.ok()) return absl::StatusOr<int>(result.status());
-        return absl::StatusOr<int>(result->preempted ? convnextv2::engine::kExitRequeue : 0);
+      [argc, argv](const convnextv2::ExperimentConfig& config,
+                   const std::string& command_line) -> absl::StatusOr<int> {
+        if (!config.fcmae().visualize().empty()) {
+          absl::StatusOr<convnextv2::ExperimentConfig> c = engine::VisualizeConfig(argc, argv);
+          if (!c.ok()) return c.status();
+          absl::StatusOr<std::string> png = engine::VisualizeCheckpoint(*c);
+          if (!png.ok()) return png.status();
+          std::printf("%s\n", png->c_str());
+          return 0;
+        }
+        absl::StatusOr<engine::PretrainResult> result =
+            engine::RunPretrain(config, {command_line});
+        if (!result.ok()) return result.status();
+        return result->preempted ? engine::kExitRequeue : 0;
       });
 }

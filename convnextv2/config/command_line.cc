@@ -229,8 +229,13 @@ std::string HelpText(Mode mode, absl::string_view program) {
       " defaults instead,\nso commands from the official TRAINING.md run unchanged after "
       "`python ", name == "pretrain" ? "main_pretrain.py" : "main_finetune.py", "`.\n",
       "Flags and --set apply in order; relative paths resolve against the directory you ran "
-      "from.\n--print_config prints the resolved config and exits.\n\n"
-      "Fields (official flag = the last part of the path; defaults of this program):\n");
+      "from.\n--print_config prints the resolved config and exits.\n",
+      name == "pretrain"
+          ? "--visualize CHECKPOINT [--vis_output PNG] trains nothing: it writes the "
+            "reconstruction PNG of\na pre-training checkpoint (base config: the one stored in "
+            "it) and exits.\n"
+          : "",
+      "\nFields (official flag = the last part of the path; defaults of this program):\n");
   static const FieldDocs* const docs = new FieldDocs;
   const ExperimentConfig defaults = ModeDefaults(mode);
   const pb::Descriptor* root = ExperimentConfig::descriptor();

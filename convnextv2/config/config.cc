@@ -404,6 +404,13 @@ absl::Status Validate(const ExperimentConfig& c, Mode mode) {
           "' is not one of: ", Quoted(kScopes));
     check(f.vis_images() >= 0, "fcmae.vis_images: ", f.vis_images(), " must be >= 0");
     check(f.train_subset() >= 0, "fcmae.train_subset: ", f.train_subset(), " must be >= 0");
+    check(f.vis_freq() >= 0, "fcmae.vis_freq: ", f.vis_freq(),
+          " must be >= 0 (0: a reconstruction PNG per epoch only)");
+    check(f.visualize().empty() || f.vis_images() > 0, "fcmae.vis_images: 0 leaves nothing ",
+          "for fcmae.visualize to draw");
+  } else {
+    check(f.visualize().empty(), "fcmae.visualize: reconstructions of a pre-training ",
+          "checkpoint are drawn by pretrain, not ", ModeName(mode));
   }
 
   const std::initializer_list<absl::string_view> kDataSets = {"IMNET", "image_folder", "CIFAR",
@@ -558,7 +565,6 @@ absl::Status Validate(const ExperimentConfig& c, Mode mode) {
     check(o.layer_decay() == 1.0, "optim.layer_decay: ", o.layer_decay(),
           " cannot be used in pretrain (it is a fine-tuning setting)");
     unsupported(o.has_weight_decay_end(), "optim.weight_decay_end");
-    unsupported(t.use_amp(), "train.use_amp");
     unsupported(!k.finetune().empty(), "checkpoint.finetune");
   }
   if (errors.empty()) return absl::OkStatus();
@@ -569,6 +575,8 @@ absl::Status Validate(const ExperimentConfig& c, Mode mode) {
 absl::Status CheckPaths(const ExperimentConfig& c, Mode mode) {
   const auto& d = c.data();
   if (d.data_set() == "synthetic") return absl::OkStatus();
+  // pretrain --visualize reads its data settings from the checkpoint's config and checks them.
+  if (mode == Mode::kPretrain && !c.fcmae().visualize().empty()) return absl::OkStatus();
   std::error_code ec;
   if (!std::filesystem::is_directory(d.data_path(), ec)) {
     return absl::NotFoundError(absl::StrCat(

@@ -17,10 +17,11 @@ namespace {
 // evaluation classes must be the training ones, or labels would silently mean different things.
 absl::StatusOr<std::unique_ptr<Dataset>> OpenFolder(const ExperimentConfig& config,
                                                     const std::string& root,
-                                                    const std::string& train_root) {
+                                                    const std::string& train_root,
+                                                    Labels labels) {
   absl::StatusOr<std::unique_ptr<ImageFolder>> ds = ImageFolder::Open(root);
   if (!ds.ok()) return ds.status();
-  if ((*ds)->num_classes() != config.model().nb_classes()) {
+  if (labels == Labels::kUsed && (*ds)->num_classes() != config.model().nb_classes()) {
     return absl::InvalidArgumentError(absl::StrCat(
         "model.nb_classes is ", config.model().nb_classes(), " but image folder '", root,
         "' has ", (*ds)->num_classes(), " class folders"));
@@ -42,22 +43,23 @@ absl::StatusOr<std::unique_ptr<Dataset>> OpenFolder(const ExperimentConfig& conf
 }
 
 absl::StatusOr<std::unique_ptr<Dataset>> OpenWholeDataset(const ExperimentConfig& config,
-                                                          Split split) {
+                                                          Split split, Labels labels) {
   const DataConfig& d = config.data();
   const bool train = split == Split::kTrain;
   if (d.data_set() == "IMNET") {
     const std::string train_dir = (std::filesystem::path(d.data_path()) / "train").string();
     const std::string val_dir = (std::filesystem::path(d.data_path()) / "val").string();
-    return train ? OpenFolder(config, train_dir, "") : OpenFolder(config, val_dir, train_dir);
+    return train ? OpenFolder(config, train_dir, "", labels)
+                 : OpenFolder(config, val_dir, train_dir, labels);
   }
   if (d.data_set() == "image_folder") {
-    if (train) return OpenFolder(config, d.data_path(), "");
+    if (train) return OpenFolder(config, d.data_path(), "", labels);
     if (d.eval_data_path().empty()) {
       return absl::InvalidArgumentError(
           "data.eval_data_path: empty; data_set image_folder evaluates on that folder "
           "(or set eval.disable_eval)");
     }
-    return OpenFolder(config, d.eval_data_path(), d.data_path());
+    return OpenFolder(config, d.eval_data_path(), d.data_path(), labels);
   }
   if (d.data_set() == "CIFAR") {
     absl::StatusOr<std::unique_ptr<CifarDataset>> ds = CifarDataset::Open(d.data_path(), split);
@@ -90,8 +92,8 @@ std::string PrefixDataset::Describe() const {
 }
 
 absl::StatusOr<std::unique_ptr<Dataset>> OpenDataset(const ExperimentConfig& config,
-                                                     Split split) {
-  absl::StatusOr<std::unique_ptr<Dataset>> ds = OpenWholeDataset(config, split);
+                                                     Split split, Labels labels) {
+  absl::StatusOr<std::unique_ptr<Dataset>> ds = OpenWholeDataset(config, split, labels);
   const int64_t limit = config.data().max_train_images();
   if (!ds.ok() || split != Split::kTrain || limit <= 0) return ds;
   return std::unique_ptr<Dataset>(new PrefixDataset(std::move(*ds), limit));

@@ -60,11 +60,17 @@ class PrefixDataset : public Dataset {
   int64_t size_;
 };
 
+// Whether the run uses the labels. Pre-training does not, so its image folders may hold any
+// number of class folders (main_pretrain.py's ImageFolder checks nothing either).
+enum class Labels { kUsed, kUnused };
+
 // The dataset of `config.data` for `split` (the training split cut to data.max_train_images
 // when that is set): IMNET (data_path/train, data_path/val), image_folder
-// (data_path, eval_data_path), CIFAR (binary batches), IDX or synthetic. Folder datasets must
-// have exactly model.nb_classes classes, and the eval classes must be the train classes.
-absl::StatusOr<std::unique_ptr<Dataset>> OpenDataset(const ExperimentConfig& config, Split split);
+// (data_path, eval_data_path), CIFAR (binary batches), IDX or synthetic. With kUsed, folder
+// datasets must have exactly model.nb_classes classes, and the eval classes must be the train
+// classes.
+absl::StatusOr<std::unique_ptr<Dataset>> OpenDataset(const ExperimentConfig& config, Split split,
+                                                     Labels labels = Labels::kUsed);
 
 }  // namespace convnextv2::data
 

@@ -196,11 +196,6 @@ void AddRecipeState(TrainingRecipe& recipe, models::ConvNeXtV2 model, RunCheckpo
         if (ModelEma* ema = recipe.ema()) {
           for (const auto& item : ema->StateDict()) ckpt->Add(kEma + item.key(), item.value());
         }
-        if (recipe.use_amp()) {
-          const LossScalerState& st = recipe.scaler().state();
-          ckpt->Add("scaler.scale", at::scalar_tensor(st.scale, at::kDouble));
-          ckpt->Add("scaler.growth_tracker", at::scalar_tensor(st.growth_tracker, at::kLong));
-        }
       },
       [&recipe, kEma, model](const checkpoint::Checkpoint& ckpt) -> absl::Status {
         if (ModelEma* ema = recipe.ema()) {
@@ -215,20 +210,9 @@ void AddRecipeState(TrainingRecipe& recipe, models::ConvNeXtV2 model, RunCheckpo
           }
           if (absl::Status s = ema->LoadStateDict(state); !s.ok()) return s;
         }
-        if (recipe.use_amp()) {
-          const at::Tensor* scale = ckpt.Find("scaler.scale");
-          const at::Tensor* tracker = ckpt.Find("scaler.growth_tracker");
-          if (scale != nullptr && tracker != nullptr) {
-            recipe.scaler().set_state(
-                LossScalerState{scale->item<double>(), tracker->item<int64_t>()});
-          } else {
-            LOG(WARNING) << "the checkpoint holds no loss-scaler state (saved without use_amp): "
-                            "the scaler starts at "
-                         << recipe.scaler().scale();
-          }
-        }
         return absl::OkStatus();
       });
+  if (recipe.use_amp()) AddLossScalerState(&recipe.scaler(), ckpts);
 }
 
 constexpr char kLossSum[] = "train.loss_sum", kLossCount[] = "train.loss_count",

@@ -1,33 +1,32 @@
 #include "convnextv2/engine/pretrain.h"
 
 #include <ATen/ATen.h>
-#include <ATen/CPUGeneratorImpl.h>
-#include <c10/core/GradMode.h>
 #include <glog/logging.h>
 
 #include <chrono>
 #include <cmath>
+#include <optional>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "convnextv2/config/config.h"
 #include "convnextv2/data/dataset.h"
 #include "convnextv2/data/loader.h"
-#include "convnextv2/data/rng.h"
 #include "convnextv2/data/transforms.h"
 #include "convnextv2/dist/grad_sync.h"
 #include "convnextv2/engine/data_parallel.h"
+#include "convnextv2/engine/amp.h"
 #include "convnextv2/engine/metrics.h"
 #include "convnextv2/engine/named_tensors.h"
 #include "convnextv2/engine/preemption.h"
-#include "convnextv2/engine/reconstruction_grid.h"
+#include "convnextv2/engine/reconstructions.h"
 #include "convnextv2/engine/run_checkpoints.h"
 #include "convnextv2/engine/run_record.h"
 #include "convnextv2/metrics/run_info.h"
 #include "convnextv2/metrics/time_limit.h"
 #include "convnextv2/engine/runtime.h"
+#include "convnextv2/engine/train_step.h"
 #include "convnextv2/models/fcmae.h"
-#include "convnextv2/models/registry.h"
 #include "convnextv2/optim/optimizer.h"
 #include "convnextv2/optim/param_groups.h"
 #include "convnextv2/optim/schedule.h"
@@ -43,9 +42,6 @@ double Seconds(Clock::time_point since) {
   return std::chrono::duration<double>(Clock::now() - since).count();
 }
 
-at::Generator MaskGenerator(uint64_t seed, uint64_t a, uint64_t b) {
-  return at::detail::createCPUGenerator(data::KeyedSeed(seed, a, b, data::Purpose::kMask));
-}
 
 std::string EpochJson(const PretrainEpochStats& e, int64_t n_parameters) {
   return absl::StrFormat(
@@ -79,6 +75,10 @@ std::string ReconstructionFileName(int epoch) {
   return absl::StrFormat("reconstruction-%04d.png", epoch);
 }
 
+std::string ReconstructionFileName(int epoch, int64_t step) {
+  return absl::StrFormat("reconstruction-%04d-step%06d.png", epoch, step);
+}
+
 namespace {
 
 absl::StatusOr<PretrainResult> TrainPretrain(const ExperimentConfig& input_config,
@@ -97,8 +97,9 @@ absl::StatusOr<PretrainResult> TrainPretrain(const ExperimentConfig& input_confi
   dist::Communicator* const comm = runtime->comm.get();
 
   // ---- data --------------------------------------------------------------------------------
+  // Labels are unused: an image folder may hold any number of classes whatever nb_classes says.
   absl::StatusOr<std::unique_ptr<data::Dataset>> train_set =
-      data::OpenDataset(config, data::Split::kTrain);
+      data::OpenDataset(config, data::Split::kTrain, data::Labels::kUnused);
   if (!train_set.ok()) return train_set.status();
   if (f.train_subset() > 0) {
     *train_set = std::make_unique<data::PrefixDataset>(std::move(*train_set), f.train_subset());
@@ -109,9 +110,6 @@ absl::StatusOr<PretrainResult> TrainPretrain(const ExperimentConfig& input_confi
   absl::StatusOr<std::unique_ptr<data::Transform>> train_transform =
       data::MakePretrainTransform(config);
   if (!train_transform.ok()) return train_transform.status();
-  absl::StatusOr<std::unique_ptr<data::Transform>> vis_transform =
-      data::MakeTransform(config, data::Split::kEval);
-  if (!vis_transform.ok()) return vis_transform.status();
   data::Loader train_loader(
       train_set->get(), train_transform->get(),
       data::LoaderOptions(config, data::Split::kTrain, rank, world_size, device));
@@ -125,21 +123,9 @@ absl::StatusOr<PretrainResult> TrainPretrain(const ExperimentConfig& input_confi
   }
 
   // ---- model -------------------------------------------------------------------------------
-  absl::StatusOr<models::ConvNeXtV2Options> variant =
-      models::VariantOptions(config.model().model());
-  if (!variant.ok()) return variant.status();
-  models::FCMAE model(models::FCMAEOptions()
-                          .img_size(config.model().input_size())
-                          .depths(variant->depths())
-                          .dims(variant->dims())
-                          .decoder_depth(f.decoder_depth())
-                          .decoder_embed_dim(f.decoder_embed_dim())
-                          .patch_size(f.patch_size())
-                          .mask_ratio(f.mask_ratio())
-                          .norm_pix_loss(f.norm_pix_loss())
-                          .drop_path_rate(config.model().drop_path())
-                          .grn_scope(f.grn_scope() == "batch" ? models::GrnScope::kBatch
-                                                              : models::GrnScope::kPerSample));
+  absl::StatusOr<models::FCMAE> built = BuildFcmae(config);
+  if (!built.ok()) return built.status();
+  models::FCMAE model = *built;
   model->to(device);
   if (comm != nullptr) {  // every rank starts from rank 0's weights
     if (absl::Status s = BroadcastModule(*comm, *model); !s.ok()) return s;
@@ -167,6 +153,27 @@ absl::StatusOr<PretrainResult> TrainPretrain(const ExperimentConfig& input_confi
       optim::CreateOptimizer(config, groups, lr);
   if (!optimizer.ok()) return optimizer.status();
   const optim::LrSchedule schedule = optim::LrSchedule::FromConfig(config, lr, steps_per_epoch);
+  // Accumulation and, with use_amp, autocast plus dynamic loss scaling, as in fine-tuning
+  // (main_pretrain.py always wraps the step in its NativeScaler, without autocast).
+  const bool use_amp = config.train().use_amp();
+  c10::ScalarType amp_dtype = c10::ScalarType::BFloat16;
+  if (use_amp) {
+    absl::StatusOr<c10::ScalarType> dtype = AmpDtype(config, device);
+    if (!dtype.ok()) return dtype.status();
+    amp_dtype = *dtype;
+  }
+  std::vector<at::Tensor> trainable;
+  for (const optim::ParamGroup& g : groups) {
+    trainable.insert(trainable.end(), g.params.begin(), g.params.end());
+  }
+  StepperOptions stepper_options;
+  stepper_options.update_freq = update_freq;
+  stepper_options.use_scaler = use_amp;
+  OptimizerStepper stepper(optimizer->get(), std::move(trainable), stepper_options);
+  if (use_amp) {
+    LOG(INFO) << "mixed precision: autocast to " << c10::toString(amp_dtype)
+              << ", dynamic loss scale " << stepper.scaler().scale();
+  }
   std::unique_ptr<dist::GradientSync> grad_sync;
   if (comm != nullptr) {
     std::vector<at::Tensor> params;
@@ -175,11 +182,13 @@ absl::StatusOr<PretrainResult> TrainPretrain(const ExperimentConfig& input_confi
     }
     grad_sync = std::make_unique<dist::GradientSync>(
         runtime->comm, std::move(params), int64_t{config.distributed().bucket_cap_mb()} << 20);
+    stepper.set_grad_sync(grad_sync.get());
   }
 
   // ---- resume ------------------------------------------------------------------------------
   RunCheckpoints ckpts(config, writer, *model, **optimizer, steps_per_epoch,
                        FcmaeModelName(config.model().model()));
+  if (use_amp) AddLossScalerState(&stepper.scaler(), &ckpts);
   absl::StatusOr<LoopState> state = ckpts.Resume();
   if (!state.ok()) return state.status();
   // The checkpoint holds rank 0's generator: the other ranks draw their own again (drop path).
@@ -188,7 +197,7 @@ absl::StatusOr<PretrainResult> TrainPretrain(const ExperimentConfig& input_confi
   // ---- outputs -----------------------------------------------------------------------------
   // Only rank 0 writes; the other ranks read the same output dir to resume.
   const std::string out_dir = writer ? config.output().output_dir() : std::string();
-  at::Tensor vis_images, vis_mask;
+  std::optional<ReconstructionWriter> pictures;
   if (!out_dir.empty()) {
     if (absl::Status s = util::MakeDirs(out_dir); !s.ok()) return s;
     if (absl::Status s =
@@ -197,27 +206,24 @@ absl::StatusOr<PretrainResult> TrainPretrain(const ExperimentConfig& input_confi
       return s;
     }
     if (f.vis_images() > 0) {
-      // The first images of the training set, unaugmented, under one fixed mask for the run.
-      const int64_t k = std::min<int64_t>(f.vis_images(), (*train_set)->size());
-      data::Loader vis_loader(train_set->get(), vis_transform->get(),
-                              data::SamplerOptions{k, false, false, 0, 0, 1});
-      absl::StatusOr<data::Batch> batch = vis_loader.GetBatch(0, 0);
-      if (!batch.ok()) return batch.status();
-      vis_images = batch->images.to(device);
-      vis_mask = model->RandomMask(k, MaskGenerator(seed, ~uint64_t{0}, 0)).to(device);
+      absl::StatusOr<ReconstructionWriter> w =
+          ReconstructionWriter::Create(config, **train_set, seed, *model, device);
+      if (!w.ok()) return w.status();
+      pictures.emplace(std::move(*w));
     }
   }
   if (!options.command_line.empty()) LOG(INFO) << "command line: " << options.command_line;
   if (writer) {
     if (absl::Status s = StartLogs(config, *state, record); !s.ok()) return s;
   }
-  GridOptions grid_options;
-  grid_options.patch_size = f.patch_size();
-  grid_options.norm_pix_loss = f.norm_pix_loss();
-  if (!config.data().imagenet_default_mean_and_std()) {
-    grid_options.mean = data::kInceptionMean;
-    grid_options.std = data::kInceptionStd;
-  }
+  auto draw = [&](const std::string& name) -> absl::Status {
+    const std::string path = out_dir + "/" + name;
+    absl::StatusOr<double> loss = pictures->Write(*model, path);
+    if (!loss.ok()) return loss.status();
+    LOG(INFO) << "reconstructions of " << pictures->num_images() << " images (loss "
+              << absl::StrFormat("%.4f", *loss) << "): " << path;
+    return absl::OkStatus();
+  };
 
   // ---- loop --------------------------------------------------------------------------------
   const int epochs = config.train().epochs();
@@ -237,7 +243,7 @@ absl::StatusOr<PretrainResult> TrainPretrain(const ExperimentConfig& input_confi
     PretrainEpochStats stats;
     stats.epoch = epoch;
     const auto epoch_start = Clock::now();
-    (*optimizer)->zero_grad();
+    stepper.ZeroGrad();
     int64_t first_step = 0;
     if (epoch == state->next_epoch && state->next_step > 0) {  // resumed mid-epoch
       first_step = state->next_step;
@@ -280,23 +286,25 @@ absl::StatusOr<PretrainResult> TrainPretrain(const ExperimentConfig& input_confi
       const at::Tensor images = batch->images.to(device, /*non_blocking=*/train_loader.pinned());
       const at::Tensor mask =
           model->RandomMask(images.size(0), MaskGenerator(seed, epoch, it)).to(device);
-      const models::FCMAEOutput out = model->forward(images, mask);
-      const double loss_value = out.loss.item<double>();
-      if (!std::isfinite(loss_value)) {
+      at::Tensor loss;
+      {
+        AutocastGuard autocast(device.type(), amp_dtype, use_amp);
+        loss = model->forward(images, mask).loss;
+      }
+      const double loss_value = loss.item<double>();
+      // Under AMP a non-finite loss gives non-finite gradients, which the loss scaler skips.
+      if (!std::isfinite(loss_value) && !use_amp) {
         return absl::InternalError(absl::StrFormat(
             "loss is %f at epoch %d step %d (lr %.3g); stopping training. Lower the learning "
             "rate (blr/lr) or check the data.",
             loss_value, epoch, it, lr_now));
       }
-      const bool group_end = (it + 1) % update_freq == 0;
-      if (grad_sync && group_end) grad_sync->Arm();  // all-reduce only on a group's last batch
-      (out.loss / update_freq).backward();
-      if (group_end) {
-        if (grad_sync) {
-          if (absl::Status s = grad_sync->Finish(); !s.ok()) return s;
-        }
-        (*optimizer)->step();
-        (*optimizer)->zero_grad();
+      const MicroStepResult step = stepper.Backward(loss, it);
+      if (!step.error.ok()) return step.error;
+      if (step.boundary && !step.stepped) {
+        LOG(WARNING) << absl::StrFormat(
+            "epoch %d step %d: non-finite gradients, optimizer step skipped; loss scale now %g",
+            epoch, it, stepper.scaler().scale());
       }
       loss_meter.Add(loss_value);
       lr_meter.Add(lr_now);
@@ -307,11 +315,17 @@ absl::StatusOr<PretrainResult> TrainPretrain(const ExperimentConfig& input_confi
       row.loss = loss_value;
       row.lr = row.min_lr = lr_now;  // one lr for every group in pre-training
       row.weight_decay = config.optim().weight_decay();
+      if (step.boundary && step.stepped) row.grad_norm = step.grad_norm;
       row.images_per_second =
           config.train().batch_size() * world_size / std::max(step_time.recent(), 1e-9);
       row.wall_time = record->WallTime();
       record->AddTrain(row);
       state->global_step = static_cast<int64_t>(epoch) * steps_per_epoch + it + 1;
+      if (pictures && f.vis_freq() > 0 && state->global_step % f.vis_freq() == 0) {
+        if (absl::Status s = draw(ReconstructionFileName(epoch, state->global_step)); !s.ok()) {
+          return s;
+        }
+      }
       if ((it + 1) % print_freq == 0 || it + 1 == steps_per_epoch) {
         const double eta = step_time.recent() * (steps_per_epoch - it - 1);
         LOG(INFO) << absl::StrFormat(
@@ -335,19 +349,8 @@ absl::StatusOr<PretrainResult> TrainPretrain(const ExperimentConfig& input_confi
                                  FormatDuration(epoch_seconds), stats.train_loss,
                                  stats.images_per_second);
     if (!out_dir.empty()) {
-      if (vis_images.defined()) {
-        c10::NoGradGuard no_grad;
-        model->eval();
-        const models::FCMAEOutput vis = model->forward(vis_images, vis_mask);
-        const std::string path = out_dir + "/" + ReconstructionFileName(epoch);
-        if (absl::Status s =
-                WritePng(ReconstructionGrid(vis_images, vis.pred, vis_mask, grid_options), path);
-            !s.ok()) {
-          return s;
-        }
-        LOG(INFO) << "reconstructions of " << vis_images.size(0) << " images (loss "
-                  << absl::StrFormat("%.4f", vis.loss.item<double>()) << "): " << path;
-        model->train();
+      if (pictures) {
+        if (absl::Status s = draw(ReconstructionFileName(epoch)); !s.ok()) return s;
       }
       if (k.save_ckpt() && ((epoch + 1) % k.save_ckpt_freq() == 0 || epoch + 1 == epochs)) {
         result.weights_path = out_dir + "/" + kFcmaeWeightsFile;

@@ -1,5 +1,6 @@
 #include "convnextv2/engine/run_checkpoints.h"
 
+#include <ATen/ATen.h>
 #include <glog/logging.h>
 
 #include <fstream>
@@ -289,6 +290,27 @@ absl::Status RunCheckpoints::SaveBest(int epoch, const LoopState& state,
   // EMA weights keep their own name, so nothing mistakes them for the model's.
   checkpoint::AddModule(weights, ema ? "model_ema." : kModel, &ckpt);
   return Write(checkpoint::BestPath(dir, ema), ckpt);
+}
+
+void AddLossScalerState(LossScaler* scaler, RunCheckpoints* ckpts) {
+  ckpts->AddExtraState(
+      [scaler](checkpoint::Checkpoint* ckpt) {
+        ckpt->Add("scaler.scale", at::scalar_tensor(scaler->state().scale, at::kDouble));
+        ckpt->Add("scaler.growth_tracker",
+                  at::scalar_tensor(scaler->state().growth_tracker, at::kLong));
+      },
+      [scaler](const checkpoint::Checkpoint& ckpt) -> absl::Status {
+        const at::Tensor* scale = ckpt.Find("scaler.scale");
+        const at::Tensor* tracker = ckpt.Find("scaler.growth_tracker");
+        if (scale != nullptr && tracker != nullptr) {
+          scaler->set_state(LossScalerState{scale->item<double>(), tracker->item<int64_t>()});
+        } else {
+          LOG(WARNING) << "the checkpoint holds no loss-scaler state (saved without use_amp): "
+                          "the scaler starts at "
+                       << scaler->scale();
+        }
+        return absl::OkStatus();
+      });
 }
 
 bool RunCheckpoints::PeriodicSaveDue(int64_t global_step, int64_t step) const {

@@ -22,6 +22,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "convnextv2/checkpoint/file.h"
+#include "convnextv2/engine/loss_scaler.h"
 #include "convnextv2/engine/run_record.h"
 #include "convnextv2/proto/experiment.pb.h"
 
@@ -85,6 +86,11 @@ class RunCheckpoints {
   std::vector<std::function<void(checkpoint::Checkpoint*)>> extra_save_;
   std::vector<std::function<absl::Status(const checkpoint::Checkpoint&)>> extra_load_;
 };
+
+// Saves a use_amp run's loss scaler with every training checkpoint ("scaler.scale",
+// "scaler.growth_tracker") and restores it on resume; a checkpoint without them (saved without
+// use_amp) leaves the scaler at its initial scale, with a warning. `scaler` must outlive ckpts.
+void AddLossScalerState(LossScaler* scaler, RunCheckpoints* ckpts);
 
 // The header model name of FCMAE pre-training checkpoints: "fcmae_convnextv2_atto".
 std::string FcmaeModelName(absl::string_view variant);

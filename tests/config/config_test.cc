@@ -301,8 +301,22 @@ INSTANTIATE_TEST_SUITE_P(
         Rule{"fcmae.grn_scope=global", "fcmae.grn_scope: 'global' is not one of: sample, batch"},
         Rule{"fcmae.vis_images=-1", "fcmae.vis_images: -1 must be >= 0"},
         Rule{"fcmae.train_subset=-5", "fcmae.train_subset: -5 must be >= 0"},
+        Rule{"fcmae.vis_freq=-1", "fcmae.vis_freq: -1 must be >= 0"},
         Rule{"optim.opt=sgd", "optim.opt: 'sgd' cannot be used: pretrain uses AdamW"},
         Rule{"optim.clip_grad=1", "optim.clip_grad: pretrain does not clip gradients"}));
+
+TEST(Validate, VisualizeNeedsImagesAndIsPretrainOnly) {
+  ExperimentConfig c = ValidPretrain();
+  c.mutable_fcmae()->set_visualize("/run/checkpoint-3.pth");
+  c.mutable_train()->set_use_amp(true);  // pre-training takes use_amp
+  EXPECT_TRUE(Validate(c, Mode::kPretrain).ok()) << Validate(c, Mode::kPretrain);
+  c.mutable_fcmae()->set_vis_images(0);
+  EXPECT_THAT(std::string(Validate(c, Mode::kPretrain).message()),
+              HasSubstr("fcmae.vis_images: 0 leaves nothing for fcmae.visualize to draw"));
+  EXPECT_THAT(std::string(Validate(c, Mode::kFinetune).message()),
+              HasSubstr("fcmae.visualize: reconstructions of a pre-training checkpoint are drawn "
+                        "by pretrain, not finetune"));
+}
 
 TEST(Validate, PretrainKeepsOnePatchAtTheEdge) {
   ExperimentConfig c = ValidPretrain();

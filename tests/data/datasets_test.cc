@@ -126,6 +126,26 @@ TEST(OpenDatasetTest, MaxTrainImagesCutsOnlyTheTrainingSet) {
   EXPECT_EQ((*OpenDataset(c, Split::kEval))->size(), 30);
 }
 
+TEST(OpenDatasetTest, UnusedLabelsTakeAnyClassCount) {
+  // Pre-training: nb_classes (1000 by default) need not match; IMNET still reads data_path/train.
+  const std::string root = TmpDir("unlabelled");
+  WriteTree(root + "/train");
+  for (const char* data_set : {"IMNET", "image_folder"}) {
+    const std::string path = std::string(data_set) == "IMNET" ? root : root + "/train";
+    absl::StatusOr<std::unique_ptr<Dataset>> ds =
+        OpenDataset(FolderConfig(data_set, path, 1000), Split::kTrain, Labels::kUnused);
+    ASSERT_TRUE(ds.ok()) << data_set << ": " << ds.status();
+    EXPECT_EQ((*ds)->size(), 4) << data_set;
+    EXPECT_THAT((*ds)->Describe(), HasSubstr(root + "/train")) << data_set;
+    EXPECT_FALSE(OpenDataset(FolderConfig(data_set, path, 1000), Split::kTrain).ok()) << data_set;
+  }
+  // IMNET without train/ is still an error naming the folder.
+  absl::StatusOr<std::unique_ptr<Dataset>> flat =
+      OpenDataset(FolderConfig("IMNET", root + "/train", 1000), Split::kTrain, Labels::kUnused);
+  ASSERT_FALSE(flat.ok());
+  EXPECT_THAT(std::string(flat.status().message()), HasSubstr(root + "/train/train"));
+}
+
 TEST(OpenDatasetTest, ImageFolderEvalNeedsPathAndSameClasses) {
   const std::string root = TmpDir("imgf");
   WriteTree(root + "/tr");

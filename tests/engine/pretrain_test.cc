@@ -1,21 +1,29 @@
 // Pre-training outputs: the weights archive loads into the fine-tuning model, the reconstruction
-// PNG, the official weight-decay groups, a whole tiny run, and exact resume.
+// PNG (per epoch, every vis_freq steps, and on demand from a checkpoint), the official
+// weight-decay groups, a whole tiny run, image folders with any class count, AMP, exact resume.
 #include "convnextv2/engine/pretrain.h"
 
 #include <ATen/ATen.h>
 #include <c10/core/GradMode.h>
 #include <gtest/gtest.h>
 
+#include <opencv2/core.hpp>
 #include <opencv2/imgcodecs.hpp>
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <set>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
 
 #include "convnextv2/checkpoint/file.h"
 #include "convnextv2/config/config.h"
 #include "convnextv2/engine/named_tensors.h"
 #include "convnextv2/engine/reconstruction_grid.h"
+#include "convnextv2/engine/visualize.h"
 #include "convnextv2/models/convnextv2.h"
 #include "convnextv2/models/fcmae.h"
 #include "convnextv2/util/files.h"
@@ -303,6 +311,200 @@ TEST_F(PretrainResumeTest, ExplicitResumeOfAnotherKindIsAnError) {
   EXPECT_NE(std::string(r.status().message()).find("is a fcmae_convnextv2_atto"),
             std::string::npos)
       << r.status();
+}
+
+// ---- reconstructions every vis_freq steps and on demand --------------------------------------
+
+// Decoded pixels of a PNG (empty when unreadable), for exact comparisons.
+std::vector<uint8_t> Pixels(const std::string& path, int* rows = nullptr, int* cols = nullptr) {
+  const cv::Mat m = cv::imread(path, cv::IMREAD_COLOR);
+  if (rows != nullptr) *rows = m.rows;
+  if (cols != nullptr) *cols = m.cols;
+  if (m.empty()) return {};
+  return std::vector<uint8_t>(m.data, m.data + m.total() * m.elemSize());
+}
+
+class PretrainVisualizeTest : public ::testing::Test {
+ protected:
+  // 2 epochs of 4 steps, a picture every 3 steps and after each epoch.
+  static void SetUpTestSuite() {
+    dir_ = new std::string(TempDir("vis_run"));
+    absl::StatusOr<PretrainResult> r = RunPretrain(PretrainConfig(R"pb(
+      model { model: "convnextv2_atto" input_size: 64 }
+      fcmae { decoder_embed_dim: 16 vis_images: 3 mask_ratio: 0.5 vis_freq: 3 }
+      data { data_set: "synthetic" synthetic_train_size: 16 }
+      optim { blr: 5e-2 }
+      schedule { warmup_epochs: 0 }
+      train { batch_size: 4 epochs: 2 num_threads: 1 print_freq: 100 seed: 5 }
+    )pb", *dir_));
+    ASSERT_TRUE(r.ok()) << r.status();
+  }
+  static std::string* dir_;
+};
+std::string* PretrainVisualizeTest::dir_ = nullptr;
+
+TEST_F(PretrainVisualizeTest, VisFreqWritesAPictureEveryNSteps) {
+  const std::string& d = *dir_;
+  EXPECT_EQ(ReconstructionFileName(1, 6), "reconstruction-0001-step000006.png");
+  std::set<std::string> pngs;
+  for (const auto& e : std::filesystem::directory_iterator(d)) {
+    const std::string name = e.path().filename().string();
+    if (name.rfind("reconstruction-", 0) == 0) pngs.insert(name);
+  }
+  EXPECT_EQ(pngs, (std::set<std::string>{"reconstruction-0000.png", "reconstruction-0001.png",
+                                         "reconstruction-0000-step000003.png",
+                                         "reconstruction-0001-step000006.png"}));
+  int rows = 0, cols = 0;
+  EXPECT_FALSE(Pixels(d + "/reconstruction-0000-step000003.png", &rows, &cols).empty());
+  EXPECT_EQ(rows, 3 * 64 + 4 * 2);
+  EXPECT_EQ(cols, 4 * 64 + 5 * 2);
+  // Weights change between step 3 and the end of epoch 0 (step 4), so the pictures do too.
+  EXPECT_NE(Pixels(d + "/reconstruction-0000-step000003.png"),
+            Pixels(d + "/reconstruction-0000.png"));
+}
+
+TEST_F(PretrainVisualizeTest, CheckpointGridIsTheRunsPictureOfThatEpochAndDeterministic) {
+  const std::string& d = *dir_;
+  const std::string ckpt = d + "/checkpoint-0.pth";
+  // --vis_output is relative to where the user runs the binary.
+  std::filesystem::current_path(TempDir("cwd"));
+  const std::string cwd = std::filesystem::current_path().string();
+  const char* argv[] = {"pretrain", "--visualize", ckpt.c_str(), "--vis_output", "vis/a.png"};
+  absl::StatusOr<ExperimentConfig> c = VisualizeConfig(5, argv);
+  ASSERT_TRUE(c.ok()) << c.status();
+  // The base is the run's stored config; the flags apply over it, paths resolved.
+  EXPECT_EQ(c->model().input_size(), 64);
+  EXPECT_EQ(c->fcmae().decoder_embed_dim(), 16);
+  EXPECT_EQ(c->train().seed(), 5);
+  EXPECT_EQ(c->fcmae().vis_output(), cwd + "/vis/a.png");
+  absl::StatusOr<std::string> png = VisualizeCheckpoint(*c);
+  ASSERT_TRUE(png.ok()) << png.status();
+  EXPECT_EQ(*png, cwd + "/vis/a.png");
+  int rows = 0, cols = 0;
+  const std::vector<uint8_t> drawn = Pixels(*png, &rows, &cols);
+  EXPECT_EQ(rows, 3 * 64 + 4 * 2);
+  EXPECT_EQ(cols, 4 * 64 + 5 * 2);
+  EXPECT_EQ(drawn, Pixels(d + "/reconstruction-0000.png"));
+  // Again, into the default place next to the checkpoint: the same picture.
+  ExperimentConfig again = *c;
+  again.mutable_fcmae()->clear_vis_output();
+  absl::StatusOr<std::string> second = VisualizeCheckpoint(again);
+  ASSERT_TRUE(second.ok()) << second.status();
+  EXPECT_EQ(*second, d + "/checkpoint-0-reconstruction.png");
+  EXPECT_EQ(util::ReadFile(*second).value(), util::ReadFile(*png).value());
+  // Another epoch's checkpoint draws that epoch's picture; fewer images make fewer rows.
+  const std::string ckpt1 = d + "/checkpoint-1.pth";
+  const char* argv2[] = {"pretrain", "--visualize", ckpt1.c_str(), "--vis_images", "2"};
+  absl::StatusOr<ExperimentConfig> c1 = VisualizeConfig(5, argv2);
+  ASSERT_TRUE(c1.ok()) << c1.status();
+  absl::StatusOr<std::string> png1 = VisualizeCheckpoint(*c1);
+  ASSERT_TRUE(png1.ok()) << png1.status();
+  Pixels(*png1, &rows, &cols);
+  EXPECT_EQ(rows, 2 * 64 + 3 * 2);
+  EXPECT_EQ(cols, 4 * 64 + 5 * 2);
+  // Its originals (first column) are the first two of the run's pictures.
+  const cv::Mat full = cv::imread(d + "/reconstruction-0001.png");
+  const cv::Mat two = cv::imread(*png1);
+  const cv::Rect originals(0, 0, 2 + 64, 2 * 64 + 3 * 2);
+  EXPECT_EQ(cv::norm(full(originals), two(originals), cv::NORM_INF), 0.0);
+}
+
+TEST_F(PretrainVisualizeTest, ErrorsNameWhatIsWrong) {
+  const std::string ckpt = *dir_ + "/checkpoint-0.pth";
+  const char* with_config[] = {"pretrain", "--visualize", ckpt.c_str(), "--config=x.pbtxt"};
+  EXPECT_NE(std::string(VisualizeConfig(4, with_config).status().message())
+                .find("--config cannot be used with --visualize"),
+            std::string::npos);
+  const char* missing[] = {"pretrain", "--visualize", "/no/such/checkpoint-3.pth"};
+  absl::StatusOr<ExperimentConfig> m = VisualizeConfig(3, missing);
+  ASSERT_FALSE(m.ok());
+  EXPECT_NE(std::string(m.status().message()).find("/no/such/checkpoint-3.pth"),
+            std::string::npos) << m.status();
+  const char* other[] = {"pretrain", "--visualize", ckpt.c_str(), "--model", "convnextv2_femto"};
+  absl::StatusOr<ExperimentConfig> c = VisualizeConfig(5, other);
+  ASSERT_TRUE(c.ok()) << c.status();
+  absl::StatusOr<std::string> png = VisualizeCheckpoint(*c);
+  ASSERT_FALSE(png.ok());
+  EXPECT_NE(std::string(png.status().message())
+                .find("is a fcmae_convnextv2_atto checkpoint, not fcmae_convnextv2_femto"),
+            std::string::npos) << png.status();
+}
+
+// ---- image folders: labels are unused --------------------------------------------------------
+
+void WritePngFile(const std::string& path, int seed) {
+  std::filesystem::create_directories(std::filesystem::path(path).parent_path());
+  cv::Mat m(48, 40, CV_8UC3);
+  cv::randu(m, cv::Scalar::all(seed), cv::Scalar::all(200 + seed));
+  ASSERT_TRUE(cv::imwrite(path, m));
+}
+
+TEST(PretrainImageFolderTest, AnyClassCountAndImnetReadsTrain) {
+  const std::string root = TempDir("folders");
+  for (int i = 0; i < 8; ++i) {
+    WritePngFile(absl::StrCat(root, "/train/", std::string(1, "abc"[i % 3]), "/", i, ".png"), i);
+  }
+  // nb_classes stays 1000 (the default) although there are 3 class folders.
+  for (const auto& [data_set, path] : std::vector<std::pair<std::string, std::string>>{
+           {"IMNET", root}, {"image_folder", root + "/train"}}) {
+    ExperimentConfig c = PretrainConfig(R"pb(
+      model { model: "convnextv2_atto" input_size: 64 }
+      fcmae { decoder_embed_dim: 16 vis_images: 2 }
+      optim { blr: 1e-2 }
+      schedule { warmup_epochs: 0 }
+      train { batch_size: 4 epochs: 1 num_threads: 1 print_freq: 100 }
+    )pb", TempDir("folder_run_" + data_set));
+    c.mutable_data()->set_data_set(data_set);
+    c.mutable_data()->set_data_path(path);
+    ASSERT_EQ(c.model().nb_classes(), 1000);
+    absl::StatusOr<PretrainResult> r = RunPretrain(c);
+    ASSERT_TRUE(r.ok()) << data_set << ": " << r.status();
+    ASSERT_EQ(r->epochs.size(), 1u);
+    EXPECT_TRUE(std::isfinite(r->epochs[0].train_loss));
+  }
+}
+
+// ---- mixed precision -------------------------------------------------------------------------
+
+ExperimentConfig AmpRun(const std::string& out_dir) {
+  return PretrainConfig(R"pb(
+    model { model: "convnextv2_atto" input_size: 64 }
+    fcmae { decoder_embed_dim: 16 vis_images: 0 mask_ratio: 0.5 }
+    data { data_set: "synthetic" synthetic_train_size: 16 }
+    optim { blr: 1e-2 }
+    schedule { warmup_epochs: 0 }
+    train { batch_size: 4 epochs: 3 num_threads: 1 print_freq: 100 seed: 3 use_amp: true
+            update_freq: 2 }
+  )pb", out_dir);
+}
+
+TEST(PretrainAmpTest, LossFallsAndResumeIsBitwiseIdenticalWithTheScaler) {
+  const std::string reference = TempDir("amp_reference");
+  absl::StatusOr<PretrainResult> full = RunPretrain(AmpRun(reference));
+  ASSERT_TRUE(full.ok()) << full.status();
+  ASSERT_EQ(full->epochs.size(), 3u);
+  for (const PretrainEpochStats& e : full->epochs) EXPECT_TRUE(std::isfinite(e.train_loss));
+  EXPECT_LT(full->epochs[2].train_loss, full->epochs[0].train_loss);
+  absl::StatusOr<checkpoint::Checkpoint> ckpt =
+      checkpoint::ReadCheckpoint(reference + "/checkpoint-2.pth");
+  ASSERT_TRUE(ckpt.ok()) << ckpt.status();
+  const at::Tensor* scale = ckpt->Find("scaler.scale");
+  const at::Tensor* tracker = ckpt->Find("scaler.growth_tracker");
+  ASSERT_NE(scale, nullptr);
+  ASSERT_NE(tracker, nullptr);
+  // 6 optimizer steps; a skipped one (inf/NaN) would have halved the scale and reset the count.
+  EXPECT_EQ(scale->item<double>(), 65536.0);
+  EXPECT_EQ(tracker->item<int64_t>(), 6);
+
+  const std::string dir = TempDir("amp_resumed");
+  absl::StatusOr<PretrainResult> first =
+      RunPretrain(AmpRun(dir), {.stop_epoch = 1, .stop_step = 2});
+  ASSERT_TRUE(first.ok()) << first.status();
+  ASSERT_TRUE(first->preempted);
+  absl::StatusOr<PretrainResult> second = RunPretrain(AmpRun(dir));
+  ASSERT_TRUE(second.ok()) << second.status();
+  ExpectSameCheckpoint(reference + "/checkpoint-2.pth", dir + "/checkpoint-2.pth");
+  EXPECT_EQ(ReadAll(reference + "/log.txt"), ReadAll(dir + "/log.txt"));
 }
 
 }  // namespace

@@ -11,7 +11,7 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 
 # ---- a real run: 64 px (2x2 mask grid), 3 epochs of 4 steps ---------------------------------
 "$PRETRAIN" --data_set synthetic --synthetic_train_size 16 --input_size 64 --batch_size 4 \
-  --epochs 3 --warmup_epochs 0 --blr 2e-2 --decoder_embed_dim 32 --vis_images 2 \
+  --epochs 3 --warmup_epochs 0 --blr 2e-2 --decoder_embed_dim 32 --vis_images 2 --vis_freq 5 \
   --num_threads 2 --print_freq 2 --save_ckpt_num 1 --output_dir "$OUT" >"$TEST_TMPDIR/stdout" 2>"$TEST_TMPDIR/stderr" \
   || { cat "$TEST_TMPDIR/stderr"; fail "pre-training exited with $?"; }
 log="$TEST_TMPDIR/stderr"
@@ -31,6 +31,9 @@ for e in 0000 0001 0002; do
   [[ -s "$OUT/reconstruction-$e.png" ]] || fail "no reconstruction-$e.png"
   head -c 8 "$OUT/reconstruction-$e.png" | od -An -c | grep -q "P   N   G" || fail "reconstruction-$e.png is not a PNG"
 done
+for f in reconstruction-0001-step000005.png reconstruction-0002-step000010.png; do
+  [[ -s "$OUT/$f" ]] || fail "vis_freq 5: no $f"
+done
 [[ -s "$OUT/fcmae_weights.pt" ]] || fail "no fcmae_weights.pt"
 ls "$OUT" >"$TEST_TMPDIR/ls"
 grep -q "tmp" "$TEST_TMPDIR/ls" && fail "temporary files left: $(cat "$TEST_TMPDIR/ls")"
@@ -47,6 +50,23 @@ train_steps() {  # the /train/step column of a metrics.h5, space-separated
 steps=$(train_steps "$OUT/metrics.h5") || fail "metrics.h5 unreadable"
 [[ -n "$steps" && "$steps" == "$(seq -s ' ' 0 $(( $(wc -w <<<"$steps") - 1 )))" ]] \
   || fail "metrics.h5 train steps: $steps"
+
+# ---- on demand: --visualize draws a checkpoint's picture without training ------------------
+# Its base config is the one stored in the checkpoint, so no other flag is needed; the picture
+# of the end-of-epoch checkpoint is the one the run drew after that epoch.
+"$PRETRAIN" --visualize "$OUT/checkpoint-2.pth" >"$TEST_TMPDIR/vis.out" 2>"$TEST_TMPDIR/vis.log" \
+  || { cat "$TEST_TMPDIR/vis.log"; fail "--visualize exited with $?"; }
+[[ "$(cat "$TEST_TMPDIR/vis.out")" == "$OUT/checkpoint-2-reconstruction.png" ]] \
+  || fail "--visualize printed '$(cat "$TEST_TMPDIR/vis.out")'"
+cmp -s "$OUT/checkpoint-2-reconstruction.png" "$OUT/reconstruction-0002.png" \
+  || fail "--visualize of checkpoint-2.pth differs from reconstruction-0002.png"
+grep -q "Start training" "$TEST_TMPDIR/vis.log" && fail "--visualize trained"
+pretrain_abs="$(readlink -f "$PRETRAIN")"
+(cd "$TEST_TMPDIR" && "$pretrain_abs" --visualize "$OUT/checkpoint-2.pth" --vis_output pics/v.png \
+  --vis_images 1 >/dev/null 2>"$TEST_TMPDIR/vis.log") || { cat "$TEST_TMPDIR/vis.log"; fail "--vis_output"; }
+[[ -s "$TEST_TMPDIR/pics/v.png" ]] || fail "--vis_output pics/v.png not written (relative to the cwd)"
+"$PRETRAIN" --visualize "$OUT/fcmae_weights.pt" >/dev/null 2>"$TEST_TMPDIR/err" && fail "--visualize took a non-checkpoint"
+grep -q "fcmae_weights.pt" "$TEST_TMPDIR/err" || fail "unclear --visualize error: $(cat "$TEST_TMPDIR/err")"
 
 # ---- the handover: fine-tuning starts from the pre-trained encoder ---------------------------
 FT_ARGS=(--data_set synthetic --input_size 64 --nb_classes 4 --synthetic_train_size 8
@@ -122,4 +142,6 @@ grep -qF "train.batch_size 4 x train.update_freq 4 needs more images than the tr
   "$TEST_TMPDIR/err" || fail "unclear error: $(cat "$TEST_TMPDIR/err")"
 "$PRETRAIN" --help >"$TEST_TMPDIR/help" || fail "--help failed"
 grep -q "grn_scope" "$TEST_TMPDIR/help" || fail "--help lacks grn_scope"
+grep -q -- "--visualize CHECKPOINT" "$TEST_TMPDIR/help" || fail "--help lacks --visualize"
+grep -q -- "--vis_freq" "$TEST_TMPDIR/help" || fail "--help lacks --vis_freq"
 echo PASS

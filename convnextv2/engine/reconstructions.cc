@@ -1,0 +1,83 @@
+#include "convnextv2/engine/reconstructions.h"
+
+#include <ATen/ATen.h>
+#include <ATen/CPUGeneratorImpl.h>
+#include <c10/core/GradMode.h>
+
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+#include "convnextv2/data/loader.h"
+#include "convnextv2/data/rng.h"
+#include "convnextv2/data/transforms.h"
+#include "convnextv2/models/registry.h"
+
+namespace convnextv2::engine {
+
+absl::StatusOr<models::FCMAE> BuildFcmae(const ExperimentConfig& config) {
+  absl::StatusOr<models::ConvNeXtV2Options> variant =
+      models::VariantOptions(config.model().model());
+  if (!variant.ok()) return variant.status();
+  const FcmaeConfig& f = config.fcmae();
+  return models::FCMAE(models::FCMAEOptions()
+                           .img_size(config.model().input_size())
+                           .depths(variant->depths())
+                           .dims(variant->dims())
+                           .decoder_depth(f.decoder_depth())
+                           .decoder_embed_dim(f.decoder_embed_dim())
+                           .patch_size(f.patch_size())
+                           .mask_ratio(f.mask_ratio())
+                           .norm_pix_loss(f.norm_pix_loss())
+                           .drop_path_rate(config.model().drop_path())
+                           .grn_scope(f.grn_scope() == "batch" ? models::GrnScope::kBatch
+                                                               : models::GrnScope::kPerSample));
+}
+
+at::Generator MaskGenerator(uint64_t seed, uint64_t a, uint64_t b) {
+  return at::detail::createCPUGenerator(data::KeyedSeed(seed, a, b, data::Purpose::kMask));
+}
+
+absl::StatusOr<ReconstructionWriter> ReconstructionWriter::Create(
+    const ExperimentConfig& config, const data::Dataset& train_set, uint64_t seed,
+    const models::FCMAEImpl& model, c10::Device device) {
+  const FcmaeConfig& f = config.fcmae();
+  if (f.vis_images() <= 0) {
+    return absl::InvalidArgumentError("fcmae.vis_images is 0: no images to draw");
+  }
+  int64_t available = train_set.size();
+  if (f.train_subset() > 0) available = std::min<int64_t>(available, f.train_subset());
+  const int64_t k = std::min<int64_t>(f.vis_images(), available);
+  absl::StatusOr<std::unique_ptr<data::Transform>> transform =
+      data::MakeTransform(config, data::Split::kEval);
+  if (!transform.ok()) return transform.status();
+  data::Loader loader(&train_set, transform->get(), data::SamplerOptions{k, false, false, 0, 0, 1});
+  absl::StatusOr<data::Batch> batch = loader.GetBatch(0, 0);
+  if (!batch.ok()) return batch.status();
+  ReconstructionWriter w;
+  w.images_ = batch->images.to(device);
+  // Keyed apart from every training mask (those use (epoch, step)).
+  w.mask_ = model.RandomMask(k, MaskGenerator(seed, ~uint64_t{0}, 0)).to(device);
+  w.options_.patch_size = f.patch_size();
+  w.options_.norm_pix_loss = f.norm_pix_loss();
+  if (!config.data().imagenet_default_mean_and_std()) {
+    w.options_.mean = data::kInceptionMean;
+    w.options_.std = data::kInceptionStd;
+  }
+  return w;
+}
+
+absl::StatusOr<double> ReconstructionWriter::Write(models::FCMAEImpl& model,
+                                                   const std::string& path) const {
+  c10::NoGradGuard no_grad;
+  const bool was_training = model.is_training();
+  model.eval();
+  const models::FCMAEOutput out = model.forward(images_, mask_);
+  model.train(was_training);
+  if (absl::Status s = WritePng(ReconstructionGrid(images_, out.pred, mask_, options_), path);
+      !s.ok()) {
+    return s;
+  }
+  return out.loss.item<double>();
+}
+
+}  // namespace convnextv2::engine
