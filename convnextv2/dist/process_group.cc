@@ -57,12 +57,13 @@ template <typename Group>
 class C10dCommunicator : public Communicator {
  public:
   C10dCommunicator(c10::intrusive_ptr<c10d::Store> store, c10::intrusive_ptr<Group> group,
-                   int rank, int world_size, std::string backend)
+                   int rank, int world_size, std::string backend, c10::Device device)
       : store_(std::move(store)),
         group_(std::move(group)),
         rank_(rank),
         world_size_(world_size),
-        backend_(std::move(backend)) {}
+        backend_(std::move(backend)),
+        device_(device) {}
 
   int rank() const override { return rank_; }
   int world_size() const override { return world_size_; }
@@ -70,9 +71,11 @@ class C10dCommunicator : public Communicator {
 
   absl::Status AllReduceSum(std::vector<at::Tensor>& tensors) override {
     for (at::Tensor& t : tensors) {
-      absl::StatusOr<std::unique_ptr<PendingOp>> op = AllReduceSumAsync(t);
+      at::Tensor staged = Staged(t);
+      absl::StatusOr<std::unique_ptr<PendingOp>> op = AllReduceSumAsync(staged);
       if (!op.ok()) return op.status();
       if (absl::Status s = (*op)->Wait(); !s.ok()) return s;
+      Unstage(staged, t);
     }
     return absl::OkStatus();
   }
@@ -89,10 +92,11 @@ class C10dCommunicator : public Communicator {
   absl::Status Broadcast(std::vector<at::Tensor>& tensors, int root) override {
     try {
       for (at::Tensor& t : tensors) {
-        std::vector<at::Tensor> one{t};
+        std::vector<at::Tensor> one{Staged(t)};
         c10d::BroadcastOptions options;
         options.rootRank = root;
         group_->broadcast(one, options)->wait();
+        Unstage(one[0], t);
       }
     } catch (...) {
       return Failed(rank_, "broadcast", std::current_exception());
@@ -110,10 +114,19 @@ class C10dCommunicator : public Communicator {
   }
 
  private:
+  // NCCL only reduces tensors on its GPU: host values (counts, flags, sums) take a round trip.
+  at::Tensor Staged(const at::Tensor& t) const {
+    return t.device() == device_ ? t : t.to(device_);
+  }
+  static void Unstage(const at::Tensor& staged, at::Tensor& t) {
+    if (!staged.is_same(t)) t.copy_(staged);
+  }
+
   c10::intrusive_ptr<c10d::Store> store_;
   c10::intrusive_ptr<Group> group_;
   int rank_, world_size_;
   std::string backend_;
+  c10::Device device_;
 };
 
 std::shared_ptr<::gloo::transport::Device> GlooDevice(const DistEnv& env) {
@@ -162,7 +175,7 @@ absl::StatusOr<std::shared_ptr<Communicator>> Communicator::Create(
       auto group = c10::make_intrusive<c10d::ProcessGroupNCCL>(store, env.rank, env.world_size,
                                                                options);
       return std::shared_ptr<Communicator>(new C10dCommunicator<c10d::ProcessGroupNCCL>(
-          store, group, env.rank, env.world_size, "nccl"));
+          store, group, env.rank, env.world_size, "nccl", device));
 #else
       return absl::FailedPreconditionError(
           "training on CUDA with several processes needs NCCL: build with --define=nccl=1 "
@@ -175,7 +188,7 @@ absl::StatusOr<std::shared_ptr<Communicator>> Communicator::Create(
     auto group =
         c10::make_intrusive<c10d::ProcessGroupGloo>(store, env.rank, env.world_size, options);
     return std::shared_ptr<Communicator>(new C10dCommunicator<c10d::ProcessGroupGloo>(
-        store, group, env.rank, env.world_size, "gloo"));
+        store, group, env.rank, env.world_size, "gloo", c10::Device(c10::kCPU)));
   } catch (...) {
     return RendezvousFailed(env, timeout, std::current_exception());
   }

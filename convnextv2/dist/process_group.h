@@ -45,11 +45,13 @@ class Communicator {
   virtual int world_size() const = 0;
   virtual std::string backend() const = 0;
 
-  // Sums each tensor over all ranks, in place.
+  // Sums each tensor over all ranks, in place. Tensors may live on any device: host values
+  // (counts, flags) are staged through the group's device when it is a GPU (NCCL).
   virtual absl::Status AllReduceSum(std::vector<at::Tensor>& tensors) = 0;
-  // Starts summing `tensor` in place; the caller keeps it alive until Wait() returns.
+  // Starts summing `tensor` in place; the caller keeps it alive until Wait() returns. The
+  // tensor must be on the group's device (CPU for Gloo, the rank's GPU for NCCL).
   virtual absl::StatusOr<std::unique_ptr<PendingOp>> AllReduceSumAsync(at::Tensor tensor) = 0;
-  // Copies root's tensors into every rank's, in place.
+  // Copies root's tensors into every rank's, in place (any device, as AllReduceSum).
   virtual absl::Status Broadcast(std::vector<at::Tensor>& tensors, int root) = 0;
   virtual absl::Status Barrier() = 0;
 };

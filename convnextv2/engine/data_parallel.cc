@@ -1,6 +1,7 @@
 #include "convnextv2/engine/data_parallel.h"
 
 #include <ATen/ATen.h>
+#include <glog/logging.h>
 
 namespace convnextv2::engine {
 
@@ -10,6 +11,22 @@ absl::Status BroadcastModule(dist::Communicator& comm, const torch::nn::Module& 
   return dist::BroadcastTensors(comm, tensors);
 }
 
+std::unique_ptr<dist::GradientSync> SyncGradients(std::shared_ptr<dist::Communicator> comm,
+                                                  const torch::nn::Module& module,
+                                                  const DistributedConfig& config,
+                                                  OptimizerStepper* stepper) {
+  std::vector<at::Tensor> params;  // module order: backward produces them in reverse
+  for (const at::Tensor& p : module.parameters()) {
+    if (p.requires_grad()) params.push_back(p);
+  }
+  auto sync = std::make_unique<dist::GradientSync>(std::move(comm), std::move(params),
+                                                   int64_t{config.bucket_cap_mb()} << 20);
+  stepper->set_grad_sync(sync.get());
+  LOG(INFO) << "data parallel: gradients all-reduced in " << sync->num_buckets()
+            << " bucket(s) of at most " << config.bucket_cap_mb() << " MiB";
+  return sync;
+}
+
 absl::Status ReduceMeters(dist::Communicator& comm, const std::vector<MeanMeter*>& meters) {
   std::vector<double> values;
   for (const MeanMeter* m : meters) {
@@ -17,11 +34,9 @@ absl::Status ReduceMeters(dist::Communicator& comm, const std::vector<MeanMeter*
     values.push_back(m->count());
   }
   std::vector<at::Tensor> t{at::tensor(values, at::kDouble)};
-  if (comm.backend() == "nccl") t[0] = t[0].cuda();
   if (absl::Status s = comm.AllReduceSum(t); !s.ok()) return s;
-  const at::Tensor host = t[0].cpu();
   for (size_t i = 0; i < meters.size(); ++i) {
-    meters[i]->Restore(host[2 * i].item<double>(), host[2 * i + 1].item<double>());
+    meters[i]->Restore(t[0][2 * i].item<double>(), t[0][2 * i + 1].item<double>());
   }
   return absl::OkStatus();
 }

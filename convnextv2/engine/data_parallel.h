@@ -12,13 +12,24 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "convnextv2/dist/grad_sync.h"
 #include "convnextv2/dist/process_group.h"
 #include "convnextv2/engine/metrics.h"
+#include "convnextv2/engine/train_step.h"
+#include "convnextv2/proto/experiment.pb.h"
 
 namespace convnextv2::engine {
 
 // Copies rank 0's parameters and buffers into every rank's module.
 absl::Status BroadcastModule(dist::Communicator& comm, const torch::nn::Module& module);
+
+// Makes `stepper` average the gradients of `module`'s trainable parameters over the ranks at
+// each accumulation boundary, in buckets of config.bucket_cap_mb started during backward. The
+// returned sync must live as long as the stepper uses it.
+std::unique_ptr<dist::GradientSync> SyncGradients(std::shared_ptr<dist::Communicator> comm,
+                                                  const torch::nn::Module& module,
+                                                  const DistributedConfig& config,
+                                                  OptimizerStepper* stepper);
 
 // Replaces each meter's (sum, count) by its sum over ranks, so mean() is the global mean.
 absl::Status ReduceMeters(dist::Communicator& comm, const std::vector<MeanMeter*>& meters);

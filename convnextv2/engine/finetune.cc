@@ -88,12 +88,12 @@ EvalStats Evaluate(models::ConvNeXtV2& model, const data::Loader& loader, c10::D
     std::vector<at::Tensor> sums{at::tensor(
         {loss_sum, static_cast<double>(correct1), static_cast<double>(correct5),
          static_cast<double>(stats.samples)},
-        at::TensorOptions().dtype(at::kDouble).device(device))};
+        at::kDouble)};
     if (absl::Status s = comm->AllReduceSum(sums); !s.ok()) {
       *error = s;
       return stats;
     }
-    const at::Tensor host = sums[0].cpu();
+    const at::Tensor& host = sums[0];
     loss_sum = host[0].item<double>();
     correct1 = static_cast<int64_t>(std::llround(host[1].item<double>()));
     correct5 = static_cast<int64_t>(std::llround(host[2].item<double>()));
@@ -300,8 +300,7 @@ absl::StatusOr<FinetuneResult> TrainAndEvaluate(const ExperimentConfig& input_co
       TrainingRecipe::Create(config, model, device, steps_per_epoch, world_size);
   if (!recipe.ok()) return recipe.status();
   if (comm != nullptr) {
-    (*recipe)->EnableDataParallel(runtime->comm,
-                                  int64_t{config.distributed().bucket_cap_mb()} << 20);
+    (*recipe)->EnableDataParallel(runtime->comm, config.distributed());
   }
   config.mutable_optim()->set_lr((*recipe)->lr());  // recorded: a rerun uses this lr
   const double smoothing = config.aug().smoothing();

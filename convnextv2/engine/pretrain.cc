@@ -176,13 +176,7 @@ absl::StatusOr<PretrainResult> TrainPretrain(const ExperimentConfig& input_confi
   }
   std::unique_ptr<dist::GradientSync> grad_sync;
   if (comm != nullptr) {
-    std::vector<at::Tensor> params;
-    for (const at::Tensor& p : model->parameters()) {
-      if (p.requires_grad()) params.push_back(p);
-    }
-    grad_sync = std::make_unique<dist::GradientSync>(
-        runtime->comm, std::move(params), int64_t{config.distributed().bucket_cap_mb()} << 20);
-    stepper.set_grad_sync(grad_sync.get());
+    grad_sync = SyncGradients(runtime->comm, *model, config.distributed(), &stepper);
   }
 
   // ---- resume ------------------------------------------------------------------------------

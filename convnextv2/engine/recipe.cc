@@ -8,6 +8,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "convnextv2/config/config.h"
+#include "convnextv2/engine/data_parallel.h"
 #include "convnextv2/optim/optimizer.h"
 
 namespace convnextv2::engine {
@@ -93,15 +94,8 @@ absl::StatusOr<std::unique_ptr<TrainingRecipe>> TrainingRecipe::Create(
 }
 
 void TrainingRecipe::EnableDataParallel(std::shared_ptr<dist::Communicator> comm,
-                                        int64_t bucket_bytes) {
-  std::vector<at::Tensor> params;  // model order: backward produces them in reverse
-  for (const at::Tensor& p : model_->parameters()) {
-    if (p.requires_grad()) params.push_back(p);
-  }
-  grad_sync_ = std::make_unique<dist::GradientSync>(std::move(comm), std::move(params), bucket_bytes);
-  stepper_->set_grad_sync(grad_sync_.get());
-  LOG(INFO) << "data parallel: gradients all-reduced in " << grad_sync_->num_buckets()
-            << " bucket(s) of at most " << bucket_bytes / (1 << 20) << " MiB";
+                                        const DistributedConfig& config) {
+  grad_sync_ = SyncGradients(std::move(comm), *model_, config, stepper_.get());
 }
 
 absl::Status TrainingRecipe::ResetEmaFromModel() {

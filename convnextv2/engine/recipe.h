@@ -51,9 +51,10 @@ class TrainingRecipe {
                                                                 int64_t steps_per_epoch,
                                                                 int world_size);
 
-  // Data-parallel: gradients are averaged over `comm`'s ranks in buckets of bucket_bytes,
-  // overlapped with backward, at the last micro-batch of each accumulation group.
-  void EnableDataParallel(std::shared_ptr<dist::Communicator> comm, int64_t bucket_bytes);
+  // Data-parallel: gradients are averaged over `comm`'s ranks (SyncGradients in
+  // data_parallel.h), overlapped with backward, at the last micro-batch of each group.
+  void EnableDataParallel(std::shared_ptr<dist::Communicator> comm,
+                          const DistributedConfig& config);
   // Restarts the EMA from the model's current weights (after loading pre-trained weights, as
   // the official script creates its EMA only then).
   absl::Status ResetEmaFromModel();
