@@ -9,6 +9,12 @@
 #include "absl/strings/str_join.h"
 #include "convnextv2/config/command_line.h"
 #include "convnextv2/default_configs.h"
+#include "convnextv2/util/malloc_tuning.h"
+
+DEFINE_bool(retain_freed_memory, true,
+            "keep freed memory in the process for reuse (glibc M_MMAP_MAX=0, "
+            "M_TRIM_THRESHOLD=max) instead of returning it to the kernel; false leaves glibc's "
+            "defaults (or GLIBC_TUNABLES) alone");
 
 namespace convnextv2 {
 namespace {
@@ -55,6 +61,7 @@ int BinaryMain(int argc, char** argv, config::Mode mode, const std::string& name
     return 0;
   }
   if (absl::Status s = cfg::CheckPaths(cl->config, mode); !s.ok()) return Fail(name, 2, s);
+  LOG(INFO) << util::RetainFreedMemory(FLAGS_retain_freed_memory);
   LOG(INFO) << "config: " << cl->base << (cl->assignments.empty() ? "" : " with ")
             << absl::StrJoin(cl->assignments, ", ");
 

@@ -230,6 +230,9 @@ std::string HelpText(Mode mode, absl::string_view program) {
       "`python ", name == "pretrain" ? "main_pretrain.py" : "main_finetune.py", "`.\n",
       "Flags and --set apply in order; relative paths resolve against the directory you ran "
       "from.\n--print_config prints the resolved config and exits.\n",
+      "--noretain_freed_memory leaves glibc malloc at its defaults (by default freed memory is "
+      "kept\nfor reuse, so each step's tensors do not page-fault fresh pages: 2.7x faster steps "
+      "for atto\nat 32 px on a 2-core VM).\n",
       name == "pretrain"
           ? "--visualize CHECKPOINT [--vis_output PNG] trains nothing: it writes the "
             "reconstruction PNG of\na pre-training checkpoint (base config: the one stored in "

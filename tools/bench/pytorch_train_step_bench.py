@@ -1,8 +1,12 @@
 # The same ConvNeXt V2 training step in PyTorch (the official model code structure: LayerNorm,
 # GRN, Block, stem/downsample/stages, AdamW), for a side-by-side comparison with
 # //tools/bench:train_step_bench. Usage: /usr/bin/python3 tools/bench/pytorch_train_step_bench.py BATCH SIZE plain|cl
-# (cl: channels_last memory format). Prints the median ms/step of 6 timed steps (atto, 10 classes).
-import torch, time, torch.nn as nn, torch.nn.functional as F, sys
+# [retain] (cl: channels_last memory format; retain: glibc keeps freed memory, as the C++ binaries
+# do by default). Prints the median ms/step of 6 timed steps (atto, 10 classes).
+import torch, time, torch.nn as nn, torch.nn.functional as F, sys, ctypes
+if len(sys.argv) > 4 and sys.argv[4] == "retain":
+    libc = ctypes.CDLL("libc.so.6")
+    assert libc.mallopt(-4, 0) == 1 and libc.mallopt(-1, 2**31 - 1) == 1  # M_MMAP_MAX, M_TRIM_THRESHOLD
 torch.set_num_threads(2)
 class LayerNorm(nn.Module):
     def __init__(s, n, eps=1e-6, data_format="channels_last"):

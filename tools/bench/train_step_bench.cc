@@ -4,6 +4,9 @@
 //   bazel run //tools/bench:train_step_bench -- --model=convnextv2_atto --batch=128 --size=32
 //
 // --grn=plain|fused picks the GRN path, so the effect of the fused one is measured side by side.
+// --malloc=retain|default|both: glibc keeping freed memory (what the binaries do) or glibc's
+// defaults; `both` (the default) runs each in a child process of its own, alternating, and prints
+// the ratio.
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <gflags/gflags.h>
@@ -15,9 +18,14 @@
 #include <chrono>
 #include <cstdio>
 #include <thread>
+
+#include <unistd.h>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "convnextv2/models/registry.h"
+#include "convnextv2/util/malloc_tuning.h"
 
 DEFINE_string(model, "convnextv2_atto", "model name");
 DEFINE_int32(batch, 128, "batch size");
@@ -27,6 +35,8 @@ DEFINE_int32(steps, 10, "timed steps");
 DEFINE_int32(warmup, 2, "untimed steps first");
 DEFINE_int32(threads, 0, "intra-op threads (0 = all cores)");
 DEFINE_string(grn, "both", "plain, fused or both (side by side)");
+DEFINE_string(malloc, "both", "retain (as the binaries), default (glibc's) or both");
+DEFINE_int32(rounds, 3, "with --malloc=both: alternating rounds of each setting");
 DEFINE_string(profile, "", "write a chrome trace of the timed steps to this file");
 
 namespace {
@@ -66,9 +76,53 @@ double MedianStepMs(bool fused) {
 
 }  // namespace
 
+// Runs this program again with --malloc=MODE and returns its fused-GRN ms/step (or -1).
+double ChildMs(const std::vector<std::string>& args, const std::string& mode) {
+  // popen runs a shell, whose /proc/self/exe is the shell: resolve ours first.
+  char self[4096];
+  const ssize_t len = readlink("/proc/self/exe", self, sizeof self - 1);
+  if (len <= 0) return -1;
+  std::string cmd = absl::StrCat("'", std::string(self, len), "'");
+  for (const std::string& a : args) absl::StrAppend(&cmd, " '", a, "'");
+  absl::StrAppend(&cmd, " --malloc=", mode, " --grn=fused");
+  FILE* pipe = popen(cmd.c_str(), "r");
+  if (pipe == nullptr) return -1;
+  char line[512];
+  double ms = -1;
+  while (std::fgets(line, sizeof line, pipe) != nullptr) {
+    std::sscanf(line, "grn=fused: %lf ms/step", &ms);
+  }
+  return pclose(pipe) == 0 ? ms : -1;
+}
+
 int main(int argc, char** argv) {
   gflags::SetUsageMessage("ms per ConvNeXt V2 training step");
+  const std::vector<std::string> args(argv + 1, argv + argc);
   gflags::ParseCommandLineFlags(&argc, &argv, true);
+  if (FLAGS_malloc == "both") {
+    std::vector<double> retain, plain;
+    for (int r = 0; r < FLAGS_rounds; ++r) {
+      retain.push_back(ChildMs(args, "retain"));
+      plain.push_back(ChildMs(args, "default"));
+      std::printf("round %d: retain %.1f ms/step, glibc default %.1f ms/step\n", r + 1,
+                  retain.back(), plain.back());
+      if (retain.back() <= 0 || plain.back() <= 0) return 1;
+    }
+    std::sort(retain.begin(), retain.end());
+    std::sort(plain.begin(), plain.end());
+    const double a = retain[retain.size() / 2], b = plain[plain.size() / 2];
+    std::printf("%s batch %d input %dx%d (fused GRN): retain %.1f ms/step (%.1f img/s), glibc "
+                "default %.1f ms/step (%.1f img/s): %.2fx\n",
+                FLAGS_model.c_str(), FLAGS_batch, FLAGS_size, FLAGS_size, a,
+                1000.0 * FLAGS_batch / a, b, 1000.0 * FLAGS_batch / b, b / a);
+    return 0;
+  }
+  if (FLAGS_malloc != "retain" && FLAGS_malloc != "default") {
+    std::fprintf(stderr, "--malloc must be retain, default or both, got '%s'\n",
+                 FLAGS_malloc.c_str());
+    return 2;
+  }
+  std::printf("%s\n", convnextv2::util::RetainFreedMemory(FLAGS_malloc == "retain").c_str());
   at::set_num_threads(FLAGS_threads > 0 ? FLAGS_threads
                                         : static_cast<int>(std::thread::hardware_concurrency()));
   std::printf("%s batch %d input %dx%d threads %d\n", FLAGS_model.c_str(), FLAGS_batch,
