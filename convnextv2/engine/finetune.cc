@@ -23,9 +23,10 @@
 #include "convnextv2/engine/losses.h"
 #include "convnextv2/engine/metrics.h"
 #include "convnextv2/engine/preemption.h"
-#include "convnextv2/engine/run_checkpoints.h"
 #include "convnextv2/engine/recipe.h"
+#include "convnextv2/engine/run_checkpoints.h"
 #include "convnextv2/engine/run_record.h"
+#include "convnextv2/engine/step_boundary.h"
 #include "convnextv2/metrics/run_info.h"
 #include "convnextv2/metrics/time_limit.h"
 #include "convnextv2/engine/runtime.h"
@@ -363,6 +364,7 @@ absl::StatusOr<FinetuneResult> TrainAndEvaluate(const ExperimentConfig& input_co
   if (!preempt_signal.ok()) return preempt_signal.status();
   const PreemptionWatch preemption(*preempt_signal,
                                    metrics::TimeLimit::FromSlurm(k.preempt_lead_seconds()));
+  StepBoundaries boundaries(ckpts, preemption, comm, options.stop_epoch, options.stop_step);
   for (int epoch = state->next_epoch; epoch < epochs; ++epoch) {
     model->train();
     MeanMeter loss_meter, acc_meter, step_time;
@@ -382,25 +384,15 @@ absl::StatusOr<FinetuneResult> TrainAndEvaluate(const ExperimentConfig& input_co
     for (int64_t it = first_step; it < steps_per_epoch; ++it) {
       // A step boundary: the whole state is consistent, so a checkpoint here resumes exactly.
       // With update_freq > 1 only the start of an accumulation group is such a boundary.
-      const bool boundary = it % (*recipe)->update_freq() == 0;
-      bool stop = boundary && (preemption.requested() ||
-                               (epoch == options.stop_epoch && it == options.stop_step));
-      if (boundary && comm != nullptr) {  // a signal on any rank stops all at the same step
-        absl::StatusOr<bool> any = dist::AnyRank(*comm, stop);
-        if (!any.ok()) return any.status();
-        stop = *any;
-      }
-      if (stop ||
-          (boundary && it != first_step && ckpts.PeriodicSaveDue(state->global_step, it))) {
-        state->next_epoch = epoch;
-        state->next_step = it;
-        state->scalars = {{kLossSum, loss_meter.sum()}, {kLossCount, loss_meter.count()},
-                          {kAccSum, acc_meter.sum()}, {kAccCount, acc_meter.count()},
-                          {kGradSum, grad_norm_meter.sum()},
-                          {kGradCount, grad_norm_meter.count()}};
-        if (absl::Status s = ckpts.SaveMidEpoch(epoch, *state); !s.ok()) return s;
-        if (stop) {
-          preemption.LogStop(epoch, it);
+      if (it % (*recipe)->update_freq() == 0) {
+        absl::StatusOr<bool> stop = boundaries.Reached(epoch, it, first_step, &*state, [&] {
+          return std::map<std::string, double>{
+              {kLossSum, loss_meter.sum()},     {kLossCount, loss_meter.count()},
+              {kAccSum, acc_meter.sum()},       {kAccCount, acc_meter.count()},
+              {kGradSum, grad_norm_meter.sum()}, {kGradCount, grad_norm_meter.count()}};
+        });
+        if (!stop.ok()) return stop.status();
+        if (*stop) {
           result.preempted = true;
           if (absl::Status s = record->Flush(); !s.ok()) return s;
           return result;

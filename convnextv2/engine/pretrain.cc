@@ -22,6 +22,7 @@
 #include "convnextv2/engine/reconstructions.h"
 #include "convnextv2/engine/run_checkpoints.h"
 #include "convnextv2/engine/run_record.h"
+#include "convnextv2/engine/step_boundary.h"
 #include "convnextv2/metrics/run_info.h"
 #include "convnextv2/metrics/time_limit.h"
 #include "convnextv2/engine/runtime.h"
@@ -231,6 +232,7 @@ absl::StatusOr<PretrainResult> TrainPretrain(const ExperimentConfig& input_confi
   if (!preempt_signal.ok()) return preempt_signal.status();
   const PreemptionWatch preemption(*preempt_signal,
                                    metrics::TimeLimit::FromSlurm(k.preempt_lead_seconds()));
+  StepBoundaries boundaries(ckpts, preemption, comm, options.stop_epoch, options.stop_step);
   for (int epoch = state->next_epoch; epoch < epochs; ++epoch) {
     model->train();
     MeanMeter loss_meter, lr_meter, step_time;
@@ -248,23 +250,15 @@ absl::StatusOr<PretrainResult> TrainPretrain(const ExperimentConfig& input_confi
     for (int64_t it = first_step; it < steps_per_epoch; ++it) {
       // Only the start of an accumulation group is a step boundary where the whole state is
       // consistent, so a checkpoint there resumes exactly.
-      const bool boundary = it % update_freq == 0;
-      bool stop = boundary && (preemption.requested() ||
-                               (epoch == options.stop_epoch && it == options.stop_step));
-      if (boundary && comm != nullptr) {  // a signal on any rank stops all at the same step
-        absl::StatusOr<bool> any = dist::AnyRank(*comm, stop);
-        if (!any.ok()) return any.status();
-        stop = *any;
-      }
-      if (stop ||
-          (boundary && it != first_step && ckpts.PeriodicSaveDue(state->global_step, it))) {
-        state->next_epoch = epoch;
-        state->next_step = it;
-        state->scalars = {{kLossSum, loss_meter.sum()}, {kLossCount, loss_meter.count()},
-                          {kLrSum, lr_meter.sum()}, {kLrCount, lr_meter.count()}};
-        if (absl::Status s = ckpts.SaveMidEpoch(epoch, *state); !s.ok()) return s;
-        if (stop) {
-          preemption.LogStop(epoch, it);
+      if (it % update_freq == 0) {
+        absl::StatusOr<bool> stop = boundaries.Reached(epoch, it, first_step, &*state, [&] {
+          return std::map<std::string, double>{{kLossSum, loss_meter.sum()},
+                                               {kLossCount, loss_meter.count()},
+                                               {kLrSum, lr_meter.sum()},
+                                               {kLrCount, lr_meter.count()}};
+        });
+        if (!stop.ok()) return stop.status();
+        if (*stop) {
           result.preempted = true;
           if (absl::Status s = record->Flush(); !s.ok()) return s;
           return result;
@@ -279,7 +273,7 @@ absl::StatusOr<PretrainResult> TrainPretrain(const ExperimentConfig& input_confi
       if (!batch.ok()) return batch.status();
       const at::Tensor images = batch->images.to(device, /*non_blocking=*/train_loader.pinned());
       const at::Tensor mask =
-          model->RandomMask(images.size(0), MaskGenerator(seed, epoch, it)).to(device);
+          SampleMasks(*model, config.train().seed(), epoch, batch->indices).to(device);
       at::Tensor loss;
       {
         AutocastGuard autocast(device.type(), amp_dtype, use_amp);

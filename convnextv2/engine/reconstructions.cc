@@ -37,6 +37,17 @@ at::Generator MaskGenerator(uint64_t seed, uint64_t a, uint64_t b) {
   return at::detail::createCPUGenerator(data::KeyedSeed(seed, a, b, data::Purpose::kMask));
 }
 
+at::Tensor SampleMasks(const models::FCMAEImpl& model, uint64_t seed, int64_t epoch,
+                       const std::vector<int64_t>& indices) {
+  std::vector<at::Tensor> rows;
+  rows.reserve(indices.size());
+  for (const int64_t index : indices) {
+    rows.push_back(model.RandomMask(1, MaskGenerator(seed, static_cast<uint64_t>(epoch),
+                                                     static_cast<uint64_t>(index))));
+  }
+  return at::cat(rows, 0);
+}
+
 absl::StatusOr<ReconstructionWriter> ReconstructionWriter::Create(
     const ExperimentConfig& config, const data::Dataset& train_set, uint64_t seed,
     const models::FCMAEImpl& model, c10::Device device) {

@@ -19,6 +19,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "convnextv2/data/dataset.h"
@@ -31,9 +32,16 @@ namespace convnextv2::engine {
 // FCMAE of model.model with the config's fcmae settings, initialized as the official one.
 absl::StatusOr<models::FCMAE> BuildFcmae(const ExperimentConfig& config);
 
-// A CPU generator keyed by (seed, a, b) for masks: the training loop keys it by (epoch, step),
-// so masks do not depend on threads or on where a run was resumed.
+// A CPU generator keyed by (seed, a, b) for masks.
 at::Generator MaskGenerator(uint64_t seed, uint64_t a, uint64_t b);
+
+// The training masks of a batch, (N, L) on the CPU: sample k's mask is drawn from
+// MaskGenerator(seed, epoch, indices[k]), keyed by its dataset index. A sample therefore gets the
+// same mask whatever rank, batch or position it lands in, whatever the thread count, and after
+// a resume: N ranks with batch b reproduce one process with batch N*b. `seed` is train.seed
+// (the same on every rank).
+at::Tensor SampleMasks(const models::FCMAEImpl& model, uint64_t seed, int64_t epoch,
+                       const std::vector<int64_t>& indices);
 
 class ReconstructionWriter {
  public:

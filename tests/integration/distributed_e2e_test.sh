@@ -3,7 +3,7 @@
 # torchrun variables: 2 ranks x batch b train like 1 rank x batch 2b (with and without
 # update_freq), evaluation gives identical results on 1, 3 and 7 processes, only rank 0 writes,
 # a killed rank makes the other fail with a clear error instead of hanging, and pre-training
-# runs on 2 ranks.
+# on 2 ranks x b trains like 1 rank x 2b.
 set -uo pipefail
 FINETUNE="$1"
 PRETRAIN="$2"
@@ -119,11 +119,15 @@ RANK=0 WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=$(free_port) "$FINETUNE" "
 grep -q "rank 0 of 2: rendezvous at 127.0.0.1:.* failed within 3 s" "$T/alone.log" \
   || fail "rendezvous message: $(tail -n 3 "$T/alone.log")"
 
-# ---- pre-training on 2 ranks ---------------------------------------------------------------------
-run_ranks "$PRETRAIN" 2 pre --data_set synthetic --synthetic_train_size 16 --input_size 64 \
-  --batch_size 4 --epochs 2 --warmup_epochs 0 --decoder_embed_dim 32 --vis_images 2 \
-  --num_threads 1 --print_freq 1 --output_dir "$T/pre"
+# ---- pre-training on 2 ranks: as 1 rank with the double batch (masks keyed by sample) -----------
+PRE=(--data_set synthetic --synthetic_train_size 16 --input_size 64 --epochs 2 --warmup_epochs 0
+     --decoder_embed_dim 32 --vis_images 2 --num_threads 1 --print_freq 1)
+run_ranks "$PRETRAIN" 2 pre "${PRE[@]}" --batch_size 4 --output_dir "$T/pre"
+run_ranks "$PRETRAIN" 1 pre1 "${PRE[@]}" --batch_size 8 --output_dir "$T/pre1"
 grep -q "effective batch size: 8" "$T/pre.rank0.log" || fail "pretrain effective batch size"
+dp=$(column "$T/pre/log.txt" train_loss)
+sp=$(column "$T/pre1/log.txt" train_loss)
+same_floats "$dp" "$sp" || fail "pre-training: train_loss of 2 ranks ($dp) != 1 rank with the double batch ($sp)"
 [[ -f $T/pre/metrics.h5 && -f $T/pre/checkpoint-1.pth ]] || fail "pretrain outputs: $(ls "$T/pre")"
 [[ $(ls "$T/pre" | grep -c '\.png$') -ge 1 ]] || fail "no reconstruction PNG"
 echo "PASS"
