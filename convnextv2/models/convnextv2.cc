@@ -37,8 +37,13 @@ at::Tensor BlockImpl::BranchNHWC(const at::Tensor& x) {
   return pwconv2->forward(y);
 }
 
+at::Tensor BlockImpl::DepthwiseConv(const at::Tensor& x) {
+  return options.fused_dwconv() ? DepthwiseConvFused(x, dwconv->weight, dwconv->bias)
+                                : DepthwiseConvPlain(x, dwconv->weight, dwconv->bias);
+}
+
 at::Tensor BlockImpl::forward(const at::Tensor& input) {
-  at::Tensor x = dwconv->forward(input);
+  at::Tensor x = DepthwiseConv(input);
   x = BranchNHWC(x.permute({0, 2, 3, 1})).permute({0, 3, 1, 2});
   drop_path->train(is_training());
   return input + drop_path->forward(x);
@@ -63,7 +68,7 @@ void InitConvAndLinear(nn::Module& module) {
 
 void BuildTrunk(nn::Module& owner, int64_t in_chans, const std::vector<int64_t>& depths,
                 const std::vector<int64_t>& dims, double drop_path_rate, bool fused_grn,
-                nn::ModuleList* downsample_layers, nn::ModuleList* stages) {
+                bool fused_dwconv, nn::ModuleList* downsample_layers, nn::ModuleList* stages) {
   *downsample_layers = owner.register_module("downsample_layers", nn::ModuleList());
   (*downsample_layers)->push_back(nn::Sequential(
       nn::Conv2d(nn::Conv2dOptions(in_chans, dims[0], 4).stride(4)),
@@ -84,7 +89,8 @@ void BuildTrunk(nn::Module& owner, int64_t in_chans, const std::vector<int64_t>&
     for (int64_t j = 0; j < depths[i]; ++j) {
       stage->push_back(Block(BlockOptions(dims[i])
                                  .drop_path(rates[cur + j].item<double>())
-                                 .fused_grn(fused_grn)));
+                                 .fused_grn(fused_grn)
+                                 .fused_dwconv(fused_dwconv)));
     }
     (*stages)->push_back(stage);
     cur += depths[i];
@@ -100,7 +106,7 @@ void ConvNeXtV2Impl::reset() {
   TORCH_CHECK(options.num_classes() > 0, "ConvNeXtV2: num_classes must be positive");
 
   BuildTrunk(*this, options.in_chans(), depths, dims, options.drop_path_rate(),
-             options.fused_grn(), &downsample_layers, &stages);
+             options.fused_grn(), options.fused_dwconv(), &downsample_layers, &stages);
   norm = register_module("norm", LayerNorm(LayerNormOptions(dims[3])));
   head = register_module("head", nn::Linear(dims[3], options.num_classes()));
 

@@ -30,6 +30,7 @@ struct BlockOptions {
   TORCH_ARG(int64_t, dim);
   TORCH_ARG(double, drop_path) = 0.0;
   TORCH_ARG(bool, fused_grn) = true;
+  TORCH_ARG(bool, fused_dwconv) = true;
 };
 
 // dwconv 7x7 -> LayerNorm -> Linear(C, 4C) -> GELU -> GRN -> Linear(4C, C) -> DropPath, residual.
@@ -38,6 +39,8 @@ class BlockImpl : public torch::nn::Cloneable<BlockImpl> {
   explicit BlockImpl(BlockOptions options);
   void reset() override;
   at::Tensor forward(const at::Tensor& x);  // (N, C, H, W) -> (N, C, H, W)
+  // The depthwise 7x7 convolution (dwconv's weights, fused or plain as the options say).
+  at::Tensor DepthwiseConv(const at::Tensor& x);
   // The residual branch up to (excluding) DropPath, on NHWC input/output; used by FCMAE.
   at::Tensor BranchNHWC(const at::Tensor& dw_out_nhwc);
 
@@ -59,6 +62,7 @@ struct ConvNeXtV2Options {
   TORCH_ARG(double, drop_path_rate) = 0.0;
   TORCH_ARG(double, head_init_scale) = 1.0;
   TORCH_ARG(bool, fused_grn) = true;
+  TORCH_ARG(bool, fused_dwconv) = true;
 };
 
 class ConvNeXtV2Impl : public torch::nn::Cloneable<ConvNeXtV2Impl> {
@@ -84,7 +88,8 @@ TORCH_MODULE(ConvNeXtV2);
 // FCMAE encoder share it, so their state-dict names are the same.
 void BuildTrunk(torch::nn::Module& owner, int64_t in_chans, const std::vector<int64_t>& depths,
                 const std::vector<int64_t>& dims, double drop_path_rate, bool fused_grn,
-                torch::nn::ModuleList* downsample_layers, torch::nn::ModuleList* stages);
+                bool fused_dwconv, torch::nn::ModuleList* downsample_layers,
+                torch::nn::ModuleList* stages);
 
 // Official init of the Conv2d/Linear submodules of `module` (not `module` itself):
 // trunc_normal_(std=.02), bias 0.

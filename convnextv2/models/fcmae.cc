@@ -36,7 +36,7 @@ void ToChannelsLast(nn::Module& module) {
 // the result; `keep` (N, H, W, 1) is 1 at visible sites.
 at::Tensor MaskedBlockForward(BlockImpl& block, const at::Tensor& x, const at::Tensor& keep,
                               GrnScope scope, bool training) {
-  at::Tensor y = block.dwconv->forward(x).permute({0, 2, 3, 1});
+  at::Tensor y = block.DepthwiseConv(x).permute({0, 2, 3, 1});
   y = block.norm->forward(y);
   y = block.pwconv1->forward(y);
   y = at::gelu(y);
@@ -104,7 +104,7 @@ void FCMAEEncoderImpl::reset() {
   TORCH_CHECK(depths.size() == 4 && dims.size() == 4,
               "FCMAE: depths and dims need 4 stages, got ", depths.size(), " and ", dims.size());
   BuildTrunk(*this, options.in_chans(), depths, dims, options.drop_path_rate(),
-             /*fused_grn=*/true, &downsample_layers, &stages);
+             /*fused_grn=*/true, /*fused_dwconv=*/true, &downsample_layers, &stages);
   // SparseConvNeXtV2's own init; FCMAEImpl::reset overrides most of it, as the official does.
   InitConvAndLinear(*this);
   ToChannelsLast(*this);

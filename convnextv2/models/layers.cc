@@ -1,9 +1,11 @@
 #include "convnextv2/models/layers.h"
 
 #include <ATen/ATen.h>
+#include <ATen/autocast_mode.h>
 #include <c10/util/Exception.h>
 #include <torch/csrc/autograd/custom_function.h>
 
+#include "convnextv2/models/dwconv_kernels.h"
 #include "convnextv2/models/grn_kernels.h"
 
 namespace convnextv2::models {
@@ -119,6 +121,70 @@ class GrnFunction : public torch::autograd::Function<GrnFunction> {
 at::Tensor GrnFused(const at::Tensor& x, const at::Tensor& gamma, const at::Tensor& beta,
                     double eps) {
   return GrnFunction::apply(x, gamma, beta, eps);
+}
+
+at::Tensor DepthwiseConvPlain(const at::Tensor& x, const at::Tensor& weight,
+                              const at::Tensor& bias) {
+  return at::conv2d(x, weight, bias, /*stride=*/1, /*padding=*/weight.size(2) / 2,
+                    /*dilation=*/1, /*groups=*/weight.size(0));
+}
+
+bool DepthwiseConvKernelApplies(const at::Tensor& x, const at::Tensor& weight,
+                                const at::Tensor& bias) {
+  return x.device().is_cpu() && x.scalar_type() == at::kFloat && x.dim() == 4 &&
+         x.is_contiguous(at::MemoryFormat::ChannelsLast) && !at::autocast::is_cpu_enabled() &&
+         weight.scalar_type() == at::kFloat && bias.defined() &&
+         bias.scalar_type() == at::kFloat && weight.dim() == 4 &&
+         weight.size(0) == x.size(1) && weight.size(1) == 1 && weight.size(2) == weight.size(3) &&
+         weight.size(2) % 2 == 1 && bias.numel() == x.size(1);
+}
+
+namespace {
+
+class DwConvFunction : public torch::autograd::Function<DwConvFunction> {
+ public:
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x,
+                            const at::Tensor& weight, const at::Tensor& bias) {
+    const int64_t c = weight.size(0), k = weight.size(2);
+    // (C, 1, k, k) -> (k, k, C): one tap's filter values are contiguous over channels.
+    const at::Tensor taps = weight.reshape({c, k * k}).t().contiguous().view({k, k, c});
+    ctx->save_for_backward({x, taps, weight});
+    return internal::DwConvForwardCpu(x, taps, bias.contiguous());
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    const auto saved = ctx->get_saved_variables();
+    const at::Tensor& x = saved[0];
+    const at::Tensor& taps = saved[1];
+    const at::Tensor& weight = saved[2];
+    const at::Tensor g = grads[0].contiguous(at::MemoryFormat::ChannelsLast);
+    auto [dx, dtaps, dbias] = internal::DwConvBackwardCpu(g, x, taps);
+    const at::Tensor dweight = dtaps.permute({2, 0, 1})
+                                   .unsqueeze(1)
+                                   .contiguous(weight.suggest_memory_format());
+    return {dx, dweight, dbias};
+  }
+};
+
+}  // namespace
+
+at::Tensor DepthwiseConvKernel(const at::Tensor& x, const at::Tensor& weight,
+                               const at::Tensor& bias) {
+  TORCH_CHECK(DepthwiseConvKernelApplies(x, weight, bias),
+              "DepthwiseConvKernel: needs float32 channels-last CPU input (N, C, H, W), weight "
+              "(C, 1, k, k) with k odd and a bias (C), outside autocast; got x ",
+              x.sizes(), " ", x.scalar_type(), ", weight ", weight.sizes());
+  return DwConvFunction::apply(x, weight, bias);
+}
+
+at::Tensor DepthwiseConvFused(const at::Tensor& x, const at::Tensor& weight,
+                              const at::Tensor& bias) {
+  if (x.dim() == 4 && x.size(2) <= 2 && x.size(3) <= 2 &&
+      DepthwiseConvKernelApplies(x, weight, bias)) {
+    return DwConvFunction::apply(x, weight, bias);
+  }
+  return DepthwiseConvPlain(x, weight, bias);
 }
 
 at::Tensor DropPathImpl::forward(const at::Tensor& x) {

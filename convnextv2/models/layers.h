@@ -1,7 +1,7 @@
 // The layers of ConvNeXt V2: LayerNorm in both data formats, GRN, DropPath.
 //
 // Each module has the official parameter names and shapes, so state dicts move between this and
-// the PyTorch code. Fast paths (the fused GRN) sit behind the same module as the plain ATen
+// the PyTorch code. Fast paths (the fused GRN and depthwise convolution) sit behind the same module as the plain ATen
 // formula; tests hold them equal.
 //
 //   LayerNorm ln(LayerNormOptions(96).data_format(DataFormat::kChannelsFirst));
@@ -69,6 +69,25 @@ at::Tensor GrnPlain(const at::Tensor& x, const at::Tensor& gamma, const at::Tens
                     double eps);
 at::Tensor GrnFused(const at::Tensor& x, const at::Tensor& gamma, const at::Tensor& beta,
                     double eps);
+
+// The block's depthwise convolution: k x k (odd), stride 1, padding k / 2, one filter per
+// channel; weight (C, 1, k, k), bias (C); x (N, C, H, W). The plain path is at::conv2d.
+// DepthwiseConvKernel is an autograd node with CPU kernels for float32 channels-last input that
+// skips the taps falling outside the image instead of multiplying padding, and whose weight
+// gradient does not depend on the thread count; it requires what DepthwiseConvKernelApplies
+// says. On feature maps of at most 2x2 (the last stages at small inputs, where a 7x7 kernel
+// mostly reads padding) it is 1.5-50x faster than at::conv2d; on larger maps oneDNN's conv2d is
+// 2-3x faster than it (//tools/bench:dwconv_bench). DepthwiseConvFused therefore takes the
+// kernel on maps of at most 2x2 and at::conv2d everywhere else (and on CUDA, other dtypes or
+// layouts, under autocast).
+at::Tensor DepthwiseConvPlain(const at::Tensor& x, const at::Tensor& weight,
+                              const at::Tensor& bias);
+at::Tensor DepthwiseConvFused(const at::Tensor& x, const at::Tensor& weight,
+                              const at::Tensor& bias);
+bool DepthwiseConvKernelApplies(const at::Tensor& x, const at::Tensor& weight,
+                                const at::Tensor& bias);
+at::Tensor DepthwiseConvKernel(const at::Tensor& x, const at::Tensor& weight,
+                               const at::Tensor& bias);
 
 // Stochastic depth: in training, zeroes whole samples with probability p and scales the kept
 // ones by 1 / (1 - p); the identity in eval or when p == 0. Draws from torch's default generator.

@@ -1,11 +1,13 @@
-// LayerNorm, GRN (plain and fused), DropPath against their definitions.
+// LayerNorm, GRN and depthwise convolution (plain and fused), DropPath against their definitions.
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
 #include <c10/core/GradMode.h>
 #include <gtest/gtest.h>
 #include <torch/autograd.h>
 #include <torch/csrc/autograd/generated/variable_factories.h>
 
 #include <cmath>
+#include <vector>
 
 #include "convnextv2/models/convnextv2.h"
 #include "convnextv2/models/layers.h"
@@ -90,6 +92,88 @@ TEST(GRN, FusedEqualsPlainValuesAndGradients) {
           << "grad " << i << " contiguous " << contiguous << " max diff "
           << (g_plain[i] - g_fused[i]).abs().max().item<float>();
     }
+  }
+}
+
+// Values and all three gradients of the depthwise-convolution kernel against at::conv2d, on maps
+// larger than, equal to and smaller than the kernel (where taps fall outside on both sides),
+// non-square ones and a 3x3 kernel; and of DepthwiseConvFused, which picks the kernel or conv2d,
+// on the same shapes and on input the kernel does not take.
+TEST(DepthwiseConv, KernelAndFusedEqualConv2dValuesAndGradients) {
+  at::manual_seed(11);
+  struct Case {
+    int64_t n, c, h, w, k;
+    bool channels_last;
+  };
+  for (const Case& t : {Case{2, 5, 9, 9, 7, true}, Case{3, 4, 8, 8, 7, true},
+                        Case{2, 6, 7, 7, 7, true}, Case{2, 3, 4, 5, 7, true},
+                        Case{4, 8, 2, 2, 7, true}, Case{3, 5, 1, 1, 7, true},
+                        Case{2, 7, 6, 3, 3, true}, Case{2, 5, 6, 6, 7, false}}) {
+    SCOPED_TRACE(testing::Message() << "n " << t.n << " c " << t.c << " " << t.h << "x" << t.w
+                                    << " k " << t.k << " channels_last " << t.channels_last);
+    at::Tensor x = torch::randn({t.n, t.c, t.h, t.w});
+    if (t.channels_last) x = x.contiguous(at::MemoryFormat::ChannelsLast);
+    x.requires_grad_(true);
+    const at::Tensor weight =
+        torch::randn({t.c, 1, t.k, t.k}).contiguous(at::MemoryFormat::ChannelsLast).requires_grad_(true);
+    const at::Tensor bias = torch::randn({t.c}, torch::requires_grad());
+    const at::Tensor y_plain = DepthwiseConvPlain(x, weight, bias);
+    const at::Tensor probe = at::randn(y_plain.sizes());
+    const auto g_plain = torch::autograd::grad({(y_plain * probe).sum()}, {x, weight, bias});
+    EXPECT_EQ(DepthwiseConvKernelApplies(x, weight, bias), t.channels_last);
+    for (bool kernel : {true, false}) {
+      if (kernel && !t.channels_last) continue;
+      SCOPED_TRACE(kernel ? "DepthwiseConvKernel" : "DepthwiseConvFused");
+      const at::Tensor y = kernel ? DepthwiseConvKernel(x, weight, bias)
+                                  : DepthwiseConvFused(x, weight, bias);
+      const auto g = torch::autograd::grad({(y * probe).sum()}, {x, weight, bias});
+      EXPECT_EQ(y.sizes(), y_plain.sizes());
+      EXPECT_TRUE(at::allclose(y_plain, y, 1e-5, 1e-5))
+          << (y_plain - y).abs().max().item<float>();
+      for (int i = 0; i < 3; ++i) {
+        EXPECT_EQ(g[i].sizes(), g_plain[i].sizes());
+        EXPECT_TRUE(at::allclose(g_plain[i], g[i], 1e-4, 1e-4))
+            << "grad " << i << " max diff " << (g_plain[i] - g[i]).abs().max().item<float>();
+      }
+    }
+  }
+}
+
+// The weight gradient sums per sample, then over samples in order: the same bits with 1 and 2
+// threads (a run's numbers must not depend on the machine's core count).
+TEST(DepthwiseConv, FusedGradientsDoNotDependOnThreads) {
+  at::manual_seed(12);
+  const at::Tensor x = torch::randn({6, 16, 8, 8})
+                           .contiguous(at::MemoryFormat::ChannelsLast)
+                           .requires_grad_(true);
+  const at::Tensor weight = torch::randn({16, 1, 7, 7}, torch::requires_grad());
+  const at::Tensor bias = torch::randn({16}, torch::requires_grad());
+  const at::Tensor probe = at::randn({6, 16, 8, 8});
+  std::vector<std::vector<at::Tensor>> grads;
+  const int before = at::get_num_threads();
+  for (int threads : {1, 2}) {
+    at::set_num_threads(threads);
+    grads.push_back(torch::autograd::grad(
+        {(DepthwiseConvKernel(x, weight, bias) * probe).sum()}, {x, weight, bias}));
+  }
+  at::set_num_threads(before);
+  for (int i = 0; i < 3; ++i) EXPECT_TRUE(at::equal(grads[0][i], grads[1][i])) << "grad " << i;
+}
+
+// A block with the fused convolution computes what the plain one does, with the same weights.
+TEST(DepthwiseConv, BlockFusedEqualsPlain) {
+  at::manual_seed(13);
+  Block fused(BlockOptions(8).fused_dwconv(true));
+  Block plain(BlockOptions(8).fused_dwconv(false));
+  {
+    c10::NoGradGuard no_grad;
+    const auto src = fused->named_parameters();
+    for (auto& p : plain->named_parameters()) p.value().copy_(src[p.key()]);
+  }
+  for (int64_t size : {2, 5}) {  // the kernel, conv2d
+    const at::Tensor x =
+        at::randn({2, 8, size, size}).contiguous(at::MemoryFormat::ChannelsLast);
+    EXPECT_TRUE(at::allclose(fused->forward(x), plain->forward(x), 1e-5, 1e-5)) << size;
   }
 }
 

@@ -27,6 +27,7 @@
 #include "convnextv2/engine/data_parallel.h"
 #include "convnextv2/engine/train_step.h"
 #include "convnextv2/models/registry.h"
+#include "convnextv2/util/malloc_tuning.h"
 
 DEFINE_int32(procs, 2, "processes of the multi-process runs");
 DEFINE_string(model, "convnextv2_atto", "model of the training-step benchmark");
@@ -172,6 +173,7 @@ int StepWorker(bool distributed) {
 
 int main(int argc, char** argv) {
   gflags::ParseCommandLineFlags(&argc, &argv, true);
+  convnextv2::util::RetainFreedMemory(true);  // as the training binaries
   if (FLAGS_role == "allreduce") return AllReduceWorker();
   if (FLAGS_role == "step1") return StepWorker(false);
   if (FLAGS_role == "stepn") return StepWorker(true);

@@ -3,7 +3,8 @@
 //
 //   bazel run //tools/bench:train_step_bench -- --model=convnextv2_atto --batch=128 --size=32
 //
-// --grn=plain|fused picks the GRN path, so the effect of the fused one is measured side by side.
+// --grn=plain|fused picks the GRN path, so the effect of the fused one is measured side by side;
+// --dwconv=plain|fused the depthwise convolution's.
 // --malloc=retain|default|both: glibc keeping freed memory (what the binaries do) or glibc's
 // defaults; `both` (the default) runs each in a child process of its own, alternating, and prints
 // the ratio.
@@ -35,6 +36,7 @@ DEFINE_int32(steps, 10, "timed steps");
 DEFINE_int32(warmup, 2, "untimed steps first");
 DEFINE_int32(threads, 0, "intra-op threads (0 = all cores)");
 DEFINE_string(grn, "both", "plain, fused or both (side by side)");
+DEFINE_string(dwconv, "fused", "depthwise convolution: fused (the model's default) or plain");
 DEFINE_string(malloc, "both", "retain (as the binaries), default (glibc's) or both");
 DEFINE_int32(rounds, 3, "with --malloc=both: alternating rounds of each setting");
 DEFINE_string(profile, "", "write a chrome trace of the timed steps to this file");
@@ -48,7 +50,8 @@ double MedianStepMs(bool fused) {
     std::exit(2);
   }
   at::manual_seed(0);
-  convnextv2::models::ConvNeXtV2 model(options->num_classes(FLAGS_classes).fused_grn(fused));
+  convnextv2::models::ConvNeXtV2 model(
+      options->num_classes(FLAGS_classes).fused_grn(fused).fused_dwconv(FLAGS_dwconv == "fused"));
   model->train();
   torch::optim::AdamW opt(model->parameters(), torch::optim::AdamWOptions(1e-3));
   at::Tensor x = at::randn({FLAGS_batch, 3, FLAGS_size, FLAGS_size});
@@ -116,6 +119,10 @@ int main(int argc, char** argv) {
                 FLAGS_model.c_str(), FLAGS_batch, FLAGS_size, FLAGS_size, a,
                 1000.0 * FLAGS_batch / a, b, 1000.0 * FLAGS_batch / b, b / a);
     return 0;
+  }
+  if (FLAGS_dwconv != "fused" && FLAGS_dwconv != "plain") {
+    std::fprintf(stderr, "--dwconv must be fused or plain, got '%s'\n", FLAGS_dwconv.c_str());
+    return 2;
   }
   if (FLAGS_malloc != "retain" && FLAGS_malloc != "default") {
     std::fprintf(stderr, "--malloc must be retain, default or both, got '%s'\n",
