@@ -19,6 +19,7 @@
 #include "convnextv2/engine/losses.h"
 #include "convnextv2/engine/train_step.h"
 #include "convnextv2/models/registry.h"
+#include "convnextv2/util/malloc_tuning.h"
 
 DEFINE_string(model, "convnextv2_atto", "model name");
 DEFINE_int32(batch, 32, "batch size");
@@ -67,6 +68,7 @@ double MedianStepMs(bool amp, c10::Device device) {
 int main(int argc, char** argv) {
   gflags::SetUsageMessage("ms per training step, float32 vs AMP");
   gflags::ParseCommandLineFlags(&argc, &argv, true);
+  convnextv2::util::RetainFreedMemory(true);  // as the training binaries
   at::set_num_threads(FLAGS_threads > 0 ? FLAGS_threads
                                         : static_cast<int>(std::thread::hardware_concurrency()));
   const c10::Device device(FLAGS_device);

@@ -18,6 +18,7 @@
 #include "convnextv2/data/loader.h"
 #include "convnextv2/data/rand_augment.h"
 #include "convnextv2/data/transforms.h"
+#include "convnextv2/util/malloc_tuning.h"
 
 DEFINE_string(data, "", "an ImageFolder (class subfolders of images)");
 DEFINE_int32(threads, 2, "decode/transform threads");
@@ -69,6 +70,7 @@ double ImagesPerSecond(const Dataset& ds, bool dct) {
 
 int main(int argc, char** argv) {
   gflags::ParseCommandLineFlags(&argc, &argv, true);
+  convnextv2::util::RetainFreedMemory(true);  // as the training binaries
   absl::StatusOr<std::unique_ptr<ImageFolder>> ds = ImageFolder::Open(FLAGS_data);
   if (!ds.ok()) {
     std::fprintf(stderr, "%s\n", std::string(ds.status().message()).c_str());
