@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/strip.h"
 #include "convnextv2/config/command_line.h"
 #include "convnextv2/default_configs.h"
 #include "convnextv2/util/malloc_tuning.h"
@@ -19,9 +20,13 @@ DEFINE_bool(retain_freed_memory, true,
 namespace convnextv2 {
 namespace {
 
+// A flag of gflags' (glog's --v, --retain_freed_memory ...), also in its --noflag form for
+// booleans.
 bool GflagsKnows(absl::string_view name) {
   gflags::CommandLineFlagInfo info;
-  return gflags::GetCommandLineFlagInfo(std::string(name).c_str(), &info);
+  if (gflags::GetCommandLineFlagInfo(std::string(name).c_str(), &info)) return true;
+  return absl::ConsumePrefix(&name, "no") &&
+         gflags::GetCommandLineFlagInfo(std::string(name).c_str(), &info) && info.type == "bool";
 }
 
 int Fail(const std::string& name, int code, const absl::Status& status) {

@@ -19,6 +19,12 @@ grep -q "Epoch: \[0\]  \[2/6\]" "$log" || fail "no progress line"
 [[ $(grep -c "Accuracy of the model on the 40 test images" "$log") == 3 ]] || fail "not 3 eval lines"
 grep -q "Max accuracy:" "$log" || fail "no max accuracy"
 grep -q "Training time" "$log" || fail "no training time"
+grep -q "malloc: freed memory retained for reuse" "$log" || fail "malloc settings not applied"
+# --noretain_freed_memory leaves glibc's defaults, and training works the same.
+"$FINETUNE" --data_set synthetic --nb_classes 4 --synthetic_train_size 32 --synthetic_eval_size 8 \
+  --batch_size 16 --epochs 1 --warmup_epochs 0 --noretain_freed_memory >/dev/null 2>"$TEST_TMPDIR/noretain" \
+  || fail "--noretain_freed_memory run exited with $?"
+grep -q "malloc: glibc defaults kept" "$TEST_TMPDIR/noretain" || fail "--noretain_freed_memory ignored"
 
 # log.txt: one JSON object per epoch, in order, with the official keys.
 [[ $(wc -l <"$OUT/log.txt") == 3 ]] || fail "log.txt has $(wc -l <"$OUT/log.txt") lines"
@@ -61,6 +67,7 @@ expect_error "bad.pbtxt:1:21: Expected integer" --config="$TEST_TMPDIR/bad.pbtxt
 # ---- help and print_config -----------------------------------------------------------------
 "$FINETUNE" --help >"$TEST_TMPDIR/help" || fail "--help exited with $?"
 grep -q -- "--batch_size  (train.batch_size, int32, default 64)" "$TEST_TMPDIR/help" || fail "help"
+grep -q -- "--noretain_freed_memory" "$TEST_TMPDIR/help" || fail "help lacks --noretain_freed_memory"
 "$FINETUNE" --print_config --epochs 7 >"$TEST_TMPDIR/printed" || fail "--print_config failed"
 grep -q "epochs: 7" "$TEST_TMPDIR/printed" || fail "print_config"
 echo PASS
