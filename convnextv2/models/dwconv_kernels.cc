@@ -54,9 +54,14 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> DwConvBackwardCpu(const at::Tenso
                                                                  const at::Tensor& taps) {
   const int64_t n = x.size(0), c = x.size(1), h = x.size(2), w = x.size(3), k = taps.size(0);
   const int64_t p = k / 2;
+  // Only the taps some output pixel reads through (all of them unless the map is smaller than
+  // the kernel: the centre 3x3 on a 2x2 map, the centre tap on 1x1) get per-sample partial sums.
+  const int64_t ri0 = std::max<int64_t>(0, p - (h - 1)), ri1 = std::min<int64_t>(k, p + h);
+  const int64_t rj0 = std::max<int64_t>(0, p - (w - 1)), rj1 = std::min<int64_t>(k, p + w);
+  const int64_t rh = ri1 - ri0, rw = rj1 - rj0;
   at::Tensor dx = at::empty_like(x, at::MemoryFormat::ChannelsLast);
-  at::Tensor dtaps_n = at::zeros({n, k, k, c}, x.options());  // per-sample partial sums
-  at::Tensor dbias_n = at::zeros({n, c}, x.options());
+  at::Tensor dtaps_n = at::empty({n, rh, rw, c}, x.options());  // per-sample partial sums
+  at::Tensor dbias_n = at::empty({n, c}, x.options());
   const float* gp = g.data_ptr<float>();
   const float* xp = x.data_ptr<float>();
   const float* tp = taps.data_ptr<float>();
@@ -65,8 +70,10 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> DwConvBackwardCpu(const at::Tenso
   float* dbp = dbias_n.data_ptr<float>();
   at::parallel_for(0, n, 1, [&](int64_t begin, int64_t end) {
     for (int64_t b = begin; b < end; ++b) {
-      float* dt = dtp + b * k * k * c;
+      float* dt = dtp + b * rh * rw * c;
       float* db = dbp + b * c;
+      std::fill(dt, dt + rh * rw * c, 0.f);
+      std::fill(db, db + c, 0.f);
       for (int64_t hh = 0; hh < h; ++hh) {
         const int64_t i0 = std::max<int64_t>(0, p - hh), i1 = std::min<int64_t>(k, h + p - hh);
         for (int64_t ww = 0; ww < w; ++ww) {
@@ -77,7 +84,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> DwConvBackwardCpu(const at::Tenso
           for (int64_t i = i0; i < i1; ++i) {
             const float* xrow = xp + ((b * h + hh + i - p) * w) * c;
             for (int64_t j = j0; j < j1; ++j) {
-              MulAdd(dt + (i * k + j) * c, grow, xrow + (ww + j - p) * c, c);
+              MulAdd(dt + ((i - ri0) * rw + (j - rj0)) * c, grow, xrow + (ww + j - p) * c, c);
             }
           }
           // Input pixel (hh, ww) fed output pixel (hh+p-i, ww+p-j) through tap (i, j); the
@@ -94,7 +101,9 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> DwConvBackwardCpu(const at::Tenso
       }
     }
   });
-  return {dx, dtaps_n.sum(0), dbias_n.sum(0)};
+  at::Tensor dtaps = at::zeros({k, k, c}, x.options());
+  dtaps.narrow(0, ri0, rh).narrow(1, rj0, rw).copy_(dtaps_n.sum(0));
+  return {dx, dtaps, dbias_n.sum(0)};
 }
 
 }  // namespace convnextv2::models::internal

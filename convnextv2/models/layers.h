@@ -76,8 +76,9 @@ at::Tensor GrnFused(const at::Tensor& x, const at::Tensor& gamma, const at::Tens
 // skips the taps falling outside the image instead of multiplying padding, and whose weight
 // gradient does not depend on the thread count; it requires what DepthwiseConvKernelApplies
 // says. On feature maps of at most 2x2 (the last stages at small inputs, where a 7x7 kernel
-// mostly reads padding) it is 1.5-50x faster than at::conv2d; on larger maps oneDNN's conv2d is
-// 2-3x faster than it (//tools/bench:dwconv_bench). DepthwiseConvFused therefore takes the
+// mostly reads padding) it is faster than at::conv2d (forward + backward, batch 128: 2.5-3x on
+// 2x2, 70-240x on 1x1); from 4x4 up oneDNN's conv2d is as fast or up to 3x faster
+// (//tools/bench:dwconv_bench). DepthwiseConvFused therefore takes the
 // kernel on maps of at most 2x2 and at::conv2d everywhere else (and on CUDA, other dtypes or
 // layouts, under autocast).
 at::Tensor DepthwiseConvPlain(const at::Tensor& x, const at::Tensor& weight,
