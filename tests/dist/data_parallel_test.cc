@@ -4,29 +4,26 @@
 #include <ATen/ATen.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
-#include <netinet/in.h>
-#include <spawn.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
 #include <torch/optim/sgd.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <csignal>
 #include <cstdlib>
 #include <fstream>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "convnextv2/dist/env.h"
 #include "convnextv2/dist/grad_sync.h"
+#include "convnextv2/dist/local_ranks.h"
 #include "convnextv2/dist/process_group.h"
 #include "convnextv2/engine/data_parallel.h"
 #include "convnextv2/engine/train_step.h"
 #include "convnextv2/models/registry.h"
-
-extern char** environ;
 
 namespace convnextv2::dist {
 namespace {
@@ -34,20 +31,6 @@ namespace {
 using ::testing::HasSubstr;
 constexpr int kPerRank = 4;  // images per rank and micro-batch
 constexpr int kSteps = 3;    // optimizer steps
-
-int FreePort() {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
-  socklen_t len = sizeof(addr);
-  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  const int port = ntohs(addr.sin_port);
-  close(fd);
-  return port;
-}
 
 std::string OutPath(const std::string& tag, int rank) {
   return absl::StrCat(std::getenv("TEST_TMPDIR"), "/", tag, "_", rank, ".txt");
@@ -59,32 +42,14 @@ std::string ReadAll(const std::string& path) {
 }
 
 // Starts `world` workers (ranks listed in `ranks`) of role `role`; returns their pids.
-std::vector<pid_t> Spawn(const std::string& role, int world, const std::vector<int>& ranks,
-                         const std::string& extra_env = "") {
-  const int port = FreePort();
-  std::vector<pid_t> pids;
-  for (int rank : ranks) {
-    std::vector<std::string> env = {
-        "DP_TEST_ROLE=" + role, absl::StrCat("RANK=", rank), absl::StrCat("WORLD_SIZE=", world),
-        "MASTER_ADDR=127.0.0.1", absl::StrCat("MASTER_PORT=", port),
-        absl::StrCat("TEST_TMPDIR=", std::getenv("TEST_TMPDIR")), "OMP_NUM_THREADS=1"};
-    if (!extra_env.empty()) env.push_back(extra_env);
-    std::vector<char*> envp;
-    for (std::string& e : env) envp.push_back(e.data());
-    envp.push_back(nullptr);
-    std::string self = "/proc/self/exe";
-    char* argv[] = {self.data(), nullptr};
-    pid_t pid = 0;
-    EXPECT_EQ(posix_spawn(&pid, "/proc/self/exe", nullptr, nullptr, argv, envp.data()), 0);
-    pids.push_back(pid);
-  }
-  return pids;
-}
-
-int WaitExit(pid_t pid) {
-  int status = 0;
-  waitpid(pid, &status, 0);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+absl::StatusOr<std::vector<pid_t>> Spawn(const std::string& role, int world,
+                                         const std::vector<int>& ranks,
+                                         const std::string& extra_env = "") {
+  std::vector<std::string> env = {"DP_TEST_ROLE=" + role,
+                                  absl::StrCat("TEST_TMPDIR=", std::getenv("TEST_TMPDIR")),
+                                  "OMP_NUM_THREADS=1"};
+  if (!extra_env.empty()) env.push_back(extra_env);
+  return SpawnLocalRanks(ranks, world, {}, env);
 }
 
 // The same tiny training on every path: atto on 32x32 inputs, SGD with momentum (no Adam, whose
@@ -181,8 +146,10 @@ int WorkerMain(const std::string& role) {
 // ---- tests ------------------------------------------------------------------------------
 
 void ExpectSameAsOneProcess(int update_freq) {
-  const std::vector<pid_t> pids = Spawn(absl::StrCat("train", update_freq), 2, {0, 1});
-  for (pid_t pid : pids) ASSERT_EQ(WaitExit(pid), 0);
+  const absl::StatusOr<std::vector<pid_t>> pids =
+      Spawn(absl::StrCat("train", update_freq), 2, {0, 1});
+  ASSERT_TRUE(pids.ok()) << pids.status();
+  for (pid_t pid : *pids) ASSERT_EQ(WaitExitStatus(pid), 0);
   // One process, batches of 2 * kPerRank, the same micro-batches.
   at::set_num_threads(1);
   Trainer one(update_freq, /*init_seed=*/77);
@@ -210,27 +177,30 @@ TEST(DataParallelTest, TwoRanksEqualOneRankWithAccumulation) { ExpectSameAsOnePr
 
 TEST(DataParallelTest, ARankThatExitsFailsTheOthersWithAClearError) {
   const auto start = std::chrono::steady_clock::now();
-  const std::vector<pid_t> pids = Spawn("die", 2, {0, 1}, "DP_TIMEOUT=20");
-  EXPECT_EQ(WaitExit(pids[1]), 3);
-  EXPECT_EQ(WaitExit(pids[0]), 22);
+  const absl::StatusOr<std::vector<pid_t>> pids = Spawn("die", 2, {0, 1}, "DP_TIMEOUT=20");
+  ASSERT_TRUE(pids.ok()) << pids.status();
+  EXPECT_EQ(WaitExitStatus((*pids)[1]), 3);
+  EXPECT_EQ(WaitExitStatus((*pids)[0]), 22);
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(40));
   EXPECT_THAT(ReadAll(OutPath("die", 0)), HasSubstr("rank 0: all-reduce failed"));
 }
 
 TEST(DataParallelTest, AHangingRankFailsTheOthersWithinTheTimeout) {
   const auto start = std::chrono::steady_clock::now();
-  const std::vector<pid_t> pids = Spawn("hang", 2, {0, 1}, "DP_TIMEOUT=3");
-  EXPECT_EQ(WaitExit(pids[0]), 22);
+  const absl::StatusOr<std::vector<pid_t>> pids = Spawn("hang", 2, {0, 1}, "DP_TIMEOUT=3");
+  ASSERT_TRUE(pids.ok()) << pids.status();
+  EXPECT_EQ(WaitExitStatus((*pids)[0]), 22);
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(30));
-  kill(pids[1], SIGKILL);
-  WaitExit(pids[1]);
+  kill((*pids)[1], SIGKILL);
+  WaitExitStatus((*pids)[1]);
   EXPECT_THAT(ReadAll(OutPath("hang", 0)), HasSubstr("rank 0: all-reduce failed"));
 }
 
 TEST(DataParallelTest, AMissingRankFailsTheRendezvousWithinTheTimeout) {
   const auto start = std::chrono::steady_clock::now();
-  const std::vector<pid_t> pids = Spawn("noshow", 2, {0}, "DP_TIMEOUT=3");
-  EXPECT_EQ(WaitExit(pids[0]), 20);
+  const absl::StatusOr<std::vector<pid_t>> pids = Spawn("noshow", 2, {0}, "DP_TIMEOUT=3");
+  ASSERT_TRUE(pids.ok()) << pids.status();
+  EXPECT_EQ(WaitExitStatus((*pids)[0]), 20);
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(30));
   EXPECT_THAT(ReadAll(OutPath("noshow", 0)), HasSubstr("rendezvous at 127.0.0.1:"));
 }

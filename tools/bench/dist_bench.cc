@@ -7,10 +7,6 @@
 // The benchmark starts its own worker processes (itself, with RANK/WORLD_SIZE/MASTER_* set).
 #include <ATen/ATen.h>
 #include <gflags/gflags.h>
-#include <netinet/in.h>
-#include <spawn.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
 #include <torch/optim/sgd.h>
 #include <unistd.h>
 
@@ -23,6 +19,7 @@
 #include "absl/strings/str_cat.h"
 #include "convnextv2/dist/env.h"
 #include "convnextv2/dist/grad_sync.h"
+#include "convnextv2/dist/local_ranks.h"
 #include "convnextv2/dist/process_group.h"
 #include "convnextv2/engine/data_parallel.h"
 #include "convnextv2/engine/train_step.h"
@@ -38,61 +35,30 @@ DEFINE_int32(bucket_mb, 25, "gradient bucket size in MiB");
 DEFINE_string(role, "", "internal: worker role");
 DEFINE_string(result, "", "internal: where rank 0 writes its seconds per step");
 
-extern char** environ;
-
 namespace {
 
 using Clock = std::chrono::steady_clock;
 double Since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
-int FreePort() {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
-  socklen_t len = sizeof(addr);
-  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  close(fd);
-  return ntohs(addr.sin_port);
-}
-
 // Runs `world` copies of this binary with --role=role; returns false if one failed.
 bool RunWorkers(const std::string& role, int world) {
-  const int port = FreePort();
-  std::vector<pid_t> pids;
-  for (int rank = 0; rank < world; ++rank) {
-    std::vector<std::string> env;
-    for (char** e = environ; *e != nullptr; ++e) env.emplace_back(*e);
-    env.push_back(absl::StrCat("RANK=", rank));
-    env.push_back(absl::StrCat("WORLD_SIZE=", world));
-    env.push_back("MASTER_ADDR=127.0.0.1");
-    env.push_back(absl::StrCat("MASTER_PORT=", port));
-    std::vector<char*> envp;
-    for (std::string& e : env) envp.push_back(e.data());
-    envp.push_back(nullptr);
-    std::vector<std::string> args = {"/proc/self/exe", "--role=" + role,
-                                     absl::StrCat("--model=", FLAGS_model),
-                                     absl::StrCat("--batch=", FLAGS_batch),
-                                     absl::StrCat("--size=", FLAGS_size),
-                                     absl::StrCat("--steps=", FLAGS_steps),
-                                     absl::StrCat("--bucket_mb=", FLAGS_bucket_mb),
-                                     "--result=" + FLAGS_result};
-    std::vector<char*> argv;
-    for (std::string& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    pid_t pid = 0;
-    if (posix_spawn(&pid, "/proc/self/exe", nullptr, nullptr, argv.data(), envp.data()) != 0) {
-      return false;
-    }
-    pids.push_back(pid);
+  std::vector<int> ranks(world);
+  for (int r = 0; r < world; ++r) ranks[r] = r;
+  const std::vector<std::string> args = {"--role=" + role,
+                                         absl::StrCat("--model=", FLAGS_model),
+                                         absl::StrCat("--batch=", FLAGS_batch),
+                                         absl::StrCat("--size=", FLAGS_size),
+                                         absl::StrCat("--steps=", FLAGS_steps),
+                                         absl::StrCat("--bucket_mb=", FLAGS_bucket_mb),
+                                         "--result=" + FLAGS_result};
+  absl::StatusOr<std::vector<pid_t>> pids = convnextv2::dist::SpawnLocalRanks(
+      ranks, world, args, convnextv2::dist::CurrentEnvironment());
+  if (!pids.ok()) {
+    std::fprintf(stderr, "%s\n", std::string(pids.status().message()).c_str());
+    return false;
   }
   bool ok = true;
-  for (pid_t pid : pids) {
-    int status = 0;
-    waitpid(pid, &status, 0);
-    ok = ok && WIFEXITED(status) && WEXITSTATUS(status) == 0;
-  }
+  for (pid_t pid : *pids) ok = convnextv2::dist::WaitExitStatus(pid) == 0 && ok;
   return ok;
 }
 
