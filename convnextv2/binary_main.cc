@@ -22,11 +22,31 @@ namespace {
 
 // A flag of gflags' (glog's --v, --retain_freed_memory ...), also in its --noflag form for
 // booleans.
+bool IsBoolFlag(absl::string_view name) {
+  gflags::CommandLineFlagInfo info;
+  return gflags::GetCommandLineFlagInfo(std::string(name).c_str(), &info) && info.type == "bool";
+}
+
 bool GflagsKnows(absl::string_view name) {
   gflags::CommandLineFlagInfo info;
   if (gflags::GetCommandLineFlagInfo(std::string(name).c_str(), &info)) return true;
-  return absl::ConsumePrefix(&name, "no") &&
-         gflags::GetCommandLineFlagInfo(std::string(name).c_str(), &info) && info.type == "bool";
+  return absl::ConsumePrefix(&name, "no") && IsBoolFlag(name);
+}
+
+// gflags reads --noflag=VALUE as --noflag whatever VALUE says; refuse it instead.
+absl::Status CheckNegatedBooleans(const std::vector<std::string>& passthrough) {
+  for (const std::string& arg : passthrough) {
+    const absl::string_view body = absl::StripPrefix(absl::StripPrefix(arg, "-"), "-");
+    const size_t eq = body.find('=');
+    absl::string_view name = body.substr(0, eq);
+    if (eq == absl::string_view::npos || !absl::ConsumePrefix(&name, "no") || !IsBoolFlag(name)) {
+      continue;
+    }
+    return absl::InvalidArgumentError(absl::StrCat("flag ", arg, ": --no", name,
+                                                   " takes no value; write --", name,
+                                                   "=true or --", name, "=false"));
+  }
+  return absl::OkStatus();
 }
 
 int Fail(const std::string& name, int code, const absl::Status& status) {
@@ -53,6 +73,7 @@ int BinaryMain(int argc, char** argv, config::Mode mode, const std::string& name
     std::fputs(cfg::HelpText(mode, name).c_str(), stdout);
     return 0;
   }
+  if (absl::Status s = CheckNegatedBooleans(cl->passthrough); !s.ok()) return Fail(name, 2, s);
   if (!cl->passthrough.empty()) {
     std::vector<char*> args = {argv[0]};
     for (std::string& a : cl->passthrough) args.push_back(a.data());
@@ -66,7 +87,8 @@ int BinaryMain(int argc, char** argv, config::Mode mode, const std::string& name
     return 0;
   }
   if (absl::Status s = cfg::CheckPaths(cl->config, mode); !s.ok()) return Fail(name, 2, s);
-  LOG(INFO) << util::RetainFreedMemory(FLAGS_retain_freed_memory);
+  const std::string malloc_setting = util::RetainFreedMemory(FLAGS_retain_freed_memory);
+  LOG(INFO) << malloc_setting;
   LOG(INFO) << "config: " << cl->base << (cl->assignments.empty() ? "" : " with ")
             << absl::StrJoin(cl->assignments, ", ");
 

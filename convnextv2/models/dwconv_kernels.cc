@@ -16,7 +16,8 @@ inline void MulAdd(float* __restrict out, const float* __restrict a, const float
 
 }  // namespace
 
-// y[n, h, w, :] = bias + sum over taps (i, j) inside the image of x[n, h+i-p, w+j-p, :] * W[i, j, :].
+// y[n, h, w, :] = bias + sum over the taps (i, j) that land inside the image of
+//                 x[n, h+i-p, w+j-p, :] * W[i, j, :].
 // Taps that fall outside the image are skipped, not multiplied by padding: on the 2x2 and 1x1
 // maps of the last stages at small inputs most of a 7x7 kernel is never read.
 at::Tensor DwConvForwardCpu(const at::Tensor& x, const at::Tensor& taps, const at::Tensor& bias) {

@@ -1,6 +1,6 @@
-// CPU kernels of the fused depthwise convolution (float32, channels-last (N, C, H, W) activations,
-// stride 1, padding k / 2, odd square kernels); see DepthwiseConvFused in layers.h. Internal to the
-// models package.
+// CPU kernels of the fused depthwise convolution (float32, channels-last (N, C, H, W)
+// activations, stride 1, padding k / 2, odd square kernels); see DepthwiseConvKernel in layers.h.
+// Internal to the models package.
 #ifndef CONVNEXTV2_MODELS_DWCONV_KERNELS_H_
 #define CONVNEXTV2_MODELS_DWCONV_KERNELS_H_
 

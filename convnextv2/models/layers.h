@@ -1,8 +1,8 @@
 // The layers of ConvNeXt V2: LayerNorm in both data formats, GRN, DropPath.
 //
 // Each module has the official parameter names and shapes, so state dicts move between this and
-// the PyTorch code. Fast paths (the fused GRN and depthwise convolution) sit behind the same module as the plain ATen
-// formula; tests hold them equal.
+// the PyTorch code. Fast paths (the fused GRN and depthwise convolution) sit behind the same
+// module as the plain ATen formula; tests hold them equal.
 //
 //   LayerNorm ln(LayerNormOptions(96).data_format(DataFormat::kChannelsFirst));
 //   GRN grn(GRNOptions(384));             // x: (N, H, W, C)
@@ -78,9 +78,8 @@ at::Tensor GrnFused(const at::Tensor& x, const at::Tensor& gamma, const at::Tens
 // says. On feature maps of at most 2x2 (the last stages at small inputs, where a 7x7 kernel
 // mostly reads padding) it is faster than at::conv2d (forward + backward, batch 128: 2.5-3x on
 // 2x2, 70-240x on 1x1); from 4x4 up oneDNN's conv2d is as fast or up to 3x faster
-// (//tools/bench:dwconv_bench). DepthwiseConvFused therefore takes the
-// kernel on maps of at most 2x2 and at::conv2d everywhere else (and on CUDA, other dtypes or
-// layouts, under autocast).
+// (//tools/bench:dwconv_bench). DepthwiseConvFused therefore takes the kernel on maps of at most
+// 2x2 and at::conv2d everywhere else (and on CUDA, other dtypes or layouts, under autocast).
 at::Tensor DepthwiseConvPlain(const at::Tensor& x, const at::Tensor& weight,
                               const at::Tensor& bias);
 at::Tensor DepthwiseConvFused(const at::Tensor& x, const at::Tensor& weight,

@@ -18,7 +18,11 @@ std::string RetainFreedMemory(bool enable) {
   // threshold at 128 KiB, which maps (and faults) every activation afresh.
   const bool mmap_off = mallopt(M_MMAP_MAX, 0) == 1;
   const bool trim_off = mallopt(M_TRIM_THRESHOLD, INT_MAX) == 1;
-  if (!mmap_off || !trim_off) return "malloc: mallopt refused; glibc defaults kept";
+  if (!mmap_off || !trim_off) {
+    return std::string("malloc: mallopt refused ") +
+           (mmap_off ? "M_TRIM_THRESHOLD=max" : trim_off ? "M_MMAP_MAX=0" : "both settings") +
+           "; freed memory may go back to the kernel";
+  }
   return "malloc: freed memory retained for reuse (M_MMAP_MAX=0, M_TRIM_THRESHOLD=max)";
 }
 

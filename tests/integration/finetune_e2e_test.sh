@@ -25,6 +25,10 @@ grep -q "malloc: freed memory retained for reuse" "$log" || fail "malloc setting
   --batch_size 16 --epochs 1 --warmup_epochs 0 --noretain_freed_memory >/dev/null 2>"$TEST_TMPDIR/noretain" \
   || fail "--noretain_freed_memory run exited with $?"
 grep -q "malloc: glibc defaults kept" "$TEST_TMPDIR/noretain" || fail "--noretain_freed_memory ignored"
+"$FINETUNE" --noretain_freed_memory=false --epochs 1 >/dev/null 2>"$TEST_TMPDIR/noerr" \
+  && fail "--noretain_freed_memory=false was accepted"
+grep -qF -- "--noretain_freed_memory takes no value; write --retain_freed_memory=true or --retain_freed_memory=false" \
+  "$TEST_TMPDIR/noerr" || fail "--noflag=value: $(cat "$TEST_TMPDIR/noerr")"
 
 # log.txt: one JSON object per epoch, in order, with the official keys.
 [[ $(wc -l <"$OUT/log.txt") == 3 ]] || fail "log.txt has $(wc -l <"$OUT/log.txt") lines"
