@@ -102,6 +102,14 @@ int main(int argc, char** argv) {
   gflags::SetUsageMessage("ms per ConvNeXt V2 training step");
   const std::vector<std::string> args(argv + 1, argv + argc);
   gflags::ParseCommandLineFlags(&argc, &argv, true);
+  if (FLAGS_steps < 1 || FLAGS_warmup < 0 || FLAGS_rounds < 1 || FLAGS_batch < 1 ||
+      FLAGS_size < 32) {
+    std::fprintf(stderr,
+                 "need --steps >= 1, --warmup >= 0, --rounds >= 1, --batch >= 1 and --size >= 32; "
+                 "got %d, %d, %d, %d, %d\n",
+                 FLAGS_steps, FLAGS_warmup, FLAGS_rounds, FLAGS_batch, FLAGS_size);
+    return 2;
+  }
   if (FLAGS_malloc == "both") {
     std::vector<double> retain, plain;
     for (int r = 0; r < FLAGS_rounds; ++r) {
