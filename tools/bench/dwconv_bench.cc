@@ -45,7 +45,8 @@ double MedianMs(bool fused, const at::Tensor& x, const at::Tensor& w, const at::
 int main(int argc, char** argv) {
   gflags::ParseCommandLineFlags(&argc, &argv, true);
   if (FLAGS_reps < 1 || FLAGS_batch < 1 || FLAGS_channels < 1 || FLAGS_threads < 1) {
-    std::fprintf(stderr, "need --reps, --batch, --channels and --threads >= 1; got %d, %d, %d, %d\n",
+    std::fprintf(stderr,
+                 "need --reps, --batch, --channels and --threads >= 1; got %d, %d, %d, %d\n",
                  FLAGS_reps, FLAGS_batch, FLAGS_channels, FLAGS_threads);
     return 2;
   }
