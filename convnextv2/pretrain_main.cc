@@ -11,6 +11,7 @@
 #include "convnextv2/engine/preemption.h"
 #include "convnextv2/engine/pretrain.h"
 #include "convnextv2/engine/visualize.h"
+#include "convnextv2/util/status_macros.h"
 
 int main(int argc, char** argv) {
   namespace engine = convnextv2::engine;
@@ -20,15 +21,15 @@ int main(int argc, char** argv) {
                    const std::string& command_line) -> absl::StatusOr<int> {
         if (!config.fcmae().visualize().empty()) {
           absl::StatusOr<convnextv2::ExperimentConfig> c = engine::VisualizeConfig(argc, argv);
-          if (!c.ok()) return c.status();
+          CONVNEXTV2_RETURN_IF_ERROR(c);
           absl::StatusOr<std::string> png = engine::VisualizeCheckpoint(*c);
-          if (!png.ok()) return png.status();
+          CONVNEXTV2_RETURN_IF_ERROR(png);
           std::printf("%s\n", png->c_str());
           return 0;
         }
         absl::StatusOr<engine::PretrainResult> result =
             engine::RunPretrain(config, {command_line});
-        if (!result.ok()) return result.status();
+        CONVNEXTV2_RETURN_IF_ERROR(result);
         return result->preempted ? engine::kExitRequeue : 0;
       });
 }

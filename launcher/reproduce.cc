@@ -9,6 +9,7 @@
 #include "convnextv2/metrics/manifest.h"
 #include "convnextv2/util/files.h"
 #include "convnextv2/util/shell.h"
+#include "convnextv2/util/status_macros.h"
 #include "launcher/submit.h"
 
 namespace convnextv2::launcher {
@@ -55,7 +56,7 @@ std::vector<std::string> CompareLogs(const metrics::MetricsLog& a, const metrics
 absl::StatusOr<ReproduceResult> Reproduce(const ReproduceOptions& options) {
   absl::StatusOr<RunManifest> manifest =
       metrics::ReadManifest(options.run_dir + "/manifest.pbtxt");
-  if (!manifest.ok()) return manifest.status();
+  CONVNEXTV2_RETURN_IF_ERROR(manifest);
   if (manifest->state() != RunManifest::FINISHED) {
     return absl::FailedPreconditionError(
         absl::StrCat(options.run_dir, " did not finish (state ",
@@ -77,14 +78,12 @@ absl::StatusOr<ReproduceResult> Reproduce(const ReproduceOptions& options) {
   absl::StatusOr<std::string> binary = options.binary.empty()
                                            ? FindBinary(manifest->program())
                                            : absl::StatusOr<std::string>(options.binary);
-  if (!binary.ok()) return binary.status();
-  if (absl::Status s = util::MakeDirs(result.out_dir); !s.ok()) return s;
+  CONVNEXTV2_RETURN_IF_ERROR(binary);
+  CONVNEXTV2_RETURN_IF_ERROR(util::MakeDirs(result.out_dir));
   ExperimentConfig config = manifest->config();
   config.mutable_output()->set_output_dir(result.out_dir);
   const std::string config_path = result.out_dir + "/reproduce_input.pbtxt";
-  if (absl::Status s = util::WriteFileAtomically(config_path, config::ToText(config)); !s.ok()) {
-    return s;
-  }
+  CONVNEXTV2_RETURN_IF_ERROR(util::WriteFileAtomically(config_path, config::ToText(config)));
   const std::string command =
       absl::StrCat(util::ShellQuote(*binary), " --config=", util::ShellQuote(config_path), " >",
                    util::ShellQuote(result.out_dir + "/reproduce.log"), " 2>&1");
@@ -98,9 +97,9 @@ absl::StatusOr<ReproduceResult> Reproduce(const ReproduceOptions& options) {
 
 absl::StatusOr<ReproduceResult> CompareRuns(const std::string& run_a, const std::string& run_b) {
   absl::StatusOr<metrics::MetricsLog> a = metrics::ReadMetricsLog(run_a + "/metrics.h5");
-  if (!a.ok()) return a.status();
+  CONVNEXTV2_RETURN_IF_ERROR(a);
   absl::StatusOr<metrics::MetricsLog> b = metrics::ReadMetricsLog(run_b + "/metrics.h5");
-  if (!b.ok()) return b.status();
+  CONVNEXTV2_RETURN_IF_ERROR(b);
   ReproduceResult result;
   result.out_dir = run_b;
   result.train_rows = a->train.size();

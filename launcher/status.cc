@@ -11,6 +11,7 @@
 #include "convnextv2/metrics/manifest.h"
 #include "convnextv2/metrics/metrics_log.h"
 #include "convnextv2/util/shell.h"
+#include "convnextv2/util/status_macros.h"
 #include "launcher/submit.h"
 #include "launcher/sweep.h"
 
@@ -41,7 +42,7 @@ std::map<int, std::string> QueueStates(const SweepManifest& manifest) {
 
 absl::StatusOr<std::string> StatusTable(const std::string& sweep_dir) {
   absl::StatusOr<SweepManifest> manifest = ReadSweepManifest(sweep_dir);
-  if (!manifest.ok()) return manifest.status();
+  CONVNEXTV2_RETURN_IF_ERROR(manifest);
   const std::map<int, std::string> queue = QueueStates(*manifest);
   std::string table = absl::StrFormat(
       "sweep %s: %d tasks, job %s\n%-9s %-10s %-9s %8s %6s %10s %8s %8s  %s\n",

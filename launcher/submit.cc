@@ -15,6 +15,7 @@
 #include "convnextv2/metrics/run_info.h"
 #include "convnextv2/util/files.h"
 #include "convnextv2/util/shell.h"
+#include "convnextv2/util/status_macros.h"
 #include "convnextv2/util/text_proto.h"
 #include "launcher/sweep.h"
 
@@ -114,13 +115,13 @@ absl::StatusOr<SweepManifest> ReadSweepManifest(const std::string& sweep_dir) {
                                             " cannot be read"));
   }
   SweepManifest m;
-  if (absl::Status s = util::ParseTextProto(*text, path, &m); !s.ok()) return s;
+  CONVNEXTV2_RETURN_IF_ERROR(util::ParseTextProto(*text, path, &m));
   return m;
 }
 
 absl::StatusOr<SweepResult> RunSweep(const SweepOptions& options) {
   absl::StatusOr<SweepConfig> sweep = LoadSweep(options.sweep_file);
-  if (!sweep.ok()) return sweep.status();
+  CONVNEXTV2_RETURN_IF_ERROR(sweep);
   SweepResult result;
   result.sweep_dir = !options.sweep_dir.empty()
                          ? options.sweep_dir
@@ -132,13 +133,13 @@ absl::StatusOr<SweepResult> RunSweep(const SweepOptions& options) {
   expand.work_dir = options.work_dir;
   expand.sweep_dir = result.sweep_dir;
   absl::StatusOr<std::vector<SweepPoint>> points = ExpandSweep(*sweep, expand);
-  if (!points.ok()) return points.status();
+  CONVNEXTV2_RETURN_IF_ERROR(points);
   result.num_tasks = static_cast<int>(points->size());
 
   const std::string program = ProgramName(*sweep);
   absl::StatusOr<std::string> binary =
       options.binary.empty() ? FindBinary(program) : absl::StatusOr<std::string>(options.binary);
-  if (!binary.ok()) return binary.status();
+  CONVNEXTV2_RETURN_IF_ERROR(binary);
   if (!fs::is_regular_file(*binary)) {
     return absl::NotFoundError(absl::StrCat("--binary ", *binary, " does not exist"));
   }
@@ -150,12 +151,12 @@ absl::StatusOr<SweepResult> RunSweep(const SweepOptions& options) {
 
   // ---- the sweep dir -------------------------------------------------------------------------
   for (const char* sub : {"tasks", "runs", "logs", "bin"}) {
-    if (absl::Status s = util::MakeDirs(result.sweep_dir + "/" + sub); !s.ok()) return s;
+    CONVNEXTV2_RETURN_IF_ERROR(util::MakeDirs(result.sweep_dir + "/" + sub));
   }
   const std::string copied = result.sweep_dir + "/bin/" + program;
-  if (absl::Status s = CopyExecutable(*binary, copied); !s.ok()) return s;
+  CONVNEXTV2_RETURN_IF_ERROR(CopyExecutable(*binary, copied));
   absl::StatusOr<std::string> binary_bytes = util::ReadFile(copied);
-  if (!binary_bytes.ok()) return binary_bytes.status();
+  CONVNEXTV2_RETURN_IF_ERROR(binary_bytes);
 
   const metrics::RunInfo info = metrics::CollectRunInfo();
   SweepManifest manifest;
@@ -182,11 +183,8 @@ absl::StatusOr<SweepResult> RunSweep(const SweepOptions& options) {
         absl::StrCat("# ", sweep->name(), " ", p.name, ": ",
                      p.assignments.empty() ? "base config" : absl::StrJoin(p.assignments, ", "),
                      "\n");
-    if (absl::Status s = util::WriteFileAtomically(t->config_path(),
-                                                   header + config::ToText(p.config));
-        !s.ok()) {
-      return s;
-    }
+    CONVNEXTV2_RETURN_IF_ERROR(
+        util::WriteFileAtomically(t->config_path(), header + config::ToText(p.config)));
   }
   // The git commit the tasks record is read from the checkout the launcher ran in.
   const std::string source_dir =
@@ -196,8 +194,8 @@ absl::StatusOr<SweepResult> RunSweep(const SweepOptions& options) {
                                info.git_commit, info.git_dirty);
   const std::string script_path = result.sweep_dir + "/sweep.sbatch";
   manifest.set_sbatch_script(script_path);
-  if (absl::Status s = util::WriteFileAtomically(script_path, result.script); !s.ok()) return s;
-  if (absl::Status s = WriteSweepManifest(result.sweep_dir, manifest); !s.ok()) return s;
+  CONVNEXTV2_RETURN_IF_ERROR(util::WriteFileAtomically(script_path, result.script));
+  CONVNEXTV2_RETURN_IF_ERROR(WriteSweepManifest(result.sweep_dir, manifest));
   if (options.dry_run) return result;
 
   // ---- submission ----------------------------------------------------------------------------
@@ -220,7 +218,7 @@ absl::StatusOr<SweepResult> RunSweep(const SweepOptions& options) {
     manifest.add_job_ids(*id);
   }
   manifest.set_submitted_time(metrics::NowUtc());
-  if (absl::Status s = WriteSweepManifest(result.sweep_dir, manifest); !s.ok()) return s;
+  CONVNEXTV2_RETURN_IF_ERROR(WriteSweepManifest(result.sweep_dir, manifest));
   return result;
 }
 

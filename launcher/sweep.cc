@@ -14,6 +14,7 @@
 #include "convnextv2/util/files.h"
 #include "convnextv2/util/shell.h"
 #include "convnextv2/util/signals.h"
+#include "convnextv2/util/status_macros.h"
 #include "convnextv2/util/text_proto.h"
 
 namespace convnextv2::launcher {
@@ -127,7 +128,7 @@ absl::StatusOr<SweepConfig> LoadSweep(const std::string& path) {
                                             text.status().message()));
   }
   SweepConfig sweep;
-  if (absl::Status s = util::ParseTextProto(*text, path, &sweep); !s.ok()) return s;
+  CONVNEXTV2_RETURN_IF_ERROR(util::ParseTextProto(*text, path, &sweep));
   return sweep;
 }
 

@@ -14,6 +14,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "convnextv2/proto/experiment_descriptor.h"
+#include "convnextv2/util/status_macros.h"
 #include "google/protobuf/descriptor.h"
 #include "google/protobuf/descriptor.pb.h"
 #include "google/protobuf/text_format.h"
@@ -82,13 +83,13 @@ absl::StatusOr<CommandLine> ParseCommandLine(int argc, const char* const* argv, 
     }
     if (name == "config") {
       absl::StatusOr<std::string> v = next_value();
-      if (!v.ok()) return v.status();
+      CONVNEXTV2_RETURN_IF_ERROR(v);
       config_arg = *v;
       continue;
     }
     if (name == "set") {
       absl::StatusOr<std::string> v = next_value();
-      if (!v.ok()) return v.status();
+      CONVNEXTV2_RETURN_IF_ERROR(v);
       const size_t eq = v->find('=');
       if (eq == std::string::npos || eq == 0) {
         return absl::InvalidArgumentError(
@@ -132,7 +133,7 @@ absl::StatusOr<CommandLine> ParseCommandLine(int argc, const char* const* argv, 
       a.values.push_back("true");  // store_true style, e.g. --norm_pix_loss
     } else {
       absl::StatusOr<std::string> v = next_value();
-      if (!v.ok()) return v.status();
+      CONVNEXTV2_RETURN_IF_ERROR(v);
       a.values.push_back(*v);
     }
     sets_data_path |= *path == "data.data_path";
@@ -145,7 +146,7 @@ absl::StatusOr<CommandLine> ParseCommandLine(int argc, const char* const* argv, 
     cl.base = absl::StrCat("the official ", ModeName(mode), " defaults");
   } else if (config_arg.empty() || config_arg == "default") {
     absl::StatusOr<ExperimentConfig> parsed = ParseText(builtin.text, builtin.name);
-    if (!parsed.ok()) return parsed.status();
+    CONVNEXTV2_RETURN_IF_ERROR(parsed);
     config.MergeFrom(*parsed);
     cl.base = absl::StrCat("the built-in default (", builtin.name, ")");
   } else {
@@ -154,7 +155,7 @@ absl::StatusOr<CommandLine> ParseCommandLine(int argc, const char* const* argv, 
       path = (std::filesystem::path(cl.working_dir) / path).lexically_normal().string();
     }
     absl::StatusOr<ExperimentConfig> parsed = LoadTextFile(path);
-    if (!parsed.ok()) return parsed.status();
+    CONVNEXTV2_RETURN_IF_ERROR(parsed);
     config.MergeFrom(*parsed);
     cl.base = path;
   }

@@ -16,6 +16,7 @@
 #include "absl/strings/strip.h"
 #include "convnextv2/models/variants.h"
 #include "convnextv2/util/signals.h"
+#include "convnextv2/util/status_macros.h"
 #include "google/protobuf/descriptor.h"
 #include "google/protobuf/io/tokenizer.h"
 #include "google/protobuf/reflection.h"
@@ -195,7 +196,7 @@ absl::Status SetScalar(pb::Message* msg, const pb::FieldDescriptor* f, absl::str
 absl::StatusOr<std::pair<pb::Message*, const pb::FieldDescriptor*>> Locate(
     absl::string_view path_or_name, ExperimentConfig* config) {
   absl::StatusOr<std::string> path = CanonicalPath(path_or_name);
-  if (!path.ok()) return path.status();
+  CONVNEXTV2_RETURN_IF_ERROR(path);
   pb::Message* msg = config;
   const std::vector<std::string> parts = absl::StrSplit(*path, '.');
   for (size_t i = 0; i + 1 < parts.size(); ++i) {
@@ -304,7 +305,7 @@ absl::StatusOr<std::string> CanonicalPath(absl::string_view name_or_path) {
 
 absl::Status SetField(absl::string_view path, absl::string_view value, ExperimentConfig* config) {
   auto located = Locate(path, config);
-  if (!located.ok()) return located.status();
+  CONVNEXTV2_RETURN_IF_ERROR(located);
   auto [msg, field] = *located;
   if (!field->is_repeated()) return SetScalar(msg, field, value, path);
   absl::string_view list = absl::StripAsciiWhitespace(value);
@@ -322,7 +323,7 @@ absl::Status SetField(absl::string_view path, absl::string_view value, Experimen
 absl::Status SetRepeatedField(absl::string_view path, const std::vector<std::string>& values,
                               ExperimentConfig* config) {
   auto located = Locate(path, config);
-  if (!located.ok()) return located.status();
+  CONVNEXTV2_RETURN_IF_ERROR(located);
   auto [msg, field] = *located;
   if (!field->is_repeated()) {
     if (values.size() != 1) {
@@ -334,7 +335,7 @@ absl::Status SetRepeatedField(absl::string_view path, const std::vector<std::str
   }
   msg->GetReflection()->ClearField(msg, field);
   for (const std::string& v : values) {
-    if (absl::Status s = SetScalar(msg, field, v, path); !s.ok()) return s;
+    CONVNEXTV2_RETURN_IF_ERROR(SetScalar(msg, field, v, path));
   }
   return absl::OkStatus();
 }

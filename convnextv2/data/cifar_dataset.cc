@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "convnextv2/util/files.h"
+#include "convnextv2/util/status_macros.h"
 
 namespace convnextv2::data {
 
@@ -41,7 +42,7 @@ absl::StatusOr<std::unique_ptr<CifarDataset>> CifarDataset::Open(const std::stri
   const int record = label_bytes + kPixels;
   for (const std::string& file : files) {
     absl::StatusOr<std::string> bytes = util::ReadFile(file);
-    if (!bytes.ok()) return bytes.status();
+    CONVNEXTV2_RETURN_IF_ERROR(bytes);
     if (bytes->empty() || bytes->size() % record != 0) {
       return absl::DataLossError(absl::StrCat("CIFAR file '", file, "' has ", bytes->size(),
                                               " bytes, not a whole number of ", record,

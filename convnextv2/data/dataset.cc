@@ -9,6 +9,7 @@
 #include "convnextv2/data/idx_dataset.h"
 #include "convnextv2/data/image_folder.h"
 #include "convnextv2/data/synthetic_dataset.h"
+#include "convnextv2/util/status_macros.h"
 
 namespace convnextv2::data {
 namespace {
@@ -20,7 +21,7 @@ absl::StatusOr<std::unique_ptr<Dataset>> OpenFolder(const ExperimentConfig& conf
                                                     const std::string& train_root,
                                                     Labels labels) {
   absl::StatusOr<std::unique_ptr<ImageFolder>> ds = ImageFolder::Open(root);
-  if (!ds.ok()) return ds.status();
+  CONVNEXTV2_RETURN_IF_ERROR(ds);
   if (labels == Labels::kUsed && (*ds)->num_classes() != config.model().nb_classes()) {
     return absl::InvalidArgumentError(absl::StrCat(
         "model.nb_classes is ", config.model().nb_classes(), " but image folder '", root,
@@ -28,7 +29,7 @@ absl::StatusOr<std::unique_ptr<Dataset>> OpenFolder(const ExperimentConfig& conf
   }
   if (!train_root.empty() && train_root != root) {
     absl::StatusOr<std::unique_ptr<ImageFolder>> train = ImageFolder::Open(train_root);
-    if (!train.ok()) return train.status();
+    CONVNEXTV2_RETURN_IF_ERROR(train);
     const auto& a = (*train)->classes();
     const auto& b = (*ds)->classes();
     for (size_t i = 0; i < a.size() && i < b.size(); ++i) {
@@ -63,12 +64,12 @@ absl::StatusOr<std::unique_ptr<Dataset>> OpenWholeDataset(const ExperimentConfig
   }
   if (d.data_set() == "CIFAR") {
     absl::StatusOr<std::unique_ptr<CifarDataset>> ds = CifarDataset::Open(d.data_path(), split);
-    if (!ds.ok()) return ds.status();
+    CONVNEXTV2_RETURN_IF_ERROR(ds);
     return std::unique_ptr<Dataset>(std::move(*ds));
   }
   if (d.data_set() == "IDX") {
     absl::StatusOr<std::unique_ptr<IdxDataset>> ds = IdxDataset::Open(d.data_path(), split);
-    if (!ds.ok()) return ds.status();
+    CONVNEXTV2_RETURN_IF_ERROR(ds);
     return std::unique_ptr<Dataset>(std::move(*ds));
   }
   if (d.data_set() == "synthetic") {

@@ -5,6 +5,7 @@
 #include <filesystem>
 
 #include "absl/strings/str_cat.h"
+#include "convnextv2/util/status_macros.h"
 
 namespace convnextv2::data {
 namespace {
@@ -74,14 +75,14 @@ absl::StatusOr<std::unique_ptr<IdxDataset>> IdxDataset::Open(const std::string& 
                                             " in ", dir));
   };
   absl::StatusOr<std::string> images_path = locate(prefix + "-images-idx3-ubyte");
-  if (!images_path.ok()) return images_path.status();
+  CONVNEXTV2_RETURN_IF_ERROR(images_path);
   absl::StatusOr<std::string> labels_path = locate(prefix + "-labels-idx1-ubyte");
-  if (!labels_path.ok()) return labels_path.status();
+  CONVNEXTV2_RETURN_IF_ERROR(labels_path);
 
   absl::StatusOr<IdxArray> images = ReadIdxFile(*images_path, 3);
-  if (!images.ok()) return images.status();
+  CONVNEXTV2_RETURN_IF_ERROR(images);
   absl::StatusOr<IdxArray> labels = ReadIdxFile(*labels_path, 1);
-  if (!labels.ok()) return labels.status();
+  CONVNEXTV2_RETURN_IF_ERROR(labels);
   if (images->dims[0] != labels->dims[0]) {
     return absl::InvalidArgumentError(absl::StrCat(*images_path, " has ", images->dims[0],
                                                    " images but ", *labels_path, " has ",

@@ -7,6 +7,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "convnextv2/util/files.h"
+#include "convnextv2/util/status_macros.h"
 
 namespace convnextv2::data {
 
@@ -75,7 +76,7 @@ absl::StatusOr<Example> ImageFolder::Get(int64_t index) const {
   }
   Example ex;
   absl::StatusOr<std::string> bytes = util::ReadFile(files_[index]);
-  if (!bytes.ok()) return bytes.status();
+  CONVNEXTV2_RETURN_IF_ERROR(bytes);
   ex.encoded = std::move(*bytes);
   ex.path = files_[index];
   ex.label = labels_[index];

@@ -9,6 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "convnextv2/data/decode.h"
+#include "convnextv2/util/status_macros.h"
 
 namespace convnextv2::data {
 namespace {
@@ -61,14 +62,14 @@ void ColorJitter(Image& img, double jitter, SampleRng& rng) {
 absl::StatusOr<at::Tensor> Transform::ApplyExample(const Example& example, SampleRng& rng) const {
   if (example.encoded.empty()) return Apply(example.image, rng);
   absl::StatusOr<Image> image = DecodeImage(example.encoded, example.path);
-  if (!image.ok()) return image.status();
+  CONVNEXTV2_RETURN_IF_ERROR(image);
   return Apply(*image, rng);
 }
 
 absl::Status Transform::ApplyExampleInto(const Example& example, SampleRng& rng,
                                          float* out) const {
   absl::StatusOr<at::Tensor> x = ApplyExample(example, rng);
-  if (!x.ok()) return x.status();
+  CONVNEXTV2_RETURN_IF_ERROR(x);
   // memcpy, not copy_: ATen ops from loader threads could start an OpenMP team per thread.
   const at::Tensor sample = x->contiguous();
   std::memcpy(out, sample.data_ptr<float>(), sample.numel() * sizeof(float));
@@ -228,7 +229,7 @@ at::Tensor TrainTransform::Apply(const Image& image, SampleRng& rng) const {
 absl::StatusOr<at::Tensor> TrainTransform::ApplyExample(const Example& example,
                                                         SampleRng& rng) const {
   at::Tensor out = at::empty({3, options_.input_size, options_.input_size});
-  if (absl::Status s = ApplyExampleInto(example, rng, out.data_ptr<float>()); !s.ok()) return s;
+  CONVNEXTV2_RETURN_IF_ERROR(ApplyExampleInto(example, rng, out.data_ptr<float>()));
   return out;
 }
 
@@ -240,7 +241,7 @@ absl::Status TrainTransform::ApplyExampleInto(const Example& example, SampleRng&
     const Image* image = &example.image;
     if (!example.encoded.empty()) {
       absl::StatusOr<Image> d = DecodeImage(example.encoded, example.path);
-      if (!d.ok()) return d.status();
+      CONVNEXTV2_RETURN_IF_ERROR(d);
       decoded = std::move(*d);
       image = &decoded;
     }
@@ -252,7 +253,7 @@ absl::Status TrainTransform::ApplyExampleInto(const Example& example, SampleRng&
     return absl::OkStatus();
   }
   absl::StatusOr<ImageSize> size = PeekImageSize(example.encoded, example.path);
-  if (!size.ok()) return size.status();
+  CONVNEXTV2_RETURN_IF_ERROR(size);
   const CropBox box = DrawBox(size->width, size->height, rng);
   DecodeOptions decode;
   decode.dct_scaling = options_.dct_scaling;
@@ -268,7 +269,7 @@ absl::Status TrainTransform::ApplyExampleInto(const Example& example, SampleRng&
       ScaleBox(box, size->width, size->height, ScaledJpegSize(*size, decode));
   absl::StatusOr<Image> crop = DecodeJpegCrop(example.encoded, example.path, decode, scaled.top,
                                               scaled.left, scaled.height, scaled.width);
-  if (!crop.ok()) return crop.status();
+  CONVNEXTV2_RETURN_IF_ERROR(crop);
   FinishInto(*crop, CropBox{0, 0, crop->height, crop->width}, rng, out);
   return absl::OkStatus();
 }
@@ -333,14 +334,14 @@ absl::StatusOr<at::Tensor> EvalTransform::ApplyExample(const Example& example,
   // Only JPEG headers are cheap to read and only JPEGs decode at a reduced scale.
   if (!IsJpeg(example.encoded)) return Transform::ApplyExample(example, rng);
   absl::StatusOr<ImageSize> size = PeekImageSize(example.encoded, example.path);
-  if (!size.ok()) return size.status();
+  CONVNEXTV2_RETURN_IF_ERROR(size);
   const ImageSize target = ResizedSize(size->width, size->height);
   DecodeOptions decode;
   decode.dct_scaling = options_.dct_scaling;
   decode.min_width = target.width;
   decode.min_height = target.height;
   absl::StatusOr<Image> image = DecodeImage(example.encoded, example.path, decode);
-  if (!image.ok()) return image.status();
+  CONVNEXTV2_RETURN_IF_ERROR(image);
   // Resize straight to the size the stored image would get.
   Image resized = ops::Resize(*image, target.width, target.height, ops::Interp::kBicubic);
   return Apply(resized, rng);
@@ -397,7 +398,7 @@ absl::StatusOr<std::unique_ptr<Transform>> MakeTransform(const ExperimentConfig&
       p.interp = ParseInterp(a.train_interpolation());
     }
     absl::StatusOr<RandAugment> ra = RandAugment::Parse(a.aa(), p);
-    if (!ra.ok()) return ra.status();
+    CONVNEXTV2_RETURN_IF_ERROR(ra);
     o.rand_augment = std::move(*ra);
   } else if (a.has_color_jitter()) {
     o.color_jitter = a.color_jitter();

@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "convnextv2/util/status_macros.h"
 
 namespace convnextv2::dist {
 namespace {
@@ -76,7 +77,7 @@ absl::Status MasterFromEnv(const EnvLookup& env, DistEnv* out, bool required) {
   }
   if (env("MASTER_PORT")) {
     absl::StatusOr<int> port = IntVar(env, "MASTER_PORT");
-    if (!port.ok()) return port.status();
+    CONVNEXTV2_RETURN_IF_ERROR(port);
     if (*port <= 0 || *port > 65535) {
       return absl::InvalidArgumentError(
           absl::StrCat("MASTER_PORT=", *port, " is not a port (1..65535)"));
@@ -93,23 +94,21 @@ absl::StatusOr<DistEnv> FromTorchrun(const DistributedConfig& config, const EnvL
   DistEnv out;
   out.source = "torchrun environment";
   absl::StatusOr<int> rank = IntVar(env, "RANK");
-  if (!rank.ok()) return rank.status();
+  CONVNEXTV2_RETURN_IF_ERROR(rank);
   absl::StatusOr<int> world = IntVar(env, "WORLD_SIZE");
-  if (!world.ok()) return world.status();
+  CONVNEXTV2_RETURN_IF_ERROR(world);
   absl::StatusOr<int> local_rank =
       IntVarOr(env, "LOCAL_RANK", config.local_rank() >= 0 ? config.local_rank() : *rank);
-  if (!local_rank.ok()) return local_rank.status();
+  CONVNEXTV2_RETURN_IF_ERROR(local_rank);
   absl::StatusOr<int> local_world = IntVarOr(env, "LOCAL_WORLD_SIZE", *world);
-  if (!local_world.ok()) return local_world.status();
+  CONVNEXTV2_RETURN_IF_ERROR(local_world);
   out.rank = *rank;
   out.world_size = *world;
   out.local_rank = *local_rank;
   out.local_world_size = *local_world;
   const bool url_given = !config.dist_url().empty() && config.dist_url() != "env://";
-  if (absl::Status s = MasterFromEnv(env, &out, /*required=*/out.world_size > 1 && !url_given);
-      !s.ok()) {
-    return s;
-  }
+  CONVNEXTV2_RETURN_IF_ERROR(
+      MasterFromEnv(env, &out, /*required=*/out.world_size > 1 && !url_given));
   return out;
 }
 
@@ -117,13 +116,13 @@ absl::StatusOr<DistEnv> FromSlurm(const DistributedConfig& config, const EnvLook
   DistEnv out;
   out.source = "Slurm";
   absl::StatusOr<int> rank = IntVar(env, "SLURM_PROCID");
-  if (!rank.ok()) return rank.status();
+  CONVNEXTV2_RETURN_IF_ERROR(rank);
   // Inside an srun step the step's task count is what was started; SLURM_NTASKS is the
   // allocation's. Outside a step (the batch script itself) only one process runs.
   const bool in_step = env("SLURM_STEP_NUM_TASKS").has_value();
   absl::StatusOr<int> world =
       in_step ? IntVar(env, "SLURM_STEP_NUM_TASKS") : IntVarOr(env, "SLURM_NTASKS", 1);
-  if (!world.ok()) return world.status();
+  CONVNEXTV2_RETURN_IF_ERROR(world);
   if (!in_step && *world > 1) {
     return absl::FailedPreconditionError(absl::StrCat(
         "the job has SLURM_NTASKS=", *world, " tasks but this process was not started by srun "
@@ -131,7 +130,7 @@ absl::StatusOr<DistEnv> FromSlurm(const DistributedConfig& config, const EnvLook
         "`srun` inside the batch script"));
   }
   absl::StatusOr<int> local_rank = IntVarOr(env, "SLURM_LOCALID", 0);
-  if (!local_rank.ok()) return local_rank.status();
+  CONVNEXTV2_RETURN_IF_ERROR(local_rank);
   out.rank = *rank;
   out.world_size = *world;
   out.local_rank = *local_rank;
@@ -145,7 +144,7 @@ absl::StatusOr<DistEnv> FromSlurm(const DistributedConfig& config, const EnvLook
           absl::StrCat(tpn_name, "='", *tpn, "': ", counts.status().message()));
     }
     absl::StatusOr<int> node = IntVarOr(env, "SLURM_NODEID", 0);
-    if (!node.ok()) return node.status();
+    CONVNEXTV2_RETURN_IF_ERROR(node);
     if (*node < 0 || *node >= static_cast<int>(counts->size())) {
       return absl::InvalidArgumentError(absl::StrCat("SLURM_NODEID=", *node, " but ", tpn_name,
                                                      "='", *tpn, "' lists ", counts->size(),
@@ -176,7 +175,7 @@ absl::StatusOr<DistEnv> FromSlurm(const DistributedConfig& config, const EnvLook
     int64_t id = 0;
     if (absl::SimpleAtoi(*job, &id)) out.master_port = PortForJob(id);
   }
-  if (absl::Status s = MasterFromEnv(env, &out, /*required=*/false); !s.ok()) return s;
+  CONVNEXTV2_RETURN_IF_ERROR(MasterFromEnv(env, &out, /*required=*/false));
   return out;
 }
 
@@ -281,7 +280,7 @@ absl::StatusOr<DistEnv> ResolveDistEnv(const DistributedConfig& config, const En
         out->world_size, " processes; world_size is taken from the launcher (torchrun or srun), "
         "leave it unset"));
   }
-  if (absl::Status s = ApplyDistUrl(config.dist_url(), &*out); !s.ok()) return s;
+  CONVNEXTV2_RETURN_IF_ERROR(ApplyDistUrl(config.dist_url(), &*out));
   return out;
 }
 

@@ -12,6 +12,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "convnextv2/util/status_macros.h"
 
 extern char** environ;
 
@@ -46,7 +47,7 @@ absl::StatusOr<std::vector<pid_t>> SpawnLocalRanks(const std::vector<int>& ranks
                                                    const std::vector<std::string>& args,
                                                    const std::vector<std::string>& env) {
   absl::StatusOr<int> port = FreeLoopbackPort();
-  if (!port.ok()) return port.status();
+  CONVNEXTV2_RETURN_IF_ERROR(port);
   std::vector<pid_t> pids;
   for (int rank : ranks) {
     std::vector<std::string> rank_env = env;

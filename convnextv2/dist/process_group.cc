@@ -13,6 +13,7 @@
 #include <map>
 
 #include "absl/strings/str_cat.h"
+#include "convnextv2/util/status_macros.h"
 
 namespace convnextv2::dist {
 namespace {
@@ -73,8 +74,8 @@ class C10dCommunicator : public Communicator {
     for (at::Tensor& t : tensors) {
       at::Tensor staged = Staged(t);
       absl::StatusOr<std::unique_ptr<PendingOp>> op = AllReduceSumAsync(staged);
-      if (!op.ok()) return op.status();
-      if (absl::Status s = (*op)->Wait(); !s.ok()) return s;
+      CONVNEXTV2_RETURN_IF_ERROR(op);
+      CONVNEXTV2_RETURN_IF_ERROR((*op)->Wait());
       Unstage(staged, t);
     }
     return absl::OkStatus();
@@ -207,7 +208,7 @@ absl::Status BroadcastTensors(Communicator& comm, const std::vector<at::Tensor>&
     std::vector<at::Tensor> flat_parts;
     for (const at::Tensor& t : group) flat_parts.push_back(t.detach().reshape({-1}));
     std::vector<at::Tensor> flat{at::cat(flat_parts)};
-    if (absl::Status s = comm.Broadcast(flat, /*root=*/0); !s.ok()) return s;
+    CONVNEXTV2_RETURN_IF_ERROR(comm.Broadcast(flat, /*root=*/0));
     int64_t offset = 0;
     for (const at::Tensor& t : group) {
       const int64_t n = t.numel();
@@ -221,7 +222,7 @@ absl::Status BroadcastTensors(Communicator& comm, const std::vector<at::Tensor>&
 absl::StatusOr<bool> AnyRank(Communicator& comm, bool flag) {
   if (comm.world_size() == 1) return flag;
   std::vector<at::Tensor> t{at::full({1}, flag ? 1.0 : 0.0, at::kFloat)};
-  if (absl::Status s = comm.AllReduceSum(t); !s.ok()) return s;
+  CONVNEXTV2_RETURN_IF_ERROR(comm.AllReduceSum(t));
   return t[0].item<float>() > 0;
 }
 

@@ -1,4 +1,5 @@
 #include "convnextv2/engine/data_parallel.h"
+#include "convnextv2/util/status_macros.h"
 
 #include <ATen/ATen.h>
 #include <glog/logging.h>
@@ -34,7 +35,7 @@ absl::Status ReduceMeters(dist::Communicator& comm, const std::vector<MeanMeter*
     values.push_back(m->count());
   }
   std::vector<at::Tensor> t{at::tensor(values, at::kDouble)};
-  if (absl::Status s = comm.AllReduceSum(t); !s.ok()) return s;
+  CONVNEXTV2_RETURN_IF_ERROR(comm.AllReduceSum(t));
   for (size_t i = 0; i < meters.size(); ++i) {
     meters[i]->Restore(t[0][2 * i].item<double>(), t[0][2 * i + 1].item<double>());
   }

@@ -33,6 +33,7 @@
 #include "convnextv2/models/registry.h"
 #include "convnextv2/util/files.h"
 #include "convnextv2/util/signals.h"
+#include "convnextv2/util/status_macros.h"
 
 namespace convnextv2::engine {
 namespace {
@@ -156,20 +157,17 @@ absl::StatusOr<EvalStats> EvaluateOnly(const ExperimentConfig& config, models::C
   const auto& k = config.checkpoint();
   if (!k.resume().empty()) {
     absl::StatusOr<checkpoint::Checkpoint> ckpt = checkpoint::ReadCheckpoint(k.resume());
-    if (!ckpt.ok()) return ckpt.status();
+    CONVNEXTV2_RETURN_IF_ERROR(ckpt);
     const bool ema = config.eval().eval_weights() == "ema";
     const std::string what = absl::StrCat("checkpoint ", k.resume());
-    if (absl::Status s = checkpoint::LoadModule(*ckpt, ema ? "model_ema." : "model.", *model,
-                                                /*strict=*/true, what);
-        !s.ok()) {
-      return s;
-    }
+    CONVNEXTV2_RETURN_IF_ERROR(checkpoint::LoadModule(*ckpt, ema ? "model_ema." : "model.", *model,
+                                                      /*strict=*/true, what));
     LOG(INFO) << "Evaluating the " << (ema ? "EMA" : "model") << " weights of " << k.resume()
               << " (epoch " << ckpt->header.epoch() << ")";
   } else {
     absl::StatusOr<checkpoint::PretrainedReport> r = checkpoint::InitFromPretrained(
         k.finetune(), k.model_key(), k.model_prefix(), *model, /*reinit_head=*/false);
-    if (!r.ok()) return r.status();
+    CONVNEXTV2_RETURN_IF_ERROR(r);
     LogPretrained(k.finetune(), *r);
     if (!r->load.missing.empty() || !r->load.shape_mismatch.empty()) {
       return absl::FailedPreconditionError(absl::StrCat(
@@ -209,7 +207,7 @@ void AddRecipeState(TrainingRecipe& recipe, models::ConvNeXtV2 model, RunCheckpo
               state.insert(name, tensor);
             }
           }
-          if (absl::Status s = ema->LoadStateDict(state); !s.ok()) return s;
+          CONVNEXTV2_RETURN_IF_ERROR(ema->LoadStateDict(state));
         }
         return absl::OkStatus();
       });
@@ -227,7 +225,7 @@ absl::StatusOr<FinetuneResult> TrainAndEvaluate(const ExperimentConfig& input_co
 
   // ---- runtime -----------------------------------------------------------------------------
   absl::StatusOr<Runtime> runtime = SetUpRuntime(config);
-  if (!runtime.ok()) return runtime.status();
+  CONVNEXTV2_RETURN_IF_ERROR(runtime);
   const c10::Device device = runtime->device;
   const int world_size = runtime->world_size, rank = runtime->rank;
   const bool writer = runtime->writer();
@@ -240,12 +238,12 @@ absl::StatusOr<FinetuneResult> TrainAndEvaluate(const ExperimentConfig& input_co
   // ---- data --------------------------------------------------------------------------------
   absl::StatusOr<std::unique_ptr<data::Dataset>> train_set =
       data::OpenDataset(config, data::Split::kTrain);
-  if (!train_set.ok()) return train_set.status();
+  CONVNEXTV2_RETURN_IF_ERROR(train_set);
   std::unique_ptr<data::Dataset> eval_set;
   if (!config.eval().disable_eval()) {
     absl::StatusOr<std::unique_ptr<data::Dataset>> ds =
         data::OpenDataset(config, data::Split::kEval);
-    if (!ds.ok()) return ds.status();
+    CONVNEXTV2_RETURN_IF_ERROR(ds);
     eval_set = std::move(*ds);
   }
   if ((*train_set)->num_classes() > config.model().nb_classes()) {
@@ -256,9 +254,9 @@ absl::StatusOr<FinetuneResult> TrainAndEvaluate(const ExperimentConfig& input_co
   LOG(INFO) << "train: " << (*train_set)->Describe();
   if (eval_set) LOG(INFO) << "eval: " << eval_set->Describe();
   auto train_transform = data::MakeTransform(config, data::Split::kTrain);
-  if (!train_transform.ok()) return train_transform.status();
+  CONVNEXTV2_RETURN_IF_ERROR(train_transform);
   auto eval_transform = data::MakeTransform(config, data::Split::kEval);
-  if (!eval_transform.ok()) return eval_transform.status();
+  CONVNEXTV2_RETURN_IF_ERROR(eval_transform);
   data::Loader train_loader(
       train_set->get(), train_transform->get(),
       data::LoaderOptions(config, data::Split::kTrain, rank, world_size, device));
@@ -282,12 +280,12 @@ absl::StatusOr<FinetuneResult> TrainAndEvaluate(const ExperimentConfig& input_co
   absl::StatusOr<models::ConvNeXtV2> created = models::CreateConvNeXtV2(
       config.model().model(), config.model().nb_classes(), config.model().drop_path(),
       config.model().head_init_scale());
-  if (!created.ok()) return created.status();
+  CONVNEXTV2_RETURN_IF_ERROR(created);
   models::ConvNeXtV2 model = *created;
   model->to(device);
   // Every rank starts from rank 0's weights (each rank's seed differs).
   if (comm != nullptr) {
-    if (absl::Status s = BroadcastModule(*comm, *model); !s.ok()) return s;
+    CONVNEXTV2_RETURN_IF_ERROR(BroadcastModule(*comm, *model));
   }
   FinetuneResult result;
   for (const at::Tensor& p : model->parameters()) {
@@ -299,7 +297,7 @@ absl::StatusOr<FinetuneResult> TrainAndEvaluate(const ExperimentConfig& input_co
   // ---- optimizer, schedules, AMP, EMA ------------------------------------------------------
   absl::StatusOr<std::unique_ptr<TrainingRecipe>> recipe =
       TrainingRecipe::Create(config, model, device, steps_per_epoch, world_size);
-  if (!recipe.ok()) return recipe.status();
+  CONVNEXTV2_RETURN_IF_ERROR(recipe);
   if (comm != nullptr) {
     (*recipe)->EnableDataParallel(runtime->comm, config.distributed());
   }
@@ -310,7 +308,7 @@ absl::StatusOr<FinetuneResult> TrainAndEvaluate(const ExperimentConfig& input_co
   if (config.eval().eval()) {
     absl::StatusOr<EvalStats> stats =
         EvaluateOnly(config, model, eval_loader.get(), device, **recipe, eval_comm);
-    if (!stats.ok()) return stats.status();
+    CONVNEXTV2_RETURN_IF_ERROR(stats);
     result.eval_only = *stats;
     result.max_accuracy = stats->acc1;
     return result;
@@ -319,21 +317,21 @@ absl::StatusOr<FinetuneResult> TrainAndEvaluate(const ExperimentConfig& input_co
                        steps_per_epoch);
   AddRecipeState(**recipe, model, &ckpts);
   absl::StatusOr<LoopState> state = ckpts.Resume();
-  if (!state.ok()) return state.status();
+  CONVNEXTV2_RETURN_IF_ERROR(state);
   // The checkpoint holds rank 0's generator: the other ranks draw their own again (drop path).
   if (state->resumed && rank > 0) at::manual_seed(runtime->seed + 1000003 * state->global_step);
   const auto& k = config.checkpoint();
   if (!state->resumed && !k.finetune().empty()) {
     absl::StatusOr<checkpoint::PretrainedReport> r = checkpoint::InitFromPretrained(
         k.finetune(), k.model_key(), k.model_prefix(), *model, /*reinit_head=*/true);
-    if (!r.ok()) return r.status();
+    CONVNEXTV2_RETURN_IF_ERROR(r);
     LogPretrained(k.finetune(), *r);
     // The re-initialized head differs per rank: rank 0's wins. The EMA starts from the loaded
     // weights, as the official script creates it after loading them.
     if (comm != nullptr) {
-      if (absl::Status s = BroadcastModule(*comm, *model); !s.ok()) return s;
+      CONVNEXTV2_RETURN_IF_ERROR(BroadcastModule(*comm, *model));
     }
-    if (absl::Status s = (*recipe)->ResetEmaFromModel(); !s.ok()) return s;
+    CONVNEXTV2_RETURN_IF_ERROR((*recipe)->ResetEmaFromModel());
   }
   result.max_accuracy = std::max(0.0, state->best_acc1);
   result.max_accuracy_ema = std::max(0.0, state->best_ema_acc1);
@@ -342,16 +340,13 @@ absl::StatusOr<FinetuneResult> TrainAndEvaluate(const ExperimentConfig& input_co
   // Only rank 0 writes; the other ranks read the same output dir to resume.
   const std::string out_dir = writer ? config.output().output_dir() : std::string();
   if (!out_dir.empty()) {
-    if (absl::Status s = util::MakeDirs(out_dir); !s.ok()) return s;
-    if (absl::Status s = util::WriteFileAtomically(out_dir + "/config.pbtxt",
-                                                   config::ToText(config));
-        !s.ok()) {
-      return s;
-    }
+    CONVNEXTV2_RETURN_IF_ERROR(util::MakeDirs(out_dir));
+    CONVNEXTV2_RETURN_IF_ERROR(
+        util::WriteFileAtomically(out_dir + "/config.pbtxt", config::ToText(config)));
   }
   if (!options.command_line.empty()) LOG(INFO) << "command line: " << options.command_line;
   if (writer) {
-    if (absl::Status s = StartLogs(config, *state, record); !s.ok()) return s;
+    CONVNEXTV2_RETURN_IF_ERROR(StartLogs(config, *state, record));
   }
 
   // ---- loop --------------------------------------------------------------------------------
@@ -361,7 +356,7 @@ absl::StatusOr<FinetuneResult> TrainAndEvaluate(const ExperimentConfig& input_co
             << " steps per epoch";
   const auto train_start = Clock::now();
   const absl::StatusOr<int> preempt_signal = util::ParseSignalName(k.preempt_signal());
-  if (!preempt_signal.ok()) return preempt_signal.status();
+  CONVNEXTV2_RETURN_IF_ERROR(preempt_signal);
   const PreemptionWatch preemption(*preempt_signal,
                                    metrics::TimeLimit::FromSlurm(k.preempt_lead_seconds()));
   StepBoundaries boundaries(ckpts, preemption, comm, options.stop_epoch, options.stop_step);
@@ -391,10 +386,10 @@ absl::StatusOr<FinetuneResult> TrainAndEvaluate(const ExperimentConfig& input_co
               {kAccSum, acc_meter.sum()},       {kAccCount, acc_meter.count()},
               {kGradSum, grad_norm_meter.sum()}, {kGradCount, grad_norm_meter.count()}};
         });
-        if (!stop.ok()) return stop.status();
+        CONVNEXTV2_RETURN_IF_ERROR(stop);
         if (*stop) {
           result.preempted = true;
-          if (absl::Status s = record->Flush(); !s.ok()) return s;
+          CONVNEXTV2_RETURN_IF_ERROR(record->Flush());
           return result;
         }
       }
@@ -402,7 +397,7 @@ absl::StatusOr<FinetuneResult> TrainAndEvaluate(const ExperimentConfig& input_co
       (*recipe)->BeginMicroBatch(epoch, it);
       const double lr_now = (*recipe)->max_lr();
       absl::StatusOr<data::Batch> batch = batches.Next();
-      if (!batch.ok()) return batch.status();
+      CONVNEXTV2_RETURN_IF_ERROR(batch);
       at::Tensor soft_targets;
       if (mixup) {
         data::SampleRng mix_rng(data::KeyedSeed(config.train().seed(), epoch, it,
@@ -491,9 +486,7 @@ absl::StatusOr<FinetuneResult> TrainAndEvaluate(const ExperimentConfig& input_co
       result.max_accuracy = std::max(result.max_accuracy, stats.test.acc1);
       if (stats.test.acc1 > state->best_acc1) {
         state->best_acc1 = stats.test.acc1;
-        if (absl::Status s = ckpts.SaveBest(epoch, *state, *model, /*ema=*/false); !s.ok()) {
-          return s;
-        }
+        CONVNEXTV2_RETURN_IF_ERROR(ckpts.SaveBest(epoch, *state, *model, /*ema=*/false));
       }
       LOG(INFO) << absl::StrFormat("* Acc@1 %.3f Acc@5 %.3f loss %.3f", stats.test.acc1,
                                    stats.test.acc5, stats.test.loss);
@@ -509,10 +502,7 @@ absl::StatusOr<FinetuneResult> TrainAndEvaluate(const ExperimentConfig& input_co
         result.max_accuracy_ema = std::max(result.max_accuracy_ema, stats.test_ema.acc1);
         if (stats.test_ema.acc1 > state->best_ema_acc1) {
           state->best_ema_acc1 = stats.test_ema.acc1;
-          if (absl::Status s = ckpts.SaveBest(epoch, *state, *ema_model, /*ema=*/true);
-              !s.ok()) {
-            return s;
-          }
+          CONVNEXTV2_RETURN_IF_ERROR(ckpts.SaveBest(epoch, *state, *ema_model, /*ema=*/true));
         }
         LOG(INFO) << absl::StrFormat("Accuracy of the model EMA on %d test images: %.1f%%",
                                      stats.test_ema.samples, stats.test_ema.acc1);
@@ -533,18 +523,15 @@ absl::StatusOr<FinetuneResult> TrainAndEvaluate(const ExperimentConfig& input_co
       record->AddEval(row);
     }
     if (!out_dir.empty()) {
-      if (absl::Status s = util::AppendLine(out_dir + "/log.txt",
-                                            EpochJson(stats, result.n_parameters));
-          !s.ok()) {
-        return s;
-      }
+      CONVNEXTV2_RETURN_IF_ERROR(
+          util::AppendLine(out_dir + "/log.txt", EpochJson(stats, result.n_parameters)));
     }
-    if (absl::Status s = record->Flush(); !s.ok()) return s;
+    CONVNEXTV2_RETURN_IF_ERROR(record->Flush());
     result.epochs.push_back(stats);
     state->next_epoch = epoch + 1;
     state->next_step = 0;
     state->scalars.clear();
-    if (absl::Status s = ckpts.SaveEpochEnd(epoch, *state); !s.ok()) return s;
+    CONVNEXTV2_RETURN_IF_ERROR(ckpts.SaveEpochEnd(epoch, *state));
   }
   LOG(INFO) << "Training time " << FormatDuration(Seconds(train_start)) << " (total "
             << FormatDuration(Seconds(start)) << ")";

@@ -33,6 +33,7 @@
 #include "convnextv2/optim/schedule.h"
 #include "convnextv2/util/files.h"
 #include "convnextv2/util/signals.h"
+#include "convnextv2/util/status_macros.h"
 
 namespace convnextv2::engine {
 namespace {
@@ -90,7 +91,7 @@ absl::StatusOr<PretrainResult> TrainPretrain(const ExperimentConfig& input_confi
 
   // ---- runtime -----------------------------------------------------------------------------
   absl::StatusOr<Runtime> runtime = SetUpRuntime(config);
-  if (!runtime.ok()) return runtime.status();
+  CONVNEXTV2_RETURN_IF_ERROR(runtime);
   const c10::Device device = runtime->device;
   const int world_size = runtime->world_size, rank = runtime->rank;
   const uint64_t seed = runtime->seed;
@@ -101,7 +102,7 @@ absl::StatusOr<PretrainResult> TrainPretrain(const ExperimentConfig& input_confi
   // Labels are unused: an image folder may hold any number of classes whatever nb_classes says.
   absl::StatusOr<std::unique_ptr<data::Dataset>> train_set =
       data::OpenDataset(config, data::Split::kTrain, data::Labels::kUnused);
-  if (!train_set.ok()) return train_set.status();
+  CONVNEXTV2_RETURN_IF_ERROR(train_set);
   if (f.train_subset() > 0) {
     *train_set = std::make_unique<data::PrefixDataset>(std::move(*train_set), f.train_subset());
   }
@@ -110,7 +111,7 @@ absl::StatusOr<PretrainResult> TrainPretrain(const ExperimentConfig& input_confi
   // small-image transform for IDX/synthetic sets.
   absl::StatusOr<std::unique_ptr<data::Transform>> train_transform =
       data::MakePretrainTransform(config);
-  if (!train_transform.ok()) return train_transform.status();
+  CONVNEXTV2_RETURN_IF_ERROR(train_transform);
   data::Loader train_loader(
       train_set->get(), train_transform->get(),
       data::LoaderOptions(config, data::Split::kTrain, rank, world_size, device));
@@ -125,11 +126,11 @@ absl::StatusOr<PretrainResult> TrainPretrain(const ExperimentConfig& input_confi
 
   // ---- model -------------------------------------------------------------------------------
   absl::StatusOr<models::FCMAE> built = BuildFcmae(config);
-  if (!built.ok()) return built.status();
+  CONVNEXTV2_RETURN_IF_ERROR(built);
   models::FCMAE model = *built;
   model->to(device);
   if (comm != nullptr) {  // every rank starts from rank 0's weights
-    if (absl::Status s = BroadcastModule(*comm, *model); !s.ok()) return s;
+    CONVNEXTV2_RETURN_IF_ERROR(BroadcastModule(*comm, *model));
   }
   PretrainResult result;
   for (const at::Tensor& p : model->parameters()) {
@@ -152,7 +153,7 @@ absl::StatusOr<PretrainResult> TrainPretrain(const ExperimentConfig& input_confi
       PretrainParamGroups(model->named_parameters(), config.optim().weight_decay());
   absl::StatusOr<std::unique_ptr<torch::optim::Optimizer>> optimizer =
       optim::CreateOptimizer(config, groups, lr);
-  if (!optimizer.ok()) return optimizer.status();
+  CONVNEXTV2_RETURN_IF_ERROR(optimizer);
   const optim::LrSchedule schedule = optim::LrSchedule::FromConfig(config, lr, steps_per_epoch);
   // Accumulation and, with use_amp, autocast plus dynamic loss scaling, as in fine-tuning
   // (main_pretrain.py always wraps the step in its NativeScaler, without autocast).
@@ -160,7 +161,7 @@ absl::StatusOr<PretrainResult> TrainPretrain(const ExperimentConfig& input_confi
   c10::ScalarType amp_dtype = c10::ScalarType::BFloat16;
   if (use_amp) {
     absl::StatusOr<c10::ScalarType> dtype = AmpDtype(config, device);
-    if (!dtype.ok()) return dtype.status();
+    CONVNEXTV2_RETURN_IF_ERROR(dtype);
     amp_dtype = *dtype;
   }
   std::vector<at::Tensor> trainable;
@@ -185,7 +186,7 @@ absl::StatusOr<PretrainResult> TrainPretrain(const ExperimentConfig& input_confi
                        FcmaeModelName(config.model().model()));
   if (use_amp) AddLossScalerState(&stepper.scaler(), &ckpts);
   absl::StatusOr<LoopState> state = ckpts.Resume();
-  if (!state.ok()) return state.status();
+  CONVNEXTV2_RETURN_IF_ERROR(state);
   // The checkpoint holds rank 0's generator: the other ranks draw their own again (drop path).
   if (state->resumed && rank > 0) at::manual_seed(runtime->seed + 1000003 * state->global_step);
 
@@ -194,27 +195,24 @@ absl::StatusOr<PretrainResult> TrainPretrain(const ExperimentConfig& input_confi
   const std::string out_dir = writer ? config.output().output_dir() : std::string();
   std::optional<ReconstructionWriter> pictures;
   if (!out_dir.empty()) {
-    if (absl::Status s = util::MakeDirs(out_dir); !s.ok()) return s;
-    if (absl::Status s =
-            util::WriteFileAtomically(out_dir + "/config.pbtxt", config::ToText(config));
-        !s.ok()) {
-      return s;
-    }
+    CONVNEXTV2_RETURN_IF_ERROR(util::MakeDirs(out_dir));
+    CONVNEXTV2_RETURN_IF_ERROR(
+        util::WriteFileAtomically(out_dir + "/config.pbtxt", config::ToText(config)));
     if (f.vis_images() > 0) {
       absl::StatusOr<ReconstructionWriter> w =
           ReconstructionWriter::Create(config, **train_set, seed, *model, device);
-      if (!w.ok()) return w.status();
+      CONVNEXTV2_RETURN_IF_ERROR(w);
       pictures.emplace(std::move(*w));
     }
   }
   if (!options.command_line.empty()) LOG(INFO) << "command line: " << options.command_line;
   if (writer) {
-    if (absl::Status s = StartLogs(config, *state, record); !s.ok()) return s;
+    CONVNEXTV2_RETURN_IF_ERROR(StartLogs(config, *state, record));
   }
   auto draw = [&](const std::string& name) -> absl::Status {
     const std::string path = out_dir + "/" + name;
     absl::StatusOr<double> loss = pictures->Write(*model, path);
-    if (!loss.ok()) return loss.status();
+    CONVNEXTV2_RETURN_IF_ERROR(loss);
     LOG(INFO) << "reconstructions of " << pictures->num_images() << " images (loss "
               << absl::StrFormat("%.4f", *loss) << "): " << path;
     return absl::OkStatus();
@@ -229,7 +227,7 @@ absl::StatusOr<PretrainResult> TrainPretrain(const ExperimentConfig& input_confi
   double lr_now = 0;
   const auto& k = config.checkpoint();
   const absl::StatusOr<int> preempt_signal = util::ParseSignalName(k.preempt_signal());
-  if (!preempt_signal.ok()) return preempt_signal.status();
+  CONVNEXTV2_RETURN_IF_ERROR(preempt_signal);
   const PreemptionWatch preemption(*preempt_signal,
                                    metrics::TimeLimit::FromSlurm(k.preempt_lead_seconds()));
   StepBoundaries boundaries(ckpts, preemption, comm, options.stop_epoch, options.stop_step);
@@ -257,10 +255,10 @@ absl::StatusOr<PretrainResult> TrainPretrain(const ExperimentConfig& input_confi
                                                {kLrSum, lr_meter.sum()},
                                                {kLrCount, lr_meter.count()}};
         });
-        if (!stop.ok()) return stop.status();
+        CONVNEXTV2_RETURN_IF_ERROR(stop);
         if (*stop) {
           result.preempted = true;
-          if (absl::Status s = record->Flush(); !s.ok()) return s;
+          CONVNEXTV2_RETURN_IF_ERROR(record->Flush());
           return result;
         }
       }
@@ -270,7 +268,7 @@ absl::StatusOr<PretrainResult> TrainPretrain(const ExperimentConfig& input_confi
         optim::SetLearningRates(**optimizer, groups, lr_now);
       }
       absl::StatusOr<data::Batch> batch = batches.Next();
-      if (!batch.ok()) return batch.status();
+      CONVNEXTV2_RETURN_IF_ERROR(batch);
       const at::Tensor images = batch->images.to(device, /*non_blocking=*/train_loader.pinned());
       const at::Tensor mask =
           SampleMasks(*model, config.train().seed(), epoch, batch->indices).to(device);
@@ -310,9 +308,7 @@ absl::StatusOr<PretrainResult> TrainPretrain(const ExperimentConfig& input_confi
       record->AddTrain(row);
       state->global_step = static_cast<int64_t>(epoch) * steps_per_epoch + it + 1;
       if (pictures && f.vis_freq() > 0 && state->global_step % f.vis_freq() == 0) {
-        if (absl::Status s = draw(ReconstructionFileName(epoch, state->global_step)); !s.ok()) {
-          return s;
-        }
+        CONVNEXTV2_RETURN_IF_ERROR(draw(ReconstructionFileName(epoch, state->global_step)));
       }
       if ((it + 1) % print_freq == 0 || it + 1 == steps_per_epoch) {
         const double eta = step_time.recent() * (steps_per_epoch - it - 1);
@@ -327,7 +323,7 @@ absl::StatusOr<PretrainResult> TrainPretrain(const ExperimentConfig& input_confi
     }
     const double epoch_seconds = Seconds(epoch_start);
     if (comm != nullptr) {
-      if (absl::Status s = ReduceMeters(*comm, {&loss_meter}); !s.ok()) return s;
+      CONVNEXTV2_RETURN_IF_ERROR(ReduceMeters(*comm, {&loss_meter}));
     }
     stats.train_loss = loss_meter.mean();
     stats.train_lr = lr_meter.mean();
@@ -338,28 +334,23 @@ absl::StatusOr<PretrainResult> TrainPretrain(const ExperimentConfig& input_confi
                                  stats.images_per_second);
     if (!out_dir.empty()) {
       if (pictures) {
-        if (absl::Status s = draw(ReconstructionFileName(epoch)); !s.ok()) return s;
+        CONVNEXTV2_RETURN_IF_ERROR(draw(ReconstructionFileName(epoch)));
       }
       if (k.save_ckpt() && ((epoch + 1) % k.save_ckpt_freq() == 0 || epoch + 1 == epochs)) {
         result.weights_path = out_dir + "/" + kFcmaeWeightsFile;
-        if (absl::Status s = SaveNamedTensors(model->named_parameters(), result.weights_path);
-            !s.ok()) {
-          return s;
-        }
+        CONVNEXTV2_RETURN_IF_ERROR(
+            SaveNamedTensors(model->named_parameters(), result.weights_path));
         LOG(INFO) << "weights of epoch " << epoch << ": " << result.weights_path;
       }
-      if (absl::Status s =
-              util::AppendLine(out_dir + "/log.txt", EpochJson(stats, result.n_parameters));
-          !s.ok()) {
-        return s;
-      }
+      CONVNEXTV2_RETURN_IF_ERROR(
+          util::AppendLine(out_dir + "/log.txt", EpochJson(stats, result.n_parameters)));
     }
     result.epochs.push_back(stats);
     state->next_epoch = epoch + 1;
     state->next_step = 0;
     state->scalars.clear();
-    if (absl::Status s = record->Flush(); !s.ok()) return s;
-    if (absl::Status s = ckpts.SaveEpochEnd(epoch, *state); !s.ok()) return s;
+    CONVNEXTV2_RETURN_IF_ERROR(record->Flush());
+    CONVNEXTV2_RETURN_IF_ERROR(ckpts.SaveEpochEnd(epoch, *state));
   }
   LOG(INFO) << "Training time " << FormatDuration(Seconds(train_start)) << " (total "
             << FormatDuration(Seconds(start)) << ")";

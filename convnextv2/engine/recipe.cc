@@ -10,6 +10,7 @@
 #include "convnextv2/config/config.h"
 #include "convnextv2/engine/data_parallel.h"
 #include "convnextv2/optim/optimizer.h"
+#include "convnextv2/util/status_macros.h"
 
 namespace convnextv2::engine {
 
@@ -39,7 +40,7 @@ absl::StatusOr<std::unique_ptr<TrainingRecipe>> TrainingRecipe::Create(
   r->use_amp_ = config.train().use_amp();
   if (r->use_amp_) {
     absl::StatusOr<c10::ScalarType> dtype = AmpDtype(config, device);
-    if (!dtype.ok()) return dtype.status();
+    CONVNEXTV2_RETURN_IF_ERROR(dtype);
     r->amp_dtype_ = *dtype;
   }
 
@@ -59,7 +60,7 @@ absl::StatusOr<std::unique_ptr<TrainingRecipe>> TrainingRecipe::Create(
     LOG(INFO) << "Assigned values = [" << absl::StrJoin(optim::LayerScales(ld), ", ") << "]";
     absl::StatusOr<std::vector<optim::ParamGroup>> groups =
         optim::BuildLayerDecayGroups(model->named_parameters(), o.weight_decay(), ld);
-    if (!groups.ok()) return groups.status();
+    CONVNEXTV2_RETURN_IF_ERROR(groups);
     r->groups_ = std::move(*groups);
   } else {
     r->groups_ = optim::BuildParamGroups(model->named_parameters(), o.weight_decay());
@@ -68,7 +69,7 @@ absl::StatusOr<std::unique_ptr<TrainingRecipe>> TrainingRecipe::Create(
 
   absl::StatusOr<std::unique_ptr<torch::optim::Optimizer>> optimizer =
       optim::CreateOptimizer(config, r->groups_, lr);
-  if (!optimizer.ok()) return optimizer.status();
+  CONVNEXTV2_RETURN_IF_ERROR(optimizer);
   r->optimizer_ = std::move(*optimizer);
   std::vector<at::Tensor> params;
   for (const optim::ParamGroup& g : r->groups_) {

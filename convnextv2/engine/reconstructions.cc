@@ -11,13 +11,14 @@
 #include "convnextv2/data/rng.h"
 #include "convnextv2/data/transforms.h"
 #include "convnextv2/models/registry.h"
+#include "convnextv2/util/status_macros.h"
 
 namespace convnextv2::engine {
 
 absl::StatusOr<models::FCMAE> BuildFcmae(const ExperimentConfig& config) {
   absl::StatusOr<models::ConvNeXtV2Options> variant =
       models::VariantOptions(config.model().model());
-  if (!variant.ok()) return variant.status();
+  CONVNEXTV2_RETURN_IF_ERROR(variant);
   const FcmaeConfig& f = config.fcmae();
   return models::FCMAE(models::FCMAEOptions()
                            .img_size(config.model().input_size())
@@ -60,10 +61,10 @@ absl::StatusOr<ReconstructionWriter> ReconstructionWriter::Create(
   const int64_t k = std::min<int64_t>(f.vis_images(), available);
   absl::StatusOr<std::unique_ptr<data::Transform>> transform =
       data::MakeTransform(config, data::Split::kEval);
-  if (!transform.ok()) return transform.status();
+  CONVNEXTV2_RETURN_IF_ERROR(transform);
   data::Loader loader(&train_set, transform->get(), data::SamplerOptions{k, false, false, 0, 0, 1});
   absl::StatusOr<data::Batch> batch = loader.GetBatch(0, 0);
-  if (!batch.ok()) return batch.status();
+  CONVNEXTV2_RETURN_IF_ERROR(batch);
   ReconstructionWriter w;
   w.images_ = batch->images.to(device);
   // Keyed apart from every training mask (those use (epoch, step)).
@@ -84,10 +85,8 @@ absl::StatusOr<double> ReconstructionWriter::Write(models::FCMAEImpl& model,
   model.eval();
   const models::FCMAEOutput out = model.forward(images_, mask_);
   model.train(was_training);
-  if (absl::Status s = WritePng(ReconstructionGrid(images_, out.pred, mask_, options_), path);
-      !s.ok()) {
-    return s;
-  }
+  CONVNEXTV2_RETURN_IF_ERROR(
+      WritePng(ReconstructionGrid(images_, out.pred, mask_, options_), path));
   return out.loss.item<double>();
 }
 

@@ -14,6 +14,7 @@
 #include "convnextv2/checkpoint/state.h"
 #include "convnextv2/config/config.h"
 #include "convnextv2/util/files.h"
+#include "convnextv2/util/status_macros.h"
 #include "google/protobuf/descriptor.h"
 #include "google/protobuf/text_format.h"
 
@@ -74,9 +75,7 @@ absl::Status StartLogs(const ExperimentConfig& config, const LoopState& state,
                        RunRecord* record) {
   const std::string& out_dir = config.output().output_dir();
   if (state.resumed && !out_dir.empty()) {
-    if (absl::Status s = TruncateEpochLog(out_dir + "/log.txt", state.next_epoch); !s.ok()) {
-      return s;
-    }
+    CONVNEXTV2_RETURN_IF_ERROR(TruncateEpochLog(out_dir + "/log.txt", state.next_epoch));
   }
   return record->Start(config, state.resumed ? state.global_step - 1 : int64_t{-1});
 }
@@ -133,11 +132,11 @@ absl::StatusOr<LoopState> RunCheckpoints::Resume() {
   if (!k.resume().empty()) {
     path = k.resume();
     absl::StatusOr<checkpoint::Checkpoint> read = checkpoint::ReadCheckpoint(path);
-    if (!read.ok()) return read.status();
+    CONVNEXTV2_RETURN_IF_ERROR(read);
     ckpt = *std::move(read);
   } else if (k.auto_resume() && !out_dir.empty()) {
     absl::StatusOr<std::optional<checkpoint::Found>> found = checkpoint::FindNewestValid(out_dir);
-    if (!found.ok()) return found.status();
+    CONVNEXTV2_RETURN_IF_ERROR(found);
     if (!found->has_value()) return fresh;  // first launch
     for (const std::string& why : (*found)->skipped) {
       LOG(WARNING) << "auto_resume: skipping invalid checkpoint: " << why;
@@ -183,10 +182,7 @@ absl::StatusOr<LoopState> RunCheckpoints::Resume() {
         steps_per_epoch_, " (batch size, world size or dataset changed); resuming would not "
         "continue the same run: use checkpoint.finetune to start a new one from its weights"));
   }
-  if (absl::Status s = checkpoint::LoadModule(ckpt, kModel, model_, /*strict=*/true, what);
-      !s.ok()) {
-    return s;
-  }
+  CONVNEXTV2_RETURN_IF_ERROR(checkpoint::LoadModule(ckpt, kModel, model_, /*strict=*/true, what));
   if (absl::Status s = checkpoint::LoadOptimizer(ckpt, kOptimizer, model_.named_parameters(),
                                                  optimizer_);
       !s.ok()) {
@@ -261,7 +257,7 @@ absl::Status RunCheckpoints::SaveEpochEnd(int epoch, const LoopState& state) {
   const bool last = epoch + 1 == config_.train().epochs();
   if ((epoch + 1) % k.save_ckpt_freq() != 0 && !last) return absl::OkStatus();
   const std::string path = checkpoint::EpochPath(dir, epoch);
-  if (absl::Status s = Write(path, Build(epoch, state)); !s.ok()) return s;
+  CONVNEXTV2_RETURN_IF_ERROR(Write(path, Build(epoch, state)));
   for (const std::string& p : checkpoint::RemoveStepCheckpoints(dir)) {
     LOG(INFO) << "Removed superseded " << p;
   }
@@ -275,7 +271,7 @@ absl::Status RunCheckpoints::SaveMidEpoch(int epoch, const LoopState& state) {
   const std::string& dir = config_.output().output_dir();
   if (!writer_ || dir.empty()) return absl::OkStatus();
   const std::string path = checkpoint::StepPath(dir, epoch, state.next_step);
-  if (absl::Status s = Write(path, Build(epoch, state)); !s.ok()) return s;
+  CONVNEXTV2_RETURN_IF_ERROR(Write(path, Build(epoch, state)));
   checkpoint::RemoveStepCheckpoints(dir, /*except=*/path);
   return absl::OkStatus();
 }

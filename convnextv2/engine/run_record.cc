@@ -8,6 +8,7 @@
 #include "convnextv2/metrics/manifest.h"
 #include "convnextv2/metrics/run_info.h"
 #include "convnextv2/util/files.h"
+#include "convnextv2/util/status_macros.h"
 
 namespace convnextv2::engine {
 
@@ -26,7 +27,7 @@ RunRecord::~RunRecord() {
 absl::Status RunRecord::Start(const ExperimentConfig& config, int64_t resume_after_step) {
   dir_ = config.output().output_dir();
   if (dir_.empty()) return absl::OkStatus();
-  if (absl::Status s = util::MakeDirs(dir_); !s.ok()) return s;
+  CONVNEXTV2_RETURN_IF_ERROR(util::MakeDirs(dir_));
   metrics::RunInfo info = metrics::CollectRunInfo();
   info.library_versions["libtorch"] = TORCH_VERSION;
   const std::string manifest_path = dir_ + "/manifest.pbtxt";
@@ -40,14 +41,14 @@ absl::Status RunRecord::Start(const ExperimentConfig& config, int64_t resume_aft
     }
   }
   manifest_ = metrics::StartManifest(config, program_, command_line_, info, previous.get());
-  if (absl::Status s = metrics::WriteManifest(manifest_path, manifest_); !s.ok()) return s;
+  CONVNEXTV2_RETURN_IF_ERROR(metrics::WriteManifest(manifest_path, manifest_));
   const std::string metrics_path = dir_ + "/metrics.h5";
   const metrics::Attributes attributes = metrics::ManifestAttributes(manifest_);
   absl::StatusOr<std::unique_ptr<metrics::MetricsWriter>> writer =
       resume_after_step >= 0
           ? metrics::MetricsWriter::Resume(metrics_path, attributes, resume_after_step)
           : metrics::MetricsWriter::Create(metrics_path, attributes);
-  if (!writer.ok()) return writer.status();
+  CONVNEXTV2_RETURN_IF_ERROR(writer);
   metrics_ = std::move(*writer);
   LOG(INFO) << "recording to " << manifest_path << " and " << metrics_path << " (attempt "
             << manifest_.attempts() << ", git " << manifest_.git_commit()

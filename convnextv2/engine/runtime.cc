@@ -9,6 +9,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "convnextv2/util/status_macros.h"
 
 namespace convnextv2::engine {
 
@@ -64,19 +65,19 @@ absl::StatusOr<c10::Device> ResolveDevice(const ExperimentConfig& config,
 absl::StatusOr<Runtime> SetUpRuntime(const ExperimentConfig& config) {
   Runtime rt;
   absl::StatusOr<dist::DistEnv> env = dist::ResolveDistEnv(config.distributed());
-  if (!env.ok()) return env.status();
+  CONVNEXTV2_RETURN_IF_ERROR(env);
   rt.env = *env;
   rt.rank = env->rank;
   rt.world_size = env->world_size;
   absl::StatusOr<c10::Device> device = ResolveDevice(config, *env);
-  if (!device.ok()) return device.status();
+  CONVNEXTV2_RETURN_IF_ERROR(device);
   rt.device = *device;
   rt.threads = ConfigureThreads(config, *env);
   if (env->distributed()) {
     LOG(INFO) << "distributed: " << env->Describe() << "; waiting for all ranks";
     absl::StatusOr<std::shared_ptr<dist::Communicator>> comm = dist::Communicator::Create(
         *env, rt.device, std::chrono::seconds(config.distributed().dist_timeout()));
-    if (!comm.ok()) return comm.status();
+    CONVNEXTV2_RETURN_IF_ERROR(comm);
     rt.comm = *comm;
     LOG(INFO) << "process group ready: " << rt.comm->backend() << ", " << rt.world_size
               << " ranks";

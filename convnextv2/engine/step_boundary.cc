@@ -1,4 +1,5 @@
 #include "convnextv2/engine/step_boundary.h"
+#include "convnextv2/util/status_macros.h"
 
 namespace convnextv2::engine {
 
@@ -8,7 +9,7 @@ absl::StatusOr<bool> StepBoundaries::Reached(
   bool stop = preemption_.requested() || (epoch == stop_epoch_ && step == stop_step_);
   if (comm_ != nullptr) {  // a signal on any rank stops all at the same step
     absl::StatusOr<bool> any = dist::AnyRank(*comm_, stop);
-    if (!any.ok()) return any.status();
+    CONVNEXTV2_RETURN_IF_ERROR(any);
     stop = *any;
   }
   if (!stop && (step == first_step || !ckpts_.PeriodicSaveDue(state->global_step, step))) {
@@ -17,7 +18,7 @@ absl::StatusOr<bool> StepBoundaries::Reached(
   state->next_epoch = epoch;
   state->next_step = step;
   state->scalars = meters();
-  if (absl::Status s = ckpts_.SaveMidEpoch(epoch, *state); !s.ok()) return s;
+  CONVNEXTV2_RETURN_IF_ERROR(ckpts_.SaveMidEpoch(epoch, *state));
   if (stop) preemption_.LogStop(epoch, step);
   return stop;
 }

@@ -19,6 +19,7 @@
 #include "convnextv2/engine/run_checkpoints.h"
 #include "convnextv2/engine/runtime.h"
 #include "convnextv2/util/files.h"
+#include "convnextv2/util/status_macros.h"
 
 namespace convnextv2::engine {
 
@@ -43,37 +44,37 @@ absl::StatusOr<ExperimentConfig> VisualizeConfig(int argc, const char* const* ar
   absl::StatusOr<config::CommandLine> cl = config::ParseCommandLine(
       argc, argv, config::Mode::kPretrain, config::BuiltinDefault{"", ""},
       [](absl::string_view) { return true; });
-  if (!cl.ok()) return cl.status();
+  CONVNEXTV2_RETURN_IF_ERROR(cl);
   const std::string& path = cl->config.fcmae().visualize();
   if (path.empty()) return absl::InvalidArgumentError("fcmae.visualize: no checkpoint given");
   absl::StatusOr<checkpoint::CheckpointHeader> header = checkpoint::ReadHeader(path);
-  if (!header.ok()) return header.status();
+  CONVNEXTV2_RETURN_IF_ERROR(header);
   if (header->config_text().empty()) {
     return absl::InvalidArgumentError(
         absl::StrCat(path, " holds no run config (written by an old version?)"));
   }
   absl::StatusOr<ExperimentConfig> config =
       config::ParseText(header->config_text(), absl::StrCat("the config stored in ", path));
-  if (!config.ok()) return config.status();
+  CONVNEXTV2_RETURN_IF_ERROR(config);
   for (const std::string& assignment : cl->assignments) {
-    if (absl::Status s = config::ApplyOverride(assignment, &*config); !s.ok()) return s;
+    CONVNEXTV2_RETURN_IF_ERROR(config::ApplyOverride(assignment, &*config));
   }
   config::ResolvePaths(cl->working_dir, &*config);
-  if (absl::Status s = config::Validate(*config, config::Mode::kPretrain); !s.ok()) return s;
+  CONVNEXTV2_RETURN_IF_ERROR(config::Validate(*config, config::Mode::kPretrain));
   // CheckPaths does not look at the data of a --visualize command line (BinaryMain checks that
   // one before the stored config is known); check this one's.
   ExperimentConfig data_only = *config;
   data_only.mutable_fcmae()->clear_visualize();
-  if (absl::Status s = config::CheckPaths(data_only, config::Mode::kPretrain); !s.ok()) return s;
+  CONVNEXTV2_RETURN_IF_ERROR(config::CheckPaths(data_only, config::Mode::kPretrain));
   return config;
 }
 
 absl::StatusOr<std::string> VisualizeCheckpoint(const ExperimentConfig& config) {
   const std::string& path = config.fcmae().visualize();
   absl::StatusOr<Runtime> runtime = SetUpRuntime(config);
-  if (!runtime.ok()) return runtime.status();
+  CONVNEXTV2_RETURN_IF_ERROR(runtime);
   absl::StatusOr<checkpoint::Checkpoint> ckpt = checkpoint::ReadCheckpoint(path);
-  if (!ckpt.ok()) return ckpt.status();
+  CONVNEXTV2_RETURN_IF_ERROR(ckpt);
   const std::string expected = FcmaeModelName(config.model().model());
   if (ckpt->header.model() != expected) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -83,26 +84,24 @@ absl::StatusOr<std::string> VisualizeCheckpoint(const ExperimentConfig& config) 
             : ": --visualize draws pre-training (FCMAE) checkpoints only"));
   }
   absl::StatusOr<models::FCMAE> model = BuildFcmae(config);
-  if (!model.ok()) return model.status();
+  CONVNEXTV2_RETURN_IF_ERROR(model);
   (*model)->to(runtime->device);
-  if (absl::Status s = checkpoint::LoadModule(*ckpt, "model.", **model, /*strict=*/true, path);
-      !s.ok()) {
-    return s;
-  }
+  CONVNEXTV2_RETURN_IF_ERROR(
+      checkpoint::LoadModule(*ckpt, "model.", **model, /*strict=*/true, path));
   absl::StatusOr<std::unique_ptr<data::Dataset>> train_set =
       data::OpenDataset(config, data::Split::kTrain, data::Labels::kUnused);
-  if (!train_set.ok()) return train_set.status();
+  CONVNEXTV2_RETURN_IF_ERROR(train_set);
   absl::StatusOr<ReconstructionWriter> writer = ReconstructionWriter::Create(
       config, **train_set, runtime->seed, **model, runtime->device);
-  if (!writer.ok()) return writer.status();
+  CONVNEXTV2_RETURN_IF_ERROR(writer);
   const std::string out =
       config.fcmae().vis_output().empty() ? DefaultVisOutput(path) : config.fcmae().vis_output();
   const std::string dir = std::filesystem::path(out).parent_path().string();
   if (!dir.empty()) {
-    if (absl::Status s = util::MakeDirs(dir); !s.ok()) return s;
+    CONVNEXTV2_RETURN_IF_ERROR(util::MakeDirs(dir));
   }
   absl::StatusOr<double> loss = writer->Write(**model, out);
-  if (!loss.ok()) return loss.status();
+  CONVNEXTV2_RETURN_IF_ERROR(loss);
   LOG(INFO) << "reconstructions of " << writer->num_images() << " images by " << path
             << " (epoch " << ckpt->header.epoch() << ", step " << ckpt->header.global_step()
             << ", loss " << absl::StrFormat("%.4f", *loss) << "): " << out;
