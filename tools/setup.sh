@@ -8,8 +8,8 @@
 # gflags, protobuf, HDF5, GoogleTest, gloo, OpenCV, libjpeg-turbo, libpng), OpenBLAS selected as
 # the BLAS (3-6x faster training than the reference BLAS), Slurm and munge for the launcher's
 # cluster tests, Fashion-MNIST for the default run, Debian's python3-torch for the
-# PyTorch-interop test oracles, and PyPI's tensorboard (in a virtual environment) as the reader
-# of the event-file tests.
+# PyTorch-interop test oracles, PyPI's tensorboard (in a virtual environment) as the reader of
+# the event-file tests, and Chromium to render the sweep report in its test.
 set -euo pipefail
 
 PACKAGES=(
@@ -35,6 +35,8 @@ PACKAGES=(
   python3-torch python3-h5py python3-numpy python3-torchvision
   # TensorBoard event files: CRC-32C (ISA-L); a virtual environment for TensorBoard's reader
   libisal-dev python3-venv
+  # the sweep report rendered as a browser shows it (tests/launcher:report_render_test)
+  chromium
 )
 
 SUDO=""
