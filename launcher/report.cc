@@ -4,6 +4,7 @@
 #include <cmath>
 #include <filesystem>
 #include <map>
+#include <optional>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -11,6 +12,7 @@
 #include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
 #include "convnextv2/metrics/manifest.h"
+#include "launcher/progress.h"
 
 namespace convnextv2::launcher {
 namespace {
@@ -47,8 +49,10 @@ void Update(double v, bool larger_is_better, double* best) {
 
 }  // namespace
 
-std::vector<TaskSummary> SummarizeTasks(const SweepManifest& manifest) {
+std::vector<TaskSummary> SummarizeTasks(const SweepManifest& manifest, bool show_progress) {
   std::vector<TaskSummary> out;
+  std::optional<Progress> progress;
+  if (show_progress) progress.emplace("report: reading runs", manifest.tasks_size());
   for (const SweepTask& t : manifest.tasks()) {
     TaskSummary s;
     s.task = t;
@@ -74,7 +78,9 @@ std::vector<TaskSummary> SummarizeTasks(const SweepManifest& manifest) {
       s.final_loss = s.log.eval.back().loss;
     }
     out.push_back(std::move(s));
+    if (progress) progress->Update(static_cast<int64_t>(out.size()));
   }
+  if (progress) progress->Finish();
   return out;
 }
 

@@ -33,8 +33,10 @@ struct TaskSummary {
 
 enum class TableFormat { kText, kCsv, kMarkdown };
 
-// Reads each task's manifest and metrics.h5 (missing files leave the task empty).
-std::vector<TaskSummary> SummarizeTasks(const SweepManifest& manifest);
+// Reads each task's manifest and metrics.h5 (missing files leave the task empty); with
+// `show_progress`, reports progress on stderr (see progress.h).
+std::vector<TaskSummary> SummarizeTasks(const SweepManifest& manifest,
+                                        bool show_progress = false);
 
 // Sorts by the best value of `metric` (acc1 and acc5 descending, loss ascending), tasks without
 // values last; InvalidArgument for another metric.
