@@ -152,7 +152,7 @@ int Report(const std::vector<std::string>& args) {
   }
   absl::StatusOr<l::SweepManifest> manifest = l::ReadSweepManifest(dir);
   if (!manifest.ok()) return Fail(1, manifest.status().message());
-  std::vector<l::TaskSummary> tasks = l::SummarizeTasks(*manifest);
+  std::vector<l::TaskSummary> tasks = l::SummarizeTasks(*manifest, /*show_progress=*/true);
   if (absl::Status s = l::SortTasks(sort, &tasks); !s.ok()) return Fail(2, s.message());
   const std::string text = l::ReportTable(*manifest, tasks, l::TableFormat::kText);
   const std::string csv = l::ReportTable(*manifest, tasks, l::TableFormat::kCsv);
@@ -188,6 +188,7 @@ int Reproduce(const std::vector<std::string>& args) {
   if (options.run_dir.empty()) {
     return Fail(2, "usage: launcher reproduce [--out_dir=DIR] [--binary=PATH] RUN_DIR");
   }
+  options.show_progress = true;
   absl::StatusOr<convnextv2::launcher::ReproduceResult> r =
       convnextv2::launcher::Reproduce(options);
   if (!r.ok()) return Fail(1, r.status().message());
@@ -235,7 +236,7 @@ int main(int argc, char** argv) {
   if (command == "status") {
     if (args.size() != 1) return Fail(2, "usage: launcher status SWEEP_DIR");
     absl::StatusOr<std::string> table = convnextv2::launcher::StatusTable(
-        Absolute(args[0], convnextv2::config::UserWorkingDirectory()));
+        Absolute(args[0], convnextv2::config::UserWorkingDirectory()), /*show_progress=*/true);
     if (!table.ok()) return Fail(1, table.status().message());
     std::fputs(table->c_str(), stdout);
     return 0;

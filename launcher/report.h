@@ -1,6 +1,9 @@
 // `launcher report SWEEP_DIR`: the swept values against final and best acc1/acc5/loss of each
-// task, sorted by a chosen metric, as text, CSV and Markdown, and an HTML page with every task's
-// loss and accuracy curves (inline SVG).
+// task, sorted by a chosen metric, as text, CSV and Markdown, and report.html, the page a sweep
+// is judged by: the table, a legend with one colour per task, one chart per metric (train loss
+// and learning rate by step, eval acc@1, acc@5 and loss as points per epoch) with every task
+// overlaid on shared axes and the best task drawn thicker with a star at its best point, and for
+// a grid over two axes a heat map of the final acc@1 (inline SVG, no scripts).
 //
 //   absl::StatusOr<std::vector<TaskSummary>> tasks = SummarizeTasks(manifest);
 //   SortTasks("acc1", &*tasks);
@@ -30,8 +33,10 @@ struct TaskSummary {
 
 enum class TableFormat { kText, kCsv, kMarkdown };
 
-// Reads each task's manifest and metrics.h5 (missing files leave the task empty).
-std::vector<TaskSummary> SummarizeTasks(const SweepManifest& manifest);
+// Reads each task's manifest and metrics.h5 (missing files leave the task empty); with
+// `show_progress`, reports progress on stderr (see progress.h).
+std::vector<TaskSummary> SummarizeTasks(const SweepManifest& manifest,
+                                        bool show_progress = false);
 
 // Sorts by the best value of `metric` (acc1 and acc5 descending, loss ascending), tasks without
 // values last; InvalidArgument for another metric.
@@ -42,9 +47,41 @@ std::string ReportTable(const SweepManifest& manifest, const std::vector<TaskSum
 
 std::string ReportHtml(const SweepManifest& manifest, const std::vector<TaskSummary>& tasks);
 
-// A line chart of y over x as an inline <svg> element with its title and value range.
-std::string SvgLineChart(const std::vector<double>& x, const std::vector<double>& y,
-                         const std::string& title);
+// What the page draws with (exposed for tests that look at the rendered picture).
+inline constexpr int kChartWidth = 520, kChartHeight = 320;
+inline constexpr int kHeatCellWidth = 96, kHeatCellHeight = 44;
+inline constexpr char kPlotBackground[] = "#f4f4f8";  // inside every chart's frame, nowhere else
+inline constexpr char kGridColor[] = "#dcdce4";
+inline constexpr char kBestMarkColor[] = "#ffd700";   // the best task's star
+
+// The colour of task `index`: the ten of matplotlib's tab10 first, then hues the golden angle
+// apart. "#rrggbb".
+std::string TaskColor(size_t index);
+// The heat map's scale at t in [0, 1] (viridis: dark purple low, yellow high). "#rrggbb".
+std::string HeatColor(double t);
+
+// One curve of a chart.
+struct Series {
+  std::string label;
+  std::string color;
+  std::vector<double> x, y;  // NaN values are skipped
+  bool best = false;         // drawn thicker and last, a star at its best point
+};
+
+struct ChartOptions {
+  std::string title, x_label, y_label;  // axis labels carry the units: "epoch", "acc@1 (%)"
+  bool points = false;            // a marker per point (eval curves, per epoch)
+  bool higher_is_better = true;   // which point of the best series gets the star
+  bool integer_x = false;         // x ticks at least 1 apart (steps, epochs)
+};
+
+// Every series over shared axes (tick values, grid, titles) as an inline <svg>.
+std::string SvgChart(const std::vector<Series>& series, const ChartOptions& options);
+
+// The heat map of each grid point's final acc@1 (mean of its repeats) for a GRID sweep over
+// exactly two axes: rows the first axis's values, columns the second's, a star on the best
+// cell, a colour scale below. "" for other sweeps.
+std::string SvgHeatMap(const SweepManifest& manifest, const std::vector<TaskSummary>& tasks);
 
 }  // namespace convnextv2::launcher
 

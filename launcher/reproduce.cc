@@ -1,9 +1,16 @@
 #include "launcher/reproduce.h"
 
+#include <atomic>
+#include <chrono>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <optional>
+#include <thread>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_format.h"
 #include "convnextv2/config/config.h"
 #include "convnextv2/metrics/manifest.h"
@@ -41,7 +48,66 @@ void CompareRows(const char* group, const std::vector<Row>& a, const std::vector
   }
 }
 
+// The last "Epoch: [e]  [i/n]" of the log's final 64 KiB: false when there is none yet.
+bool LastProgressLine(const std::string& log_path, int* epoch, int64_t* step, int64_t* steps) {
+  std::ifstream in(log_path, std::ios::binary);
+  if (!in) return false;
+  in.seekg(0, std::ios::end);
+  const std::streamoff size = in.tellg();
+  const std::streamoff from = std::max<std::streamoff>(0, size - (64 << 10));
+  in.seekg(from);
+  std::string tail(static_cast<size_t>(size - from), '\0');
+  in.read(tail.data(), tail.size());
+  for (size_t at = tail.rfind("Epoch: ["); at != std::string::npos;
+       at = at == 0 ? std::string::npos : tail.rfind("Epoch: [", at - 1)) {
+    absl::string_view rest = absl::string_view(tail).substr(at + 8);
+    const size_t close = rest.find(']');
+    const size_t open = rest.find('[');
+    const size_t slash = rest.find('/');
+    const size_t end = rest.find(']', open == absl::string_view::npos ? 0 : open);
+    if (close == absl::string_view::npos || open == absl::string_view::npos ||
+        slash == absl::string_view::npos || end == absl::string_view::npos || !(open < slash) ||
+        !(slash < end)) {
+      continue;
+    }
+    if (absl::SimpleAtoi(rest.substr(0, close), epoch) &&
+        absl::SimpleAtoi(absl::StripAsciiWhitespace(rest.substr(open + 1, slash - open - 1)),
+                         step) &&
+        absl::SimpleAtoi(rest.substr(slash + 1, end - slash - 1), steps) && *steps > 0) {
+      return true;
+    }
+  }
+  return false;
+}
+
 }  // namespace
+
+int RunWatchingLog(const std::string& command, const std::string& log_path, int start_epoch,
+                   int epochs, Progress* progress) {
+  std::atomic<bool> done{false};
+  int rc = 0;
+  std::thread child([&] {
+    std::string ignored;
+    rc = util::RunShell(command, &ignored);
+    done = true;
+  });
+  auto poll = [&] {
+    int epoch;
+    int64_t step, steps;
+    if (progress != nullptr && LastProgressLine(log_path, &epoch, &step, &steps)) {
+      progress->SetTotal(std::max<int64_t>(epochs - start_epoch, 1) * steps);
+      progress->Update((epoch - start_epoch) * steps + step,
+                       absl::StrFormat("epoch %d/%d", epoch + 1, epochs));
+    }
+  };
+  while (!done) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    poll();
+  }
+  child.join();
+  poll();  // where it ended, for the last line
+  return rc;
+}
 
 std::vector<std::string> CompareLogs(const metrics::MetricsLog& a, const metrics::MetricsLog& b,
                                      int max_differences) {
@@ -87,8 +153,15 @@ absl::StatusOr<ReproduceResult> Reproduce(const ReproduceOptions& options) {
   const std::string command =
       absl::StrCat(util::ShellQuote(*binary), " --config=", util::ShellQuote(config_path), " >",
                    util::ShellQuote(result.out_dir + "/reproduce.log"), " 2>&1");
-  std::string ignored;
-  if (const int rc = util::RunShell(command, &ignored); rc != 0) {
+  std::optional<Progress> progress;
+  if (options.show_progress) {
+    progress.emplace(absl::StrCat("reproduce: rerun of ", options.run_dir), 0);
+  }
+  const int rc = RunWatchingLog(command, result.out_dir + "/reproduce.log",
+                                config.train().start_epoch(), config.train().epochs(),
+                                progress ? &*progress : nullptr);
+  if (progress) progress->Finish();
+  if (rc != 0) {
     return absl::InternalError(absl::StrCat("the rerun exited ", rc, "; see ", result.out_dir,
                                             "/reproduce.log"));
   }

@@ -15,6 +15,7 @@
 
 #include "absl/status/statusor.h"
 #include "convnextv2/metrics/metrics_log.h"
+#include "launcher/progress.h"
 
 namespace convnextv2::launcher {
 
@@ -22,6 +23,7 @@ struct ReproduceOptions {
   std::string run_dir;  // absolute
   std::string out_dir;  // empty: <run_dir>.reproduced
   std::string binary;   // empty: the recorded program built beside the launcher
+  bool show_progress = false;  // the rerun's progress on stderr (see progress.h)
 };
 
 struct ReproduceResult {
@@ -32,6 +34,13 @@ struct ReproduceResult {
 };
 
 absl::StatusOr<ReproduceResult> Reproduce(const ReproduceOptions& options);
+
+// Runs `command` (a training binary whose output goes to `log_path`) and meanwhile reports its
+// progress from the log's MetricLogger lines ("Epoch: [e]  [i/n]"): steps done of epochs
+// [start_epoch, epochs), the epoch in the detail. `progress` may be null. Returns the
+// command's exit status.
+int RunWatchingLog(const std::string& command, const std::string& log_path, int start_epoch,
+                   int epochs, Progress* progress);
 
 // `launcher compare RUN_A RUN_B`: the two runs' metrics.h5 compared as Reproduce does (out_dir
 // is RUN_B; the row counts are RUN_A's), e.g. a requeued run against an uninterrupted one.

@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <filesystem>
+#include <optional>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -12,6 +13,7 @@
 #include "convnextv2/metrics/metrics_log.h"
 #include "convnextv2/util/shell.h"
 #include "convnextv2/util/status_macros.h"
+#include "launcher/progress.h"
 #include "launcher/submit.h"
 #include "launcher/sweep.h"
 
@@ -40,7 +42,7 @@ std::map<int, std::string> QueueStates(const SweepManifest& manifest) {
   return states;
 }
 
-absl::StatusOr<std::string> StatusTable(const std::string& sweep_dir) {
+absl::StatusOr<std::string> StatusTable(const std::string& sweep_dir, bool show_progress) {
   absl::StatusOr<SweepManifest> manifest = ReadSweepManifest(sweep_dir);
   CONVNEXTV2_RETURN_IF_ERROR(manifest);
   const std::map<int, std::string> queue = QueueStates(*manifest);
@@ -50,6 +52,9 @@ absl::StatusOr<std::string> StatusTable(const std::string& sweep_dir) {
       manifest->job_ids().empty() ? "(not submitted)" : absl::StrJoin(manifest->job_ids(), ","),
       "task", "slurm", "run", "attempts", "epochs", "train_loss", "acc1", "best", "assignments");
   auto number = [](double v) { return std::isnan(v) ? std::string("-") : absl::StrFormat("%.4g", v); };
+  std::optional<Progress> progress;
+  if (show_progress) progress.emplace("status: reading runs", manifest->tasks_size());
+  int64_t done = 0;
   for (const SweepTask& t : manifest->tasks()) {
     auto q = queue.find(t.index());
     std::string run_state = "-", attempts = "-", epochs = "-";
@@ -76,7 +81,9 @@ absl::StatusOr<std::string> StatusTable(const std::string& sweep_dir) {
                           q == queue.end() ? "-" : q->second, run_state, attempts, epochs,
                           number(loss), number(acc1), number(best),
                           absl::StrJoin(t.assignments(), " "));
+    if (progress) progress->Update(++done);
   }
+  if (progress) progress->Finish();
   return table;
 }
 

@@ -17,7 +17,8 @@ namespace convnextv2::launcher {
 // (PENDING, RUNNING, ...); tasks that left the queue are absent.
 std::map<int, std::string> QueueStates(const SweepManifest& manifest);
 
-absl::StatusOr<std::string> StatusTable(const std::string& sweep_dir);
+// With `show_progress`, reading the runs reports progress on stderr (see progress.h).
+absl::StatusOr<std::string> StatusTable(const std::string& sweep_dir, bool show_progress = false);
 
 }  // namespace convnextv2::launcher
 

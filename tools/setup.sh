@@ -7,8 +7,9 @@
 # It installs the toolchain and libraries (Bazel 4.2.3, libtorch 1.13.1 CPU, Abseil, glog,
 # gflags, protobuf, HDF5, GoogleTest, gloo, OpenCV, libjpeg-turbo, libpng), OpenBLAS selected as
 # the BLAS (3-6x faster training than the reference BLAS), Slurm and munge for the launcher's
-# cluster tests, Fashion-MNIST for the default run, and Debian's python3-torch for the
-# PyTorch-interop test oracles.
+# cluster tests, Fashion-MNIST for the default run, Debian's python3-torch for the
+# PyTorch-interop test oracles, PyPI's tensorboard (in a virtual environment) as the reader of
+# the event-file tests, and Chromium to render the sweep report in its test.
 set -euo pipefail
 
 PACKAGES=(
@@ -32,6 +33,10 @@ PACKAGES=(
   dataset-fashion-mnist
   # test oracles (PyTorch interop fixtures, HDF5 readback) and the torchvision loader benchmark
   python3-torch python3-h5py python3-numpy python3-torchvision
+  # TensorBoard event files: CRC-32C (ISA-L); a virtual environment for TensorBoard's reader
+  libisal-dev python3-venv
+  # the sweep report rendered as a browser shows it (tests/launcher:report_render_test)
+  chromium
 )
 
 SUDO=""
@@ -63,6 +68,18 @@ for lib in libblas.so.3 liblapack.so.3; do
   fi
 done
 echo "setup: BLAS is $(readlink -f /usr/lib/$arch/libblas.so.3)"
+
+# TensorBoard's own reader for the event-file tests: PyPI's `tensorboard` in a virtual
+# environment at a fixed path (Debian's python3 is externally managed, and its torch and numpy
+# stay as they are).
+VENV=/opt/convnextv2-venv
+TENSORBOARD_VERSION=2.18.0
+if ! "$VENV/bin/python" -c "import sys, tensorboard; sys.exit(tensorboard.__version__ != '$TENSORBOARD_VERSION')" 2>/dev/null; then
+  echo "setup: installing tensorboard $TENSORBOARD_VERSION into $VENV"
+  $SUDO /usr/bin/python3 -m venv "$VENV"
+  $SUDO "$VENV/bin/pip" install --quiet --disable-pip-version-check "tensorboard==$TENSORBOARD_VERSION"
+fi
+echo "setup: tensorboard $("$VENV/bin/python" -c 'import tensorboard; print(tensorboard.__version__)') in $VENV"
 
 # Bazel's disk cache lives under the home directory (see .bazelrc); make sure it exists.
 mkdir -p "$HOME/.cache/convnextv2-bazel-disk"

@@ -6,15 +6,20 @@
 #include <cstring>
 #include <ctime>
 #include <fstream>
+#include <limits>
+#include <map>
 #include <optional>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "convnextv2/checkpoint/torch_zip.h"
 #include "convnextv2/util/files.h"
+#include "google/protobuf/descriptor.h"
 
 namespace convnextv2::checkpoint {
 namespace {
 
+// Format version 1: this project's own container, read only.
 constexpr char kMagic[] = "CNV2CKPT";
 constexpr char kEndMagic[] = "CNV2END!";
 constexpr size_t kMagicSize = 8;
@@ -35,18 +40,6 @@ const char* NameOf(at::ScalarType t) {
     if (d.type == t) return d.name;
   }
   return nullptr;
-}
-
-template <typename T>
-void Put(std::string* out, T value) {
-  char bytes[sizeof(T)];
-  std::memcpy(bytes, &value, sizeof(T));  // the supported hosts are little-endian
-  out->append(bytes, sizeof(T));
-}
-
-void PutString(std::string* out, absl::string_view s) {
-  Put<uint32_t>(out, static_cast<uint32_t>(s.size()));
-  out->append(s.data(), s.size());
 }
 
 uint32_t Crc32(absl::string_view bytes) {
@@ -103,7 +96,7 @@ absl::Status ParseHeaderPart(Reader& r, absl::string_view bytes, absl::string_vi
   r.GetBytes(kMagicSize, &magic);
   uint32_t version;
   if (!r.Get(&version)) return Corrupt(what, "truncated (ends inside the header)");
-  if (version > static_cast<uint32_t>(kFormatVersion) || version == 0) {
+  if (version != 1) {
     return absl::FailedPreconditionError(absl::StrCat(
         what, " has checkpoint format version ", version, "; this build reads up to ",
         kFormatVersion, " (written by a newer convnextv2?)"));
@@ -119,53 +112,7 @@ absl::Status ParseHeaderPart(Reader& r, absl::string_view bytes, absl::string_vi
   return absl::OkStatus();
 }
 
-}  // namespace
-
-const at::Tensor* Checkpoint::Find(absl::string_view name) const {
-  for (const auto& [n, t] : tensors) {
-    if (n == name) return &t;
-  }
-  return nullptr;
-}
-
-std::vector<std::pair<std::string, at::Tensor>> Checkpoint::WithPrefix(
-    absl::string_view prefix) const {
-  std::vector<std::pair<std::string, at::Tensor>> out;
-  for (const auto& [n, t] : tensors) {
-    if (absl::StartsWith(n, prefix)) out.emplace_back(n.substr(prefix.size()), t);
-  }
-  return out;
-}
-
-std::string SerializeCheckpoint(const Checkpoint& checkpoint) {
-  CheckpointHeader header = checkpoint.header;
-  header.set_format_version(kFormatVersion);
-  if (!header.has_created_unix()) header.set_created_unix(std::time(nullptr));
-  std::string out(kMagic, kMagicSize);
-  Put<uint32_t>(&out, kFormatVersion);
-  const std::string header_bytes = header.SerializeAsString();
-  Put<uint64_t>(&out, header_bytes.size());
-  out += header_bytes;
-  Put<uint64_t>(&out, checkpoint.tensors.size());
-  for (const auto& [name, tensor] : checkpoint.tensors) {
-    const at::Tensor t = tensor.detach().to(at::kCPU).contiguous();
-    const char* dtype = NameOf(t.scalar_type());
-    TORCH_CHECK(dtype != nullptr, "checkpoint tensor ", name, " has unsupported dtype ",
-                t.scalar_type());
-    PutString(&out, name);
-    PutString(&out, dtype);
-    Put<uint32_t>(&out, static_cast<uint32_t>(t.dim()));
-    for (int64_t d : t.sizes()) Put<int64_t>(&out, d);
-    const uint64_t nbytes = t.numel() * t.element_size();
-    Put<uint64_t>(&out, nbytes);
-    out.append(static_cast<const char*>(t.data_ptr()), nbytes);
-  }
-  Put<uint32_t>(&out, Crc32(out));
-  out.append(kEndMagic, kMagicSize);
-  return out;
-}
-
-absl::StatusOr<Checkpoint> ParseCheckpoint(absl::string_view bytes, absl::string_view what) {
+absl::StatusOr<Checkpoint> ParseVersion1(absl::string_view bytes, absl::string_view what) {
   Checkpoint ckpt;
   Reader r(bytes);
   if (absl::Status s = ParseHeaderPart(r, bytes, what, &ckpt.header); !s.ok()) return s;
@@ -217,19 +164,206 @@ absl::StatusOr<Checkpoint> ParseCheckpoint(absl::string_view bytes, absl::string
   return ckpt;
 }
 
+constexpr char kZipMagic[] = "PK\x03\x04";
+constexpr char kInfoKey[] = "convnextv2";
+constexpr char kEpochKey[] = "epoch";
+
+// The first bytes of a file ("" when it cannot be opened).
+std::string Peek(const std::string& path, size_t n) {
+  std::ifstream in(path, std::ios::binary);
+  std::string bytes(n, '\0');
+  in.read(bytes.data(), n);
+  bytes.resize(std::max<std::streamsize>(in.gcount(), 0));
+  return bytes;
+}
+
+absl::Status NotOurs(absl::string_view what, absl::string_view why) {
+  return absl::InvalidArgumentError(absl::StrCat(
+      what, " is not a convnextv2 checkpoint (", why, "); to initialize from PyTorch or "
+      "pre-training weights use checkpoint.finetune"));
+}
+
+absl::Status ParseHeaderRecord(absl::string_view bytes, absl::string_view what,
+                               CheckpointHeader* header) {
+  if (!header->ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
+    return Corrupt(what, absl::StrCat("the ", kHeaderRecord, " record does not parse"));
+  }
+  if (header->format_version() > kFormatVersion || header->format_version() < 1) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        what, " has checkpoint format version ", header->format_version(),
+        "; this build reads up to ", kFormatVersion, " (written by a newer convnextv2?)"));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<Checkpoint> FromZip(absl::StatusOr<TorchZipDict> zip, absl::string_view what) {
+  if (!zip.ok()) return zip.status();
+  auto header = zip->extra_records.find(kHeaderRecord);
+  if (header == zip->extra_records.end()) {
+    return NotOurs(what, absl::StrCat("a PyTorch zip file without the ", kHeaderRecord,
+                                      " record"));
+  }
+  Checkpoint ckpt;
+  if (absl::Status s = ParseHeaderRecord(header->second, what, &ckpt.header); !s.ok()) return s;
+  const std::string info_prefix = absl::StrCat(kInfoKey, ".");
+  for (auto& [name, tensor] : zip->flat) {
+    if (absl::StartsWith(name, info_prefix)) continue;  // the header again, for Python eyes
+    ckpt.tensors.emplace_back(name, tensor.contiguous());
+  }
+  return ckpt;
+}
+
+// An int where the value fits torch 1.13's weights_only loader (which lacks 64-bit ints),
+// else a 0-dim int64 tensor.
+c10::IValue PlainInt(int64_t v) {
+  if (v >= std::numeric_limits<int32_t>::min() && v <= std::numeric_limits<int32_t>::max()) {
+    return c10::IValue(v);
+  }
+  return c10::IValue(at::scalar_tensor(v, at::kLong));
+}
+
+std::optional<c10::IValue> PlainField(const google::protobuf::Message& m,
+                                      const google::protobuf::FieldDescriptor* f) {
+  namespace pb = google::protobuf;
+  const pb::Reflection* r = m.GetReflection();
+  switch (f->cpp_type()) {
+    case pb::FieldDescriptor::CPPTYPE_INT32: return PlainInt(r->GetInt32(m, f));
+    case pb::FieldDescriptor::CPPTYPE_INT64: return PlainInt(r->GetInt64(m, f));
+    case pb::FieldDescriptor::CPPTYPE_UINT32: return PlainInt(r->GetUInt32(m, f));
+    case pb::FieldDescriptor::CPPTYPE_UINT64:
+      return PlainInt(static_cast<int64_t>(r->GetUInt64(m, f)));
+    case pb::FieldDescriptor::CPPTYPE_DOUBLE:
+      return c10::IValue(at::scalar_tensor(r->GetDouble(m, f), at::kDouble));
+    case pb::FieldDescriptor::CPPTYPE_FLOAT:
+      return c10::IValue(at::scalar_tensor(r->GetFloat(m, f), at::kDouble));
+    case pb::FieldDescriptor::CPPTYPE_BOOL: return c10::IValue(r->GetBool(m, f));
+    case pb::FieldDescriptor::CPPTYPE_STRING: return c10::IValue(r->GetString(m, f));
+    case pb::FieldDescriptor::CPPTYPE_ENUM: return c10::IValue(r->GetEnum(m, f)->name());
+    default: return std::nullopt;
+  }
+}
+
+// The header's set fields as a plain dict (maps with string keys become dicts).
+c10::impl::GenericDict HeaderAsDict(const CheckpointHeader& header) {
+  namespace pb = google::protobuf;
+  c10::impl::GenericDict info(c10::StringType::get(), c10::AnyType::get());
+  const pb::Reflection* r = header.GetReflection();
+  std::vector<const pb::FieldDescriptor*> fields;
+  r->ListFields(header, &fields);
+  for (const pb::FieldDescriptor* f : fields) {
+    if (f->is_map() && f->message_type()->map_key()->cpp_type() ==
+                           pb::FieldDescriptor::CPPTYPE_STRING) {
+      c10::impl::GenericDict map(c10::StringType::get(), c10::AnyType::get());
+      for (int i = 0; i < r->FieldSize(header, f); ++i) {
+        const pb::Message& entry = r->GetRepeatedMessage(header, f, i);
+        const pb::Descriptor* d = entry.GetDescriptor();
+        std::optional<c10::IValue> value = PlainField(entry, d->map_value());
+        if (value) map.insert(entry.GetReflection()->GetString(entry, d->map_key()), *value);
+      }
+      info.insert(f->name(), map);
+    } else if (!f->is_repeated()) {
+      if (std::optional<c10::IValue> value = PlainField(header, f)) info.insert(f->name(), *value);
+    }
+  }
+  return info;
+}
+
+}  // namespace
+
+const at::Tensor* Checkpoint::Find(absl::string_view name) const {
+  for (const auto& [n, t] : tensors) {
+    if (n == name) return &t;
+  }
+  return nullptr;
+}
+
+std::vector<std::pair<std::string, at::Tensor>> Checkpoint::WithPrefix(
+    absl::string_view prefix) const {
+  std::vector<std::pair<std::string, at::Tensor>> out;
+  for (const auto& [n, t] : tensors) {
+    if (absl::StartsWith(n, prefix)) out.emplace_back(n.substr(prefix.size()), t);
+  }
+  return out;
+}
+
+std::string SerializeCheckpoint(const Checkpoint& checkpoint) {
+  CheckpointHeader header = checkpoint.header;
+  header.set_format_version(kFormatVersion);
+  if (!header.has_created_unix()) header.set_created_unix(std::time(nullptr));
+  // One dict per name prefix, in order of first appearance; names without a dot stay at the
+  // top level.
+  std::vector<std::pair<std::string, c10::Dict<std::string, at::Tensor>>> groups;
+  std::map<std::string, size_t> group_index;
+  std::vector<std::pair<std::string, at::Tensor>> top;
+  for (const auto& [name, tensor] : checkpoint.tensors) {
+    const at::Tensor t = tensor.detach().to(at::kCPU).contiguous();
+    TORCH_CHECK(NameOf(t.scalar_type()) != nullptr, "checkpoint tensor ", name,
+                " has unsupported dtype ", t.scalar_type());
+    const size_t dot = name.find('.');
+    if (dot == std::string::npos) {
+      top.emplace_back(name, t);
+      continue;
+    }
+    const std::string group = name.substr(0, dot);
+    auto [it, added] = group_index.emplace(group, groups.size());
+    if (added) groups.emplace_back(group, c10::Dict<std::string, at::Tensor>());
+    groups[it->second].second.insert_or_assign(name.substr(dot + 1), t);
+  }
+  c10::impl::GenericDict root(c10::StringType::get(), c10::AnyType::get());
+  for (const auto& [group, dict] : groups) root.insert(group, dict);
+  for (const auto& [name, t] : top) {
+    TORCH_CHECK(!group_index.count(name), "checkpoint name ", name,
+                " is both a tensor and the prefix of others");
+    root.insert(name, t);
+  }
+  for (const char* reserved : {kEpochKey, kInfoKey}) {
+    TORCH_CHECK(!root.contains(reserved), "checkpoint names may not use the reserved '",
+                reserved, "'");
+  }
+  if (header.has_epoch()) root.insert(kEpochKey, static_cast<int64_t>(header.epoch()));
+  root.insert(kInfoKey, HeaderAsDict(header));
+  return SerializeTorchZip(c10::IValue(root), {{kHeaderRecord, header.SerializeAsString()}});
+}
+
+absl::StatusOr<Checkpoint> ParseCheckpoint(absl::string_view bytes, absl::string_view what) {
+  if (absl::StartsWith(bytes, absl::string_view(kMagic, kMagicSize))) {
+    return ParseVersion1(bytes, what);
+  }
+  if (absl::StartsWith(bytes, kZipMagic)) {
+    return FromZip(ParseTorchZip(bytes, std::string(what)), what);
+  }
+  return NotOurs(what, "neither a torch.save zip file nor a CNV2CKPT file");
+}
+
 absl::Status WriteCheckpoint(const std::string& path, const Checkpoint& checkpoint) {
   return util::WriteFileAtomically(path, SerializeCheckpoint(checkpoint));
 }
 
 absl::StatusOr<Checkpoint> ReadCheckpoint(const std::string& path) {
+  const std::string what = absl::StrCat("checkpoint ", path);
+  const std::string magic = Peek(path, kMagicSize);
+  if (absl::StartsWith(magic, kZipMagic)) return FromZip(ReadTorchZip(path), what);
   absl::StatusOr<std::string> bytes = util::ReadFile(path);
   if (!bytes.ok()) return bytes.status();
-  return ParseCheckpoint(*bytes, absl::StrCat("checkpoint ", path));
+  return ParseCheckpoint(*bytes, what);
 }
 
 absl::StatusOr<CheckpointHeader> ReadHeader(const std::string& path) {
+  const std::string what = absl::StrCat("checkpoint ", path);
+  const std::string magic = Peek(path, kMagicSize);
+  CheckpointHeader header;
+  if (absl::StartsWith(magic, kZipMagic)) {
+    absl::StatusOr<std::optional<std::string>> record = ReadTorchZipRecord(path, kHeaderRecord);
+    if (!record.ok()) return record.status();
+    if (!record->has_value()) {
+      return NotOurs(what, absl::StrCat("a PyTorch zip file without the ", kHeaderRecord,
+                                        " record"));
+    }
+    if (absl::Status s = ParseHeaderRecord(**record, what, &header); !s.ok()) return s;
+    return header;
+  }
   std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::NotFoundError(absl::StrCat("cannot open checkpoint ", path));
+  if (!in) return util::ReadFile(path).status();
   std::string prefix(kMagicSize + 12, '\0');
   in.read(prefix.data(), prefix.size());
   prefix.resize(in.gcount());
@@ -241,21 +375,17 @@ absl::StatusOr<CheckpointHeader> ReadHeader(const std::string& path) {
     rest.resize(in.gcount());
     prefix += rest;
   }
-  CheckpointHeader header;
   Reader r(prefix);
-  if (absl::Status s = ParseHeaderPart(r, prefix, absl::StrCat("checkpoint ", path), &header);
-      !s.ok()) {
-    return s;
-  }
+  if (absl::Status s = ParseHeaderPart(r, prefix, what, &header); !s.ok()) return s;
   return header;
 }
 
 bool LooksLikeCheckpoint(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  char magic[kMagicSize] = {};
-  in.read(magic, kMagicSize);
-  return in.gcount() == static_cast<std::streamsize>(kMagicSize) &&
-         std::memcmp(magic, kMagic, kMagicSize) == 0;
+  const std::string magic = Peek(path, kMagicSize);
+  if (magic == absl::string_view(kMagic, kMagicSize)) return true;
+  if (!absl::StartsWith(magic, kZipMagic)) return false;
+  absl::StatusOr<std::optional<std::string>> record = ReadTorchZipRecord(path, kHeaderRecord);
+  return record.ok() && record->has_value();
 }
 
 }  // namespace convnextv2::checkpoint

@@ -2,10 +2,10 @@
 
 #include <ATen/ATen.h>
 #include <c10/core/GradMode.h>
-#include <torch/csrc/jit/serialization/pickle.h>
 #include <torch/serialize/input-archive.h>
 
 #include <cmath>
+#include <fstream>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -119,11 +119,16 @@ bool IsPretrainingOnly(const std::string& name) {
 
 absl::StatusOr<StateDictFile> ReadStateDict(const std::string& path,
                                             absl::string_view model_key) {
-  absl::StatusOr<std::string> bytes = util::ReadFile(path);
-  if (!bytes.ok()) return bytes.status();
+  std::string magic(4, '\0');
+  {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) return util::ReadFile(path).status();  // names the path and the reason
+    in.read(magic.data(), magic.size());
+    magic.resize(std::max<std::streamsize>(in.gcount(), 0));
+  }
   if (LooksLikeCheckpoint(path)) return FromOurs(path, model_key);
-  if (!absl::StartsWith(*bytes, "PK\x03\x04")) {
-    if (!bytes->empty() && static_cast<unsigned char>((*bytes)[0]) == 0x80) {
+  if (!absl::StartsWith(magic, "PK\x03\x04")) {
+    if (!magic.empty() && static_cast<unsigned char>(magic[0]) == 0x80) {
       return absl::InvalidArgumentError(absl::StrCat(
           path, " is a legacy (pre-1.6, non-zip) torch.save file; re-save it in Python with "
           "torch.save(torch.load(f), f) to get the zip format"));
@@ -232,8 +237,7 @@ absl::Status ExportForPyTorch(const torch::nn::Module& module, const std::string
   for (const auto& [name, t] : ModuleState(module)) state.insert(name, t.detach().to(at::kCPU));
   c10::Dict<std::string, c10::Dict<std::string, at::Tensor>> root;
   root.insert("model", state);
-  const std::vector<char> bytes = torch::jit::pickle_save(c10::IValue(root));
-  return util::WriteFileAtomically(path, absl::string_view(bytes.data(), bytes.size()));
+  return util::WriteFileAtomically(path, SerializeTorchZip(c10::IValue(root), {}));
 }
 
 }  // namespace convnextv2::checkpoint

@@ -1,9 +1,14 @@
 #include "convnextv2/checkpoint/torch_zip.h"
 
 #include <ATen/ATen.h>
+#include <caffe2/serialize/file_adapter.h>
+#include <caffe2/serialize/in_memory_adapter.h>
 #include <caffe2/serialize/inline_container.h>
+#include <torch/csrc/jit/serialization/pickler.h>
+#include <zlib.h>
 
 #include <cstring>
+#include <filesystem>
 #include <memory>
 #include <unordered_map>
 
@@ -13,6 +18,189 @@
 
 namespace convnextv2::checkpoint {
 namespace {
+
+using caffe2::serialize::ReadAdapterInterface;
+
+uint32_t Crc32(const void* data, size_t size) {
+  uLong crc = crc32(0L, Z_NULL, 0);
+  const Bytef* p = static_cast<const Bytef*>(data);
+  while (size > 0) {  // zlib takes uInt lengths
+    const uInt n = static_cast<uInt>(std::min<size_t>(size, 1u << 30));
+    crc = crc32(crc, p, n);
+    p += n;
+    size -= n;
+  }
+  return static_cast<uint32_t>(crc);
+}
+
+template <typename T>
+T Le(const std::string& bytes, size_t at) {  // the zip format is little-endian, as the hosts
+  T v;
+  std::memcpy(&v, bytes.data() + at, sizeof(T));
+  return v;
+}
+
+struct Record {
+  at::DataPtr data;
+  size_t size = 0;
+};
+
+// The records of a zip archive as PyTorch's reader returns them, each checked against the
+// CRC-32 and size the central directory records for it. Names are relative to the archive's
+// top folder ("data.pkl", "data/0"), as PyTorchStreamReader takes them.
+class ZipRecords {
+ public:
+  static absl::StatusOr<std::unique_ptr<ZipRecords>> Open(
+      std::shared_ptr<ReadAdapterInterface> in, const std::string& what) {
+    auto zip = std::unique_ptr<ZipRecords>(new ZipRecords(what));
+    if (absl::Status s = zip->ReadDirectory(*in); !s.ok()) return s;
+    zip->reader_ = std::make_unique<caffe2::serialize::PyTorchStreamReader>(std::move(in));
+    return zip;
+  }
+
+  bool Has(const std::string& name) const { return entries_.count(name) > 0; }
+  std::vector<std::string> Names() const {
+    std::vector<std::string> names;
+    for (const auto& [name, e] : entries_) names.push_back(name);
+    return names;
+  }
+
+  absl::StatusOr<Record> Get(const std::string& name) {
+    auto it = entries_.find(name);
+    if (it == entries_.end()) {
+      return absl::NotFoundError(absl::StrCat(what_, ": the archive has no record ", name));
+    }
+    Record r;
+    std::tie(r.data, r.size) = reader_->getRecord(name);
+    if (r.size != it->second.size) {
+      return Corrupt(absl::StrCat("record ", name, " holds ", r.size, " bytes, its directory "
+                                  "entry says ", it->second.size));
+    }
+    const uint32_t crc = Crc32(r.data.get(), r.size);
+    if (crc != it->second.crc) {
+      return Corrupt(absl::StrFormat(
+          "checksum mismatch in record %s (CRC-32 %08x, the archive says %08x): the file is "
+          "corrupt", name, crc, it->second.crc));
+    }
+    it->second.checked = true;
+    return r;
+  }
+
+  // Checks the records nobody has read yet.
+  absl::Status VerifyUnread() {
+    for (auto& [name, e] : entries_) {
+      if (e.checked) continue;
+      absl::StatusOr<Record> r = Get(name);
+      if (!r.ok()) return r.status();
+    }
+    return absl::OkStatus();
+  }
+
+ private:
+  struct Entry {
+    uint32_t crc = 0;
+    uint64_t size = 0;
+    bool checked = false;
+  };
+
+  explicit ZipRecords(std::string what) : what_(std::move(what)) {}
+
+  absl::Status Corrupt(absl::string_view detail) const {
+    return absl::DataLossError(absl::StrCat(what_, ": ", detail));
+  }
+
+  bool ReadAt(const ReadAdapterInterface& in, uint64_t pos, size_t n, std::string* out) const {
+    if (pos > in.size() || in.size() - pos < n) return false;
+    out->resize(n);
+    return n == 0 || in.read(pos, out->data(), n, "zip directory") == n;
+  }
+
+  // The end-of-central-directory record (zip64 when the counts overflow), then every entry.
+  absl::Status ReadDirectory(const ReadAdapterInterface& in) {
+    const uint64_t size = in.size();
+    const absl::Status truncated = Corrupt(absl::StrCat(
+        "truncated or incomplete (", size, " bytes, no end-of-central-directory record)"));
+    if (size < 22) return truncated;
+    const size_t tail_size = static_cast<size_t>(std::min<uint64_t>(size, 22 + 0xFFFF));
+    std::string tail;
+    if (!ReadAt(in, size - tail_size, tail_size, &tail)) return truncated;
+    size_t at = tail_size - 22 + 1;
+    bool found = false;
+    while (at-- > 0) {
+      if (Le<uint32_t>(tail, at) == 0x06054b50 &&
+          at + 22 + Le<uint16_t>(tail, at + 20) == tail_size) {
+        found = true;
+        break;
+      }
+    }
+    if (!found) return truncated;
+    const uint64_t eocd = size - tail_size + at;
+    uint64_t count = Le<uint16_t>(tail, at + 10);
+    uint64_t dir_size = Le<uint32_t>(tail, at + 12);
+    uint64_t dir_offset = Le<uint32_t>(tail, at + 16);
+    uint64_t dir_end = eocd;
+    if (count == 0xFFFF || dir_size == 0xFFFFFFFF || dir_offset == 0xFFFFFFFF) {
+      std::string locator, z64;
+      if (eocd < 20 || !ReadAt(in, eocd - 20, 20, &locator) ||
+          Le<uint32_t>(locator, 0) != 0x07064b50) {
+        return Corrupt("the zip64 end-of-central-directory locator is missing");
+      }
+      const uint64_t z64_at = Le<uint64_t>(locator, 8);
+      if (!ReadAt(in, z64_at, 56, &z64) || Le<uint32_t>(z64, 0) != 0x06064b50) {
+        return Corrupt("the zip64 end-of-central-directory record is missing");
+      }
+      count = Le<uint64_t>(z64, 32);
+      dir_size = Le<uint64_t>(z64, 40);
+      dir_offset = Le<uint64_t>(z64, 48);
+      dir_end = z64_at;
+    }
+    std::string dir;
+    if (dir_offset > dir_end || dir_end - dir_offset < dir_size ||
+        !ReadAt(in, dir_offset, dir_size, &dir)) {
+      return Corrupt("truncated or corrupt (the central directory lies outside the file)");
+    }
+    size_t p = 0;
+    for (uint64_t i = 0; i < count; ++i) {
+      if (dir.size() - p < 46 || Le<uint32_t>(dir, p) != 0x02014b50) {
+        return Corrupt(absl::StrCat("central directory entry ", i, " is malformed"));
+      }
+      Entry e;
+      e.crc = Le<uint32_t>(dir, p + 16);
+      e.size = Le<uint32_t>(dir, p + 24);
+      const size_t name_len = Le<uint16_t>(dir, p + 28);
+      const size_t extra_len = Le<uint16_t>(dir, p + 30);
+      const size_t comment_len = Le<uint16_t>(dir, p + 32);
+      if (dir.size() - p - 46 < name_len + extra_len + comment_len) {
+        return Corrupt(absl::StrCat("central directory entry ", i, " is malformed"));
+      }
+      std::string name = dir.substr(p + 46, name_len);
+      if (e.size == 0xFFFFFFFF) {  // the real size is in the zip64 extra field (id 1)
+        size_t x = p + 46 + name_len;
+        const size_t x_end = x + extra_len;
+        bool have = false;
+        while (x + 4 <= x_end) {
+          const uint16_t id = Le<uint16_t>(dir, x), n = Le<uint16_t>(dir, x + 2);
+          if (id == 1 && n >= 8 && x + 4 + 8 <= x_end) {
+            e.size = Le<uint64_t>(dir, x + 4);
+            have = true;
+            break;
+          }
+          x += 4 + n;
+        }
+        if (!have) return Corrupt(absl::StrCat("record ", name, " lacks its zip64 size"));
+      }
+      p += 46 + name_len + extra_len + comment_len;
+      const size_t slash = name.find('/');
+      if (slash != std::string::npos) name = name.substr(slash + 1);
+      entries_[name] = e;
+    }
+    return absl::OkStatus();
+  }
+
+  std::string what_;
+  std::map<std::string, Entry> entries_;
+  std::unique_ptr<caffe2::serialize::PyTorchStreamReader> reader_;
+};
 
 struct Obj;
 using Ref = std::shared_ptr<Obj>;
@@ -49,8 +237,7 @@ at::ScalarType StorageDtype(const std::string& global) {
 
 class Machine {
  public:
-  Machine(caffe2::serialize::PyTorchStreamReader& zip, const std::string& path)
-      : zip_(zip), path_(path) {}
+  Machine(ZipRecords& zip, const std::string& path) : zip_(zip), path_(path) {}
 
   absl::StatusOr<Ref> Run(const char* data, size_t size) {
     p_ = data;
@@ -140,8 +327,11 @@ class Machine {
       return Error(absl::StrCat("has storage type ", a[1]->s, ", which this reader lacks"));
     }
     const std::string record = "data/" + key;
-    if (!zip_.hasRecord(record)) return Error(absl::StrCat("refers to missing ", record));
-    auto [data, nbytes] = zip_.getRecord(record);
+    if (!zip_.Has(record)) return Error(absl::StrCat("refers to missing ", record));
+    absl::StatusOr<Record> r = zip_.Get(record);
+    if (!r.ok()) return r.status();
+    const size_t nbytes = r->size;
+    const at::DataPtr& data = r->data;
     Ref t = Make(Obj::kTensor);
     const int64_t elem = c10::elementSize(dtype);
     t->tensor = at::empty({static_cast<int64_t>(nbytes) / elem}, at::TensorOptions().dtype(dtype));
@@ -303,7 +493,7 @@ class Machine {
     }
   }
 
-  caffe2::serialize::PyTorchStreamReader& zip_;
+  ZipRecords& zip_;
   std::string path_;
   const char* p_ = nullptr;
   const char* end_ = nullptr;
@@ -314,23 +504,57 @@ class Machine {
   std::unordered_map<std::string, Ref> storages_;
 };
 
-}  // namespace
+void Flatten(const Ref& v, const std::string& path,
+             std::vector<std::pair<std::string, at::Tensor>>* out) {
+  if (v->kind == Obj::kTensor) {
+    out->emplace_back(path, v->tensor);
+    return;
+  }
+  if (v->kind != Obj::kDict) return;
+  for (const auto& [k, item] : v->dict) {
+    std::string key;
+    if (k->kind == Obj::kStr) {
+      key = k->s;
+    } else if (k->kind == Obj::kInt) {
+      key = std::to_string(k->i);
+    } else {
+      continue;
+    }
+    Flatten(item, path.empty() ? key : absl::StrCat(path, ".", key), out);
+  }
+}
 
-absl::StatusOr<TorchZipDict> ReadTorchZip(const std::string& path) {
+bool IsPickleRecord(const std::string& name) {
+  return name == "data.pkl" || name == "version" || absl::StartsWith(name, "data/");
+}
+
+absl::StatusOr<TorchZipDict> ReadArchive(std::shared_ptr<ReadAdapterInterface> in,
+                                         const std::string& what) {
   try {
-    caffe2::serialize::PyTorchStreamReader zip(path);
-    if (!zip.hasRecord("data.pkl")) {
+    absl::StatusOr<std::unique_ptr<ZipRecords>> zip = ZipRecords::Open(std::move(in), what);
+    if (!zip.ok()) return zip.status();
+    if (!(*zip)->Has("data.pkl")) {
+      if (absl::Status s = (*zip)->VerifyUnread(); !s.ok()) return s;
       return absl::InvalidArgumentError(
-          absl::StrCat(path, " is a zip file without data.pkl: not written by torch.save"));
+          absl::StrCat(what, " is a zip file without data.pkl: not written by torch.save"));
     }
-    auto [data, size] = zip.getRecord("data.pkl");
-    Machine machine(zip, path);
-    absl::StatusOr<Ref> root = machine.Run(static_cast<const char*>(data.get()), size);
+    absl::StatusOr<Record> pickle = (*zip)->Get("data.pkl");
+    if (!pickle.ok()) return pickle.status();
+    Machine machine(**zip, what);
+    absl::StatusOr<Ref> root =
+        machine.Run(static_cast<const char*>(pickle->data.get()), pickle->size);
     if (!root.ok()) return root.status();
-    if ((*root)->kind != Obj::kDict) {
-      return absl::InvalidArgumentError(absl::StrCat(path, " holds no dict at the top level"));
-    }
     TorchZipDict out;
+    for (const std::string& name : (*zip)->Names()) {
+      if (IsPickleRecord(name)) continue;
+      absl::StatusOr<Record> r = (*zip)->Get(name);
+      if (!r.ok()) return r.status();
+      out.extra_records[name].assign(static_cast<const char*>(r->data.get()), r->size);
+    }
+    if (absl::Status s = (*zip)->VerifyUnread(); !s.ok()) return s;
+    if ((*root)->kind != Obj::kDict) {
+      return absl::InvalidArgumentError(absl::StrCat(what, " holds no dict at the top level"));
+    }
     for (const auto& [k, v] : (*root)->dict) {
       if (k->kind != Obj::kStr) continue;
       out.keys.push_back(k->s);
@@ -341,11 +565,91 @@ absl::StatusOr<TorchZipDict> ReadTorchZip(const std::string& path) {
         if (name->kind == Obj::kStr && t->kind == Obj::kTensor) d[name->s] = t->tensor;
       }
     }
+    Flatten(*root, "", &out.flat);
     return out;
   } catch (const c10::Error& e) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(path, " cannot be read as a torch.save zip file: ", e.what_without_backtrace()));
+    return absl::InvalidArgumentError(absl::StrCat(
+        what, " cannot be read as a torch.save zip file: ", e.what_without_backtrace()));
   }
+}
+
+absl::Status CheckReadable(const std::string& path) {
+  std::error_code ec;
+  if (!std::filesystem::exists(path, ec)) {
+    return absl::NotFoundError(absl::StrCat("cannot read ", path, ": no such file"));
+  }
+  if (std::filesystem::is_directory(path, ec)) {
+    return absl::InvalidArgumentError(absl::StrCat("cannot read ", path, ": a directory"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<TorchZipDict> ReadTorchZip(const std::string& path) {
+  if (absl::Status s = CheckReadable(path); !s.ok()) return s;
+  try {
+    return ReadArchive(std::make_shared<caffe2::serialize::FileAdapter>(path), path);
+  } catch (const c10::Error& e) {
+    return absl::NotFoundError(
+        absl::StrCat("cannot read ", path, ": ", e.what_without_backtrace()));
+  }
+}
+
+absl::StatusOr<TorchZipDict> ParseTorchZip(absl::string_view bytes, const std::string& what) {
+  return ReadArchive(
+      std::make_shared<caffe2::serialize::MemoryReadAdapter>(bytes.data(), bytes.size()), what);
+}
+
+absl::StatusOr<std::optional<std::string>> ReadTorchZipRecord(const std::string& path,
+                                                              const std::string& name) {
+  if (absl::Status s = CheckReadable(path); !s.ok()) return s;
+  try {
+    absl::StatusOr<std::unique_ptr<ZipRecords>> zip =
+        ZipRecords::Open(std::make_shared<caffe2::serialize::FileAdapter>(path), path);
+    if (!zip.ok()) return zip.status();
+    if (!(*zip)->Has(name)) return std::optional<std::string>();
+    absl::StatusOr<Record> r = (*zip)->Get(name);
+    if (!r.ok()) return r.status();
+    return std::optional<std::string>(
+        std::string(static_cast<const char*>(r->data.get()), r->size));
+  } catch (const c10::Error& e) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        path, " cannot be read as a torch.save zip file: ", e.what_without_backtrace()));
+  }
+}
+
+std::string SerializeTorchZip(
+    const c10::IValue& root,
+    const std::vector<std::pair<std::string, std::string>>& extra_records) {
+  std::vector<char> pickle;
+  // Without type tags: torch.jit._pickle.restore_type_tag is not among the globals that
+  // torch.load(..., weights_only=True) accepts.
+  torch::jit::Pickler pickler(
+      [&pickle](const char* data, size_t n) { pickle.insert(pickle.end(), data, data + n); },
+      /*tensor_table=*/nullptr, /*type_renamer=*/nullptr, /*memoized_class_types=*/nullptr,
+      /*get_tensor_id=*/nullptr, /*tag_aggregates=*/false);
+  pickler.protocol();
+  pickler.pushIValue(root);
+  pickler.stop();
+  std::string out;
+  caffe2::serialize::PyTorchStreamWriter writer([&out](const void* data, size_t n) {
+    out.append(static_cast<const char*>(data), n);
+    return n;
+  });
+  writer.writeRecord("data.pkl", pickle.data(), pickle.size());
+  // The pickler names storages by their index in tensorData(), as torch.save does.
+  const std::vector<at::Tensor>& storages = pickler.tensorData();
+  for (size_t i = 0; i < storages.size(); ++i) {
+    const at::Storage& s = storages[i].storage();
+    TORCH_CHECK(s.device().is_cpu(), "SerializeTorchZip: tensors must be on the CPU");
+    writer.writeRecord(absl::StrCat("data/", i), s.data(), s.nbytes());
+  }
+  for (const auto& [name, bytes] : extra_records) {
+    writer.writeRecord(name, bytes.data(), bytes.size());
+  }
+  writer.writeEndOfFile();
+  return out;
 }
 
 }  // namespace convnextv2::checkpoint

@@ -11,10 +11,13 @@
 #include <filesystem>
 #include <fstream>
 
+#include "absl/strings/str_cat.h"
+
 #include "convnextv2/checkpoint/file.h"
 #include "convnextv2/checkpoint/policy.h"
 #include "convnextv2/checkpoint/pretrained.h"
 #include "convnextv2/checkpoint/state.h"
+#include "convnextv2/checkpoint/torch_zip.h"
 #include "convnextv2/models/registry.h"
 #include "convnextv2/util/files.h"
 
@@ -57,17 +60,22 @@ Checkpoint Golden() {
   return c;
 }
 
-// The golden file was written by format version 1 (regenerate only when adding a version:
-// --gtest_also_run_disabled_tests --gtest_filter=*MakeGolden*, then copy it to testdata/).
-TEST(GoldenTest, DISABLED_MakeGolden) {
-  ASSERT_TRUE(WriteCheckpoint(std::string(getenv("TEST_UNDECLARED_OUTPUTS_DIR")) +
-                                  "/golden_v1.ckpt", Golden()).ok());
+// The bytes of Golden()'s "model.w" (arange(6) in float32): where its record lies in a file.
+size_t TensorOffset(const std::string& bytes) {
+  const at::Tensor w = at::arange(6, at::kFloat);
+  const size_t at = bytes.find(std::string(static_cast<const char*>(w.data_ptr()), 24));
+  EXPECT_NE(at, std::string::npos);
+  return at;
 }
 
-TEST(GoldenTest, VersionOneFileStillLoads) {
-  absl::StatusOr<Checkpoint> c = ReadCheckpoint("tests/checkpoint/testdata/golden_v1.ckpt");
+std::string Flip(std::string bytes, size_t at) {
+  bytes.at(at) ^= 0x10;
+  return bytes;
+}
+
+void ExpectGolden(const absl::StatusOr<Checkpoint>& c, int version) {
   ASSERT_TRUE(c.ok()) << c.status();
-  EXPECT_EQ(c->header.format_version(), 1);
+  EXPECT_EQ(c->header.format_version(), version);
   EXPECT_EQ(c->header.model(), "convnextv2_atto");
   EXPECT_EQ(c->header.optimizer(), "adamw");
   EXPECT_EQ(c->header.next_epoch(), 4);
@@ -82,42 +90,99 @@ TEST(GoldenTest, VersionOneFileStillLoads) {
     EXPECT_EQ(got->scalar_type(), t.scalar_type()) << name;
     EXPECT_TRUE(at::equal(*got, t)) << name;
   }
-  // Same bytes as writing it today: the layout has not drifted.
-  absl::StatusOr<std::string> bytes = util::ReadFile("tests/checkpoint/testdata/golden_v1.ckpt");
-  ASSERT_TRUE(bytes.ok());
-  EXPECT_EQ(*bytes, SerializeCheckpoint(want));
+}
+
+// golden_v1.ckpt was written by format version 1 (this project's own container, which is now
+// only read); golden_v2.pth by version 2, the torch.save zip (regenerate only when adding a
+// version: --gtest_also_run_disabled_tests --gtest_filter=*MakeGolden*, then copy it to
+// testdata/).
+TEST(GoldenTest, DISABLED_MakeGolden) {
+  ASSERT_TRUE(WriteCheckpoint(std::string(getenv("TEST_UNDECLARED_OUTPUTS_DIR")) +
+                                  "/golden_v2.pth", Golden()).ok());
+}
+
+TEST(GoldenTest, VersionOneFileStillLoads) {
+  ExpectGolden(ReadCheckpoint("tests/checkpoint/testdata/golden_v1.ckpt"), 1);
+  absl::StatusOr<CheckpointHeader> h = ReadHeader("tests/checkpoint/testdata/golden_v1.ckpt");
+  ASSERT_TRUE(h.ok()) << h.status();
+  EXPECT_EQ(h->next_epoch(), 4);
+  EXPECT_TRUE(LooksLikeCheckpoint("tests/checkpoint/testdata/golden_v1.ckpt"));
+}
+
+TEST(GoldenTest, VersionTwoFileStillLoads) {
+  ExpectGolden(ReadCheckpoint("tests/checkpoint/testdata/golden_v2.pth"), 2);
+  // What is written today reads back the same.
+  ExpectGolden(ParseCheckpoint(SerializeCheckpoint(Golden()), "mem"), kFormatVersion);
 }
 
 TEST(FileTest, RoundTripAndBadInput) {
   const std::string dir = TmpDir("file");
   const std::string path = dir + "/c.pth";
-  ASSERT_TRUE(WriteCheckpoint(path, Golden()).ok());
-  ASSERT_TRUE(ReadCheckpoint(path).ok());
+  Checkpoint golden = Golden();
+  golden.Add("x.transposed", at::arange(6, at::kLong).reshape({2, 3}).t());  // not contiguous
+  ASSERT_TRUE(WriteCheckpoint(path, golden).ok());
+  absl::StatusOr<Checkpoint> back = ReadCheckpoint(path);
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_TRUE(at::equal(*back->Find("x.transposed"), golden.Find("x.transposed")->contiguous()));
+  EXPECT_TRUE(LooksLikeCheckpoint(path));
+  absl::StatusOr<CheckpointHeader> header = ReadHeader(path);
+  ASSERT_TRUE(header.ok()) << header.status();
+  EXPECT_EQ(header->format_version(), 2);
+  EXPECT_EQ(header->next_epoch(), 4);
   std::string bytes = *util::ReadFile(path);
+  ASSERT_EQ(bytes.substr(0, 4), "PK\x03\x04");  // a zip, as torch.save writes
 
   absl::StatusOr<Checkpoint> missing = ReadCheckpoint(dir + "/none.pth");
   EXPECT_THAT(Msg(missing.status()), HasSubstr("no such file"));
+  EXPECT_THAT(Msg(ReadHeader(dir + "/none.pth").status()), HasSubstr("no such file"));
 
   ASSERT_TRUE(util::WriteFileAtomically(dir + "/text.pth", "hello, not a checkpoint").ok());
   EXPECT_THAT(Msg(ReadCheckpoint(dir + "/text.pth").status()),
               HasSubstr("is not a convnextv2 checkpoint"));
 
-  for (size_t cut : {bytes.size() - 1, bytes.size() / 2, size_t{10}}) {
+  for (size_t cut : {bytes.size() - 1, bytes.size() - 30, bytes.size() / 2, size_t{10}}) {
     ASSERT_TRUE(util::WriteFileAtomically(dir + "/cut.pth", bytes.substr(0, cut)).ok());
-    absl::StatusOr<Checkpoint> c = ReadCheckpoint(dir + "/cut.pth");
-    EXPECT_EQ(c.status().code(), absl::StatusCode::kDataLoss) << cut;
-    EXPECT_THAT(Msg(c.status()), HasSubstr("truncated")) << cut;
+    for (const absl::Status& s :
+         {ReadCheckpoint(dir + "/cut.pth").status(), ReadHeader(dir + "/cut.pth").status()}) {
+      EXPECT_EQ(s.code(), absl::StatusCode::kDataLoss) << cut << ": " << s;
+      EXPECT_THAT(Msg(s), HasSubstr(dir + "/cut.pth: truncated")) << cut;
+    }
   }
-  std::string flipped = bytes;
-  flipped[bytes.size() / 2] ^= 0x10;
-  ASSERT_TRUE(util::WriteFileAtomically(dir + "/flip.pth", flipped).ok());
-  EXPECT_THAT(Msg(ReadCheckpoint(dir + "/flip.pth").status()), HasSubstr("checksum mismatch"));
 
-  std::string newer = bytes;
-  newer[8] = 9;  // format version 9
-  ASSERT_TRUE(util::WriteFileAtomically(dir + "/newer.pth", newer).ok());
+  // A flipped bit in any record is caught by that record's CRC-32: a tensor's data, the
+  // pickled dict, the header record. Only the last one stops ReadHeader.
+  struct Case {
+    size_t at;
+    const char* record;
+    bool header_fails;
+  };
+  for (const Case& c : {Case{TensorOffset(bytes) + 5, "data/0", false},
+                        Case{bytes.find("optimizer"), "data.pkl", false},
+                        Case{bytes.rfind("convnextv2_atto"), "convnextv2/header.pb", true}}) {
+    ASSERT_TRUE(util::WriteFileAtomically(dir + "/flip.pth", Flip(bytes, c.at)).ok());
+    const absl::Status s = ReadCheckpoint(dir + "/flip.pth").status();
+    EXPECT_EQ(s.code(), absl::StatusCode::kDataLoss) << c.record;
+    EXPECT_THAT(Msg(s), HasSubstr(absl::StrCat(dir, "/flip.pth: checksum mismatch in record ",
+                                               c.record, " ")));
+    EXPECT_EQ(ReadHeader(dir + "/flip.pth").ok(), !c.header_fails) << c.record;
+  }
+
+  // A header from a newer version, and a PyTorch zip without a header (a torch.save file).
+  CheckpointHeader newer;
+  newer.set_format_version(9);
+  c10::impl::GenericDict empty(c10::StringType::get(), c10::AnyType::get());
+  ASSERT_TRUE(util::WriteFileAtomically(
+                  dir + "/newer.pth",
+                  SerializeTorchZip(empty, {{kHeaderRecord, newer.SerializeAsString()}}))
+                  .ok());
   EXPECT_THAT(Msg(ReadCheckpoint(dir + "/newer.pth").status()),
-              HasSubstr("format version 9; this build reads up to 1"));
+              HasSubstr("format version 9; this build reads up to 2"));
+  EXPECT_THAT(Msg(ReadHeader(dir + "/newer.pth").status()), HasSubstr("format version 9"));
+  ASSERT_TRUE(util::WriteFileAtomically(dir + "/torch.pth", SerializeTorchZip(empty, {})).ok());
+  EXPECT_THAT(Msg(ReadCheckpoint(dir + "/torch.pth").status()),
+              HasSubstr("is not a convnextv2 checkpoint (a PyTorch zip file without the "
+                        "convnextv2/header.pb record)"));
+  EXPECT_FALSE(LooksLikeCheckpoint(dir + "/torch.pth"));
 
   EXPECT_FALSE(WriteCheckpoint("/proc/no/such/dir/c.pth", Golden()).ok());
 }
@@ -199,9 +264,8 @@ TEST(PolicyTest, AutoResumeTakesNewestValidByPosition) {
 
   // Every candidate corrupt: an error, never a silent restart from scratch.
   for (const std::string& p : {EpochPath(dir, 0), EpochPath(dir, 1)}) {
-    std::string b = *util::ReadFile(p);
-    b[b.size() / 2] ^= 1;
-    ASSERT_TRUE(util::WriteFileAtomically(p, b).ok());
+    const std::string b = *util::ReadFile(p);
+    ASSERT_TRUE(util::WriteFileAtomically(p, Flip(b, TensorOffset(b))).ok());
   }
   found = FindNewestValid(dir);
   ASSERT_FALSE(found.ok());
@@ -379,6 +443,18 @@ TEST(PretrainedTest, PyTorchFilesBothWays) {
   EXPECT_THAT(listed, HasSubstr("stages.3.1.grn.gamma 1x1x1x1280\n"));
   EXPECT_THAT(listed, HasSubstr("downsample_layers.0.0.weight 40x3x4x4\n"));
 
+  // PyTorch's own files get their records' CRC-32s checked too.
+  {
+    const at::Tensor bias = ModuleState(*model).at("head.bias") * 2 + 1;
+    const std::string official = *util::ReadFile(dir + "/official.pth");
+    const size_t at = official.find(std::string(static_cast<const char*>(bias.data_ptr()), 40));
+    ASSERT_NE(at, std::string::npos);
+    ASSERT_TRUE(util::WriteFileAtomically(dir + "/flipped.pth", Flip(official, at + 3)).ok());
+    models::ConvNeXtV2 loaded = Atto(10);
+    absl::Status s = InitFromPretrained(dir + "/flipped.pth", "model", "", *loaded, false).status();
+    EXPECT_EQ(s.code(), absl::StatusCode::kDataLoss) << s;
+    EXPECT_THAT(Msg(s), HasSubstr(dir + "/flipped.pth: checksum mismatch in record data/"));
+  }
   for (const char* file : {"official.pth", "bare.pth"}) {
     models::ConvNeXtV2 loaded = Atto(10);
     absl::StatusOr<PretrainedReport> r =

@@ -1,5 +1,6 @@
 """Test oracle run with Debian's python3-torch: reads a model file the C++ side exported
-(torch.load, the official {'model': state_dict} layout) and writes fixtures the C++ side loads.
+(torch.load with weights_only=True, the official {'model': state_dict} layout) and writes
+fixtures the C++ side loads.
 
 usage: pytorch_fixture.py EXPORTED OUT_DIR
   OUT_DIR/official.pth  {'model': OrderedDict(name -> 2 * v + 1), 'epoch': 3}  (torch.save zip)
@@ -14,7 +15,7 @@ import torch
 
 def main():
     exported, out_dir = sys.argv[1], sys.argv[2]
-    ckpt = torch.load(exported, map_location="cpu")
+    ckpt = torch.load(exported, map_location="cpu", weights_only=True)
     state = ckpt["model"]
     with open(out_dir + "/summary.txt", "w") as f:
         for name in sorted(state):

@@ -1,5 +1,7 @@
 #include "launcher/report.h"
 
+#include <set>
+
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -75,13 +77,30 @@ TEST(ReportTest, HtmlDrawsCurvesAndEscapes) {
   std::vector<TaskSummary> tasks = {Task(0, "1e-3", {50, 60, 70})};
   const std::string html = ReportHtml(Manifest(), tasks);
   EXPECT_THAT(html, HasSubstr("<title>sweep s&lt;1&gt;</title>"));
-  EXPECT_THAT(html, HasSubstr("<td>task_000</td><td>1e-3</td>"));
-  EXPECT_THAT(html, HasSubstr("train loss by step"));
-  EXPECT_THAT(html, HasSubstr("eval acc1 (%) by epoch"));
-  // acc1 50, 60, 70 at epochs 0..2: a straight rising line from the bottom left to the top right.
-  const std::string svg = SvgLineChart({0, 1, 2}, {50, 60, 70}, "t");
-  EXPECT_THAT(svg, HasSubstr("points=\"30.0,150.0 180.0,90.0 330.0,30.0 \""));
-  EXPECT_THAT(SvgLineChart({}, {}, "empty"), HasSubstr("no data"));
+  EXPECT_THAT(html, HasSubstr("task_000</td><td>1e-3</td>"));
+  EXPECT_THAT(html, HasSubstr(">train loss</text>"));
+  EXPECT_THAT(html, HasSubstr(">eval acc@1</text>"));
+  EXPECT_THAT(html, HasSubstr("best task: "));
+  // acc1 50, 60, 70 at epochs 0..2 on axes 0..2 and 45..75 (ticks 5 apart around the values
+  // and a margin): x from the plot area's left (64) to its right (502), y one sixth above its
+  // bottom (274) to one sixth below its top (30).
+  ChartOptions o;
+  o.integer_x = true;
+  const std::string svg = SvgChart({Series{"t", "#123456", {0, 1, 2}, {50, 60, 70}}}, o);
+  EXPECT_THAT(svg, HasSubstr("points=\"64.0,233.3 283.0,152.0 502.0,70.7 \""));
+  EXPECT_THAT(svg, HasSubstr(">55</text>"));  // a y tick value
+  EXPECT_THAT(SvgChart({}, o), HasSubstr("no data"));
+  // Not a two-axis grid: no heat map.
+  EXPECT_EQ(SvgHeatMap(Manifest(), tasks), "");
+}
+
+TEST(ReportTest, ColoursAreDistinct) {
+  std::set<std::string> colours;
+  for (size_t i = 0; i < 300; ++i) colours.insert(TaskColor(i));
+  EXPECT_EQ(colours.size(), 300u);
+  EXPECT_EQ(TaskColor(0), "#1f77b4");
+  EXPECT_EQ(HeatColor(0), "#440154");
+  EXPECT_EQ(HeatColor(1), "#fde725");
 }
 
 }  // namespace
