@@ -197,6 +197,12 @@ void ReloadFaultConfig() {
   Load();
 }
 
+int64_t FaultDelayMicros(const char* name, int64_t occurrence) {
+  std::lock_guard<std::mutex> lock(Mu());
+  if (fault_internal::state.load(std::memory_order_acquire) == 0) Load();
+  return Cfg().delay ? static_cast<int64_t>(DelayUs(Cfg(), name, occurrence)) : 0;
+}
+
 int64_t FaultPointCount(const char* name) {
   std::lock_guard<std::mutex> lock(Mu());
   auto it = Cfg().counts.find(name);

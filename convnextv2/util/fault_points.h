@@ -57,6 +57,10 @@ inline int FaultWriteErrno(const char* name) {
 // Reads the environment again and resets every count (tests that setenv between cases).
 void ReloadFaultConfig();
 
+// The delay (microseconds) the point `name` sleeps at its `occurrence`th reach under the
+// configured CONVNEXTV2_FAULT_DELAY_SEED; 0 without one.
+int64_t FaultDelayMicros(const char* name, int64_t occurrence);
+
 // How many times `name` was reached since the configuration was read (0 when faults are off:
 // only counted when something is configured).
 int64_t FaultPointCount(const char* name);
