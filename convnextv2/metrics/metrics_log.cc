@@ -14,6 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "convnextv2/util/fault_points.h"
+#include "convnextv2/util/files.h"
 
 namespace convnextv2::metrics {
 namespace {
@@ -21,7 +22,6 @@ namespace {
 constexpr hsize_t kChunkRows = 1024;
 constexpr char kFormat[] = "convnextv2.metrics.v1";
 
-std::string TempName(const std::string& path) { return absl::StrCat(path, ".tmp.", getpid()); }
 
 // Closes an HDF5 handle with the matching H5?close when it goes out of scope.
 class Handle {
@@ -115,20 +115,11 @@ absl::StatusOr<Handle> OpenFile(const std::string& path, unsigned flags) {
   return f;
 }
 
-// " (No space left on device)" when the last failed system call set errno, else "".
-std::string Reason() {
-  return errno != 0 ? absl::StrCat(" (", std::strerror(errno), ")") : std::string();
-}
-
 // Writes `values` as the extendable, chunked 1-D dataset `name` of `group`.
 template <typename T>
 absl::Status WriteColumn(hid_t group, const std::string& group_name, const std::string& name,
                          const std::vector<T>& values, const std::string& path) {
   const std::string full = absl::StrCat("/", group_name, "/", name);
-  if (int e = util::FaultWriteErrno("hdf5_write"); e != 0) {
-    errno = e;
-    return Error(path, absl::StrCat("cannot write ", full, Reason()));
-  }
   const hsize_t dims[1] = {values.size()};
   const hsize_t maxdims[1] = {H5S_UNLIMITED};
   Handle space(H5Screate_simple(1, dims, maxdims), H5Sclose);
@@ -141,11 +132,11 @@ absl::Status WriteColumn(hid_t group, const std::string& group_name, const std::
   Handle ds(H5Dcreate2(group, name.c_str(), kInt ? H5T_STD_I64LE : H5T_IEEE_F64LE, space.get(),
                        H5P_DEFAULT, dcpl.get(), H5P_DEFAULT),
             H5Dclose);
-  if (!ds.ok()) return Error(path, absl::StrCat("cannot create dataset ", full, Reason()));
+  if (!ds.ok()) return Error(path, absl::StrCat("cannot create dataset ", full));
   if (!values.empty() &&
       H5Dwrite(ds.get(), kInt ? H5T_NATIVE_INT64 : H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL,
                H5P_DEFAULT, values.data()) < 0) {
-    return Error(path, absl::StrCat("cannot write ", full, Reason()));
+    return Error(path, absl::StrCat("cannot write ", full));
   }
   return absl::OkStatus();
 }
@@ -154,7 +145,7 @@ template <typename Row>
 absl::Status WriteGroup(hid_t file, const char* group_name, const ColumnSet<Row>& set,
                         const std::vector<Row>& rows, const std::string& path) {
   Handle g(H5Gcreate2(file, group_name, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose);
-  if (!g.ok()) return Error(path, absl::StrCat("cannot create group /", group_name, Reason()));
+  if (!g.ok()) return Error(path, absl::StrCat("cannot create group /", group_name));
   for (const auto& [name, member] : set.ints) {
     std::vector<int64_t> v;
     v.reserve(rows.size());
@@ -349,44 +340,42 @@ double EvalValue(const EvalRow& row, const std::string& name) {
 
 namespace {
 
-// Writes `log` to `path` through a temporary file: HDF5 writes `path`.tmp.PID, which is closed,
-// fsynced and renamed over `path`, and the directory is fsynced. A kill at any instant leaves
-// `path` either as it was or complete with every row of `log` (on the disk, not only in the
-// page cache, once this returns OK).
-absl::Status WriteSnapshot(const std::string& path, const MetricsLog& log) {
+// The bytes of an HDF5 file holding `log`, built in memory (HDF5's core driver without a
+// backing store): HDF5 never writes to the disk itself, so a full disk cannot leave it with a
+// half-closed file, and the one write of the finished image can be made atomic.
+absl::StatusOr<std::string> SnapshotImage(const std::string& path, const MetricsLog& log) {
   QuietHdf5();
-  const std::string tmp = TempName(path);
-  auto fail = [&](absl::Status s) {
-    std::remove(tmp.c_str());
-    return s;
-  };
-  errno = 0;
-  hid_t file = H5Fcreate(tmp.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-  if (file < 0) return fail(Error(path, absl::StrCat("cannot create ", tmp, Reason())));
-  absl::Status s = WriteAttributes(file, log.attributes, path);
-  if (s.ok()) s = WriteGroup(file, "train", TrainSet(), log.train, path);
-  if (s.ok()) s = WriteGroup(file, "eval", EvalSet(), log.eval, path);
-  errno = 0;
-  if (H5Fclose(file) < 0 && s.ok()) s = Error(path, absl::StrCat("cannot write ", tmp, Reason()));
-  if (!s.ok()) return fail(s);
-  const int fd = open(tmp.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0 || fsync(fd) != 0) {
-    s = Error(path, absl::StrCat("cannot flush ", tmp, Reason()));
-    if (fd >= 0) close(fd);
-    return fail(s);
+  Handle fapl(H5Pcreate(H5P_FILE_ACCESS), H5Pclose);
+  if (!fapl.ok() || H5Pset_fapl_core(fapl.get(), size_t{1} << 20, /*backing_store=*/0) < 0) {
+    return Error(path, "cannot set up HDF5's in-memory driver");
   }
-  close(fd);
-  util::FaultPoint("hdf5_rename");
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    return fail(Error(path, absl::StrCat("cannot rename ", tmp, " onto it", Reason())));
+  Handle file(H5Fcreate(absl::StrCat(path, ".image").c_str(), H5F_ACC_TRUNC, H5P_DEFAULT,
+                        fapl.get()),
+              H5Fclose);
+  if (!file.ok()) return Error(path, "cannot create the HDF5 image in memory");
+  absl::Status s = WriteAttributes(file.get(), log.attributes, path);
+  if (s.ok()) s = WriteGroup(file.get(), "train", TrainSet(), log.train, path);
+  if (s.ok()) s = WriteGroup(file.get(), "eval", EvalSet(), log.eval, path);
+  if (!s.ok()) return s;
+  if (H5Fflush(file.get(), H5F_SCOPE_GLOBAL) < 0) return Error(path, "cannot flush the image");
+  const ssize_t size = H5Fget_file_image(file.get(), nullptr, 0);
+  if (size <= 0) return Error(path, "cannot size the HDF5 image");
+  std::string image(static_cast<size_t>(size), '\0');
+  if (H5Fget_file_image(file.get(), image.data(), image.size()) != size) {
+    return Error(path, "cannot copy the HDF5 image");
   }
-  const std::filesystem::path parent = std::filesystem::path(path).parent_path();
-  const int dfd = open(parent.empty() ? "." : parent.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd >= 0) {
-    fsync(dfd);
-    close(dfd);
-  }
-  return absl::OkStatus();
+  return image;
+}
+
+// Writes `log` to `path` atomically: the image goes to `path`.tmp.PID, which is fsynced and
+// renamed over `path`, and the directory is fsynced (util::WriteFileAtomically). A kill at any
+// instant leaves `path` either as it was or complete with every row of `log` (on the disk, not
+// only in the page cache, once this returns OK); a failed write leaves it as it was.
+absl::Status WriteSnapshot(const std::string& path, const MetricsLog& log) {
+  absl::StatusOr<std::string> image = SnapshotImage(path, log);
+  if (!image.ok()) return image.status();
+  util::FaultPoint("hdf5_write");
+  return util::WriteFileAtomically(path, *image);
 }
 
 // Removes temporary files of `path` that a killed writer left (`path`.tmp.PID).

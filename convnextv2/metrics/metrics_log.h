@@ -17,9 +17,10 @@
 // A value a run does not have (no EMA, no gradient norm yet) is NaN. `step` is the 0-based
 // global optimizer iteration; an eval row carries the step of the last iteration before it.
 //
-// Crash safety: the writer keeps the whole log in memory, and Flush() writes all of it as a
-// new HDF5 file beside the old one (metrics.h5.tmp.PID), fsyncs it, renames it over metrics.h5
-// and fsyncs the directory. So the file under the name metrics.h5 is always one that was
+// Crash safety: the writer keeps the whole log in memory, and Flush() builds a new HDF5 file
+// image of all of it in memory (HDF5's core driver), writes it beside the old file
+// (metrics.h5.tmp.PID), fsyncs it, renames it over metrics.h5 and fsyncs the directory
+// (util::WriteFileAtomically). So the file under the name metrics.h5 is always one that was
 // written completely: a SIGKILL (or power loss) at any instant leaves the last flushed log,
 // readable by this reader, h5py and h5dump with no repair step, and a failed flush (disk full)
 // leaves the previous file as it was. Every row added before a Flush() that returned OK is on

@@ -22,8 +22,10 @@
 // A malformed value prints what is wrong and exits with status 2. Occurrences are counted per
 // process across threads.
 //
-// Points in the toolkit (grep FaultPoint): atomic_write, atomic_rename (util/files),
-// hdf5_write, hdf5_rename (metrics/metrics_log).
+// Points in the toolkit (grep FaultPoint): atomic_write (before the data is written; also where
+// its write fails), atomic_rename (after the fsync, before the rename) in util/files, and
+// hdf5_write (after each dataset of a metrics.h5 image is built, and once the image is
+// complete, before it is written) in metrics/metrics_log.
 #ifndef CONVNEXTV2_UTIL_FAULT_POINTS_H_
 #define CONVNEXTV2_UTIL_FAULT_POINTS_H_
 

@@ -166,16 +166,20 @@ int CountTemporaries(const std::string& dir) {
   return n;
 }
 
-// Kills inside the HDF5 write (between the datasets of one snapshot) and just before the
-// rename: the file is the previous flushed state, exactly what the child last reported.
+// Kills inside the HDF5 write (between the datasets of one snapshot), before its bytes are
+// written and just before the rename: the file is the previous flushed state, exactly what the
+// child last reported.
 TEST(MetricsCrashTest, KillsInsideTheHdf5WriteKeepEveryFlushedRow) {
   const std::string dir = TempDir("named");
   const std::string keep = TempDir("named_keep");
   const std::string path = dir + "/metrics.h5";
-  // 201 steps, a flush every 20: 12 snapshots (with the one Create writes) of 18 datasets.
+  // 201 steps, a flush every 20: 12 snapshots (with the one Create writes), each built from 18
+  // datasets (a point after each and one when the image is complete), then written through
+  // util::WriteFileAtomically (atomic_write before the data, atomic_rename before the rename).
   std::vector<std::string> faults;
-  for (int k = 1; k <= 12 * 18; k += 5) faults.push_back(absl::StrCat("hdf5_write:", k));
-  for (int k = 1; k <= 12; k += 2) faults.push_back(absl::StrCat("hdf5_rename:", k));
+  for (int k = 1; k <= 12 * 19; k += 7) faults.push_back(absl::StrCat("hdf5_write:", k));
+  for (int k = 1; k <= 12; k += 2) faults.push_back(absl::StrCat("atomic_write:", k));
+  for (int k = 2; k <= 12; k += 2) faults.push_back(absl::StrCat("atomic_rename:", k));
   int index = 0;
   for (const std::string& fault : faults) {
     std::filesystem::remove(path);
@@ -281,7 +285,7 @@ TEST(MetricsCrashTest, InjectedDiskFullLeavesThePreviousLogAndKeepsTheRowsForThe
   for (int64_t s = 0; s < 30; ++s) (*w)->AddTrain(testing::SampleTrainRow(s));
   ASSERT_TRUE((*w)->Flush().ok());
 
-  setenv("CONVNEXTV2_FAULT_ERRNO", "hdf5_write:3+", 1);  // the third dataset on: disk full
+  setenv("CONVNEXTV2_FAULT_ERRNO", "atomic_write:1+", 1);  // disk full from now on
   util::ReloadFaultConfig();
   for (int64_t s = 30; s < 50; ++s) (*w)->AddTrain(testing::SampleTrainRow(s));
   absl::Status s = (*w)->Flush();
