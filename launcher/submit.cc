@@ -133,7 +133,10 @@ absl::StatusOr<SweepResult> RunSweep(const SweepOptions& options) {
   expand.work_dir = options.work_dir;
   expand.sweep_dir = result.sweep_dir;
   absl::StatusOr<std::vector<SweepPoint>> points = ExpandSweep(*sweep, expand);
-  CONVNEXTV2_RETURN_IF_ERROR(points);
+  if (!points.ok()) {
+    return absl::Status(points.status().code(),
+                        absl::StrCat(options.sweep_file, ": ", points.status().message()));
+  }
   result.num_tasks = static_cast<int>(points->size());
 
   const std::string program = ProgramName(*sweep);

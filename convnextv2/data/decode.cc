@@ -14,6 +14,7 @@
 #include <opencv2/imgproc.hpp>
 
 #include "absl/strings/match.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "convnextv2/util/files.h"
 
@@ -21,6 +22,8 @@ namespace convnextv2::data {
 namespace {
 
 // One decompressor per thread: tjInitDecompress allocates, and a handle is not thread-safe.
+// A handle that failed on a corrupt file keeps state that makes the next, good file fail too
+// ("Bogus Huffman table definition"), so a failure replaces it (DiscardThreadDecompressor).
 class TjHandle {
  public:
   TjHandle() : handle_(tjInitDecompress()) {}
@@ -28,19 +31,29 @@ class TjHandle {
     if (handle_ != nullptr) tjDestroy(handle_);
   }
   tjhandle get() const { return handle_; }
+  void Renew() {
+    if (handle_ != nullptr) tjDestroy(handle_);
+    handle_ = tjInitDecompress();
+  }
 
  private:
   tjhandle handle_;
 };
 
-tjhandle ThreadDecompressor() {
+TjHandle& ThreadHandle() {
   thread_local TjHandle handle;
-  return handle.get();
+  return handle;
 }
+
+tjhandle ThreadDecompressor() { return ThreadHandle().get(); }
+
+void DiscardThreadDecompressor() { ThreadHandle().Renew(); }
 
 absl::Status Corrupt(absl::string_view path, absl::string_view why) {
   return absl::DataLossError(absl::StrCat("cannot decode image '", path, "': ", why));
 }
+
+constexpr int64_t kMaxJpegPixels = int64_t{1} << 28;  // 16384 x 16384
 
 struct JpegHeader {
   int width = 0, height = 0, colorspace = 0;
@@ -53,9 +66,17 @@ absl::StatusOr<JpegHeader> ReadJpegHeader(tjhandle tj, absl::string_view bytes,
   if (tjDecompressHeader3(tj, reinterpret_cast<const unsigned char*>(bytes.data()),
                           static_cast<unsigned long>(bytes.size()), &h.width, &h.height, &subsamp,
                           &h.colorspace) != 0) {
-    return Corrupt(path, tjGetErrorStr2(tj));
+    const absl::Status error = Corrupt(path, tjGetErrorStr2(tj));
+    DiscardThreadDecompressor();
+    return error;
   }
   if (h.width <= 0 || h.height <= 0) return Corrupt(path, "empty JPEG");
+  // A header can declare 65535 x 65535 over a few bytes of data: refuse before allocating.
+  if (static_cast<int64_t>(h.width) * h.height > kMaxJpegPixels) {
+    return Corrupt(path, absl::StrCat("declares ", h.width, "x", h.height,
+                                      " pixels, more than the ", kMaxJpegPixels,
+                                      " this decoder accepts"));
+  }
   return h;
 }
 
@@ -180,9 +201,18 @@ absl::StatusOr<Image> DecodeJpeg(absl::string_view bytes, absl::string_view path
   if (rc != 0) {
     // Warnings (e.g. "Corrupt JPEG data: N extraneous bytes before marker") leave a usable
     // image and PIL accepts them too; a truncated file does not.
+    // libjpeg reports the end of the data as a warning, and tjGetErrorStr2 says only the last
+    // one: a progressive file cut inside a marker between scans ends with another. So a file
+    // with warnings must also end with its EOI marker.
     const std::string why = tjGetErrorStr2(tj);
-    if (tjGetErrorCode(tj) != TJERR_WARNING || absl::StrContains(why, "Premature end")) {
-      return Corrupt(path, why);
+    // "Premature end of JPEG file", and "premature end of data segment": the entropy-coded data
+    // ran out before the last row (libjpeg paints the rest grey).
+    const bool fatal = tjGetErrorCode(tj) != TJERR_WARNING ||
+                       absl::StrContains(absl::AsciiStrToLower(why), "premature end");
+    DiscardThreadDecompressor();
+    if (fatal) return Corrupt(path, why);
+    if (!EndsWithEoi(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(), 0)) {
+      return Corrupt(path, absl::StrCat(why, "; no end-of-image marker (truncated file)"));
     }
   }
   if (!cmyk) {

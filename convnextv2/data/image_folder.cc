@@ -77,6 +77,10 @@ absl::StatusOr<Example> ImageFolder::Get(int64_t index) const {
   Example ex;
   absl::StatusOr<std::string> bytes = util::ReadFile(files_[index]);
   CONVNEXTV2_RETURN_IF_ERROR(bytes);
+  // An empty `encoded` would mean "an image in memory" to the transforms.
+  if (bytes->empty()) {
+    return absl::DataLossError(absl::StrCat(files_[index], ": empty file (0 bytes), not an image"));
+  }
   ex.encoded = std::move(*bytes);
   ex.path = files_[index];
   ex.label = labels_[index];

@@ -1,19 +1,27 @@
 #include "convnextv2/metrics/metrics_log.h"
 
+#include <fcntl.h>
 #include <hdf5.h>
+#include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <type_traits>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "convnextv2/util/fault_points.h"
+#include "convnextv2/util/files.h"
 
 namespace convnextv2::metrics {
 namespace {
 
 constexpr hsize_t kChunkRows = 1024;
+constexpr char kFormat[] = "convnextv2.metrics.v1";
+
 
 // Closes an HDF5 handle with the matching H5?close when it goes out of scope.
 class Handle {
@@ -107,33 +115,50 @@ absl::StatusOr<Handle> OpenFile(const std::string& path, unsigned flags) {
   return f;
 }
 
-absl::Status CreateColumn(hid_t group, const std::string& name, hid_t file_type,
-                          const std::string& path) {
-  const hsize_t dims[1] = {0};
+// Writes `values` as the extendable, chunked 1-D dataset `name` of `group`.
+template <typename T>
+absl::Status WriteColumn(hid_t group, const std::string& group_name, const std::string& name,
+                         const std::vector<T>& values, const std::string& path) {
+  const std::string full = absl::StrCat("/", group_name, "/", name);
+  const hsize_t dims[1] = {values.size()};
   const hsize_t maxdims[1] = {H5S_UNLIMITED};
   Handle space(H5Screate_simple(1, dims, maxdims), H5Sclose);
   Handle dcpl(H5Pcreate(H5P_DATASET_CREATE), H5Pclose);
   const hsize_t chunk[1] = {kChunkRows};
   if (!space.ok() || !dcpl.ok() || H5Pset_chunk(dcpl.get(), 1, chunk) < 0) {
-    return Error(path, absl::StrCat("cannot set up dataset ", name));
+    return Error(path, absl::StrCat("cannot set up dataset ", full));
   }
-  Handle ds(H5Dcreate2(group, name.c_str(), file_type, space.get(), H5P_DEFAULT, dcpl.get(),
-                       H5P_DEFAULT),
+  constexpr bool kInt = std::is_same_v<T, int64_t>;
+  Handle ds(H5Dcreate2(group, name.c_str(), kInt ? H5T_STD_I64LE : H5T_IEEE_F64LE, space.get(),
+                       H5P_DEFAULT, dcpl.get(), H5P_DEFAULT),
             H5Dclose);
-  if (!ds.ok()) return Error(path, absl::StrCat("cannot create dataset ", name));
+  if (!ds.ok()) return Error(path, absl::StrCat("cannot create dataset ", full));
+  if (!values.empty() &&
+      H5Dwrite(ds.get(), kInt ? H5T_NATIVE_INT64 : H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL,
+               H5P_DEFAULT, values.data()) < 0) {
+    return Error(path, absl::StrCat("cannot write ", full));
+  }
   return absl::OkStatus();
 }
 
 template <typename Row>
-absl::Status CreateGroup(hid_t file, const char* group_name, const ColumnSet<Row>& set,
-                         const std::string& path) {
+absl::Status WriteGroup(hid_t file, const char* group_name, const ColumnSet<Row>& set,
+                        const std::vector<Row>& rows, const std::string& path) {
   Handle g(H5Gcreate2(file, group_name, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose);
   if (!g.ok()) return Error(path, absl::StrCat("cannot create group /", group_name));
-  for (const auto& c : set.ints) {
-    if (absl::Status s = CreateColumn(g.get(), c.first, H5T_STD_I64LE, path); !s.ok()) return s;
+  for (const auto& [name, member] : set.ints) {
+    std::vector<int64_t> v;
+    v.reserve(rows.size());
+    for (const Row& r : rows) v.push_back(r.*member);
+    if (absl::Status s = WriteColumn(g.get(), group_name, name, v, path); !s.ok()) return s;
+    util::FaultPoint("hdf5_write");
   }
-  for (const auto& c : set.doubles) {
-    if (absl::Status s = CreateColumn(g.get(), c.first, H5T_IEEE_F64LE, path); !s.ok()) return s;
+  for (const auto& [name, member] : set.doubles) {
+    std::vector<double> v;
+    v.reserve(rows.size());
+    for (const Row& r : rows) v.push_back(r.*member);
+    if (absl::Status s = WriteColumn(g.get(), group_name, name, v, path); !s.ok()) return s;
+    util::FaultPoint("hdf5_write");
   }
   return absl::OkStatus();
 }
@@ -155,33 +180,6 @@ absl::StatusOr<hsize_t> Length(hid_t ds, const std::string& full_name, const std
   return dims[0];
 }
 
-// Appends `values` to the 1-D dataset `full_name`.
-template <typename T>
-absl::Status AppendColumn(hid_t file, const std::string& full_name, const std::vector<T>& values,
-                          const std::string& path) {
-  if (values.empty()) return absl::OkStatus();
-  absl::StatusOr<Handle> ds = OpenColumn(file, full_name, path);
-  if (!ds.ok()) return ds.status();
-  absl::StatusOr<hsize_t> n = Length(ds->get(), full_name, path);
-  if (!n.ok()) return n.status();
-  const hsize_t count[1] = {values.size()};
-  const hsize_t new_size[1] = {*n + values.size()};
-  const hsize_t start[1] = {*n};
-  if (H5Dset_extent(ds->get(), new_size) < 0) {
-    return Error(path, absl::StrCat("cannot extend /", full_name));
-  }
-  Handle file_space(H5Dget_space(ds->get()), H5Sclose);
-  Handle mem_space(H5Screate_simple(1, count, nullptr), H5Sclose);
-  const hid_t mem_type = std::is_same_v<T, int64_t> ? H5T_NATIVE_INT64 : H5T_NATIVE_DOUBLE;
-  if (!file_space.ok() || !mem_space.ok() ||
-      H5Sselect_hyperslab(file_space.get(), H5S_SELECT_SET, start, nullptr, count, nullptr) < 0 ||
-      H5Dwrite(ds->get(), mem_type, mem_space.get(), file_space.get(), H5P_DEFAULT,
-               values.data()) < 0) {
-    return Error(path, absl::StrCat("cannot write /", full_name, " (disk full?)"));
-  }
-  return absl::OkStatus();
-}
-
 template <typename T>
 absl::StatusOr<std::vector<T>> ReadColumn(hid_t file, const std::string& full_name,
                                           const std::string& path) {
@@ -196,22 +194,6 @@ absl::StatusOr<std::vector<T>> ReadColumn(hid_t file, const std::string& full_na
     return Error(path, absl::StrCat("cannot read /", full_name));
   }
   return values;
-}
-
-template <typename Row>
-absl::Status AppendRows(hid_t file, const std::string& group, const ColumnSet<Row>& set,
-                        const std::vector<Row>& rows, const std::string& path) {
-  for (const auto& [name, member] : set.ints) {
-    std::vector<int64_t> v;
-    for (const Row& r : rows) v.push_back(r.*member);
-    if (absl::Status s = AppendColumn(file, group + "/" + name, v, path); !s.ok()) return s;
-  }
-  for (const auto& [name, member] : set.doubles) {
-    std::vector<double> v;
-    for (const Row& r : rows) v.push_back(r.*member);
-    if (absl::Status s = AppendColumn(file, group + "/" + name, v, path); !s.ok()) return s;
-  }
-  return absl::OkStatus();
 }
 
 template <typename Row>
@@ -242,26 +224,6 @@ absl::StatusOr<std::vector<Row>> ReadRows(hid_t file, const std::string& group,
     for (size_t i = 0; i < v->size(); ++i) rows[i].*member = (*v)[i];
   }
   return rows;
-}
-
-template <typename Row>
-absl::Status TruncateGroup(hid_t file, const std::string& group, const ColumnSet<Row>& set,
-                           int64_t last_step, const std::string& path) {
-  absl::StatusOr<std::vector<int64_t>> steps = ReadColumn<int64_t>(file, group + "/step", path);
-  if (!steps.ok()) return steps.status();
-  // Rows are appended in step order; keep the prefix up to last_step.
-  hsize_t keep = 0;
-  while (keep < steps->size() && (*steps)[keep] <= last_step) ++keep;
-  if (keep == steps->size()) return absl::OkStatus();
-  const hsize_t size[1] = {keep};
-  for (const std::string& name : set.names) {
-    absl::StatusOr<Handle> ds = OpenColumn(file, group + "/" + name, path);
-    if (!ds.ok()) return ds.status();
-    if (H5Dset_extent(ds->get(), size) < 0) {
-      return Error(path, absl::StrCat("cannot shrink /", group, "/", name));
-    }
-  }
-  return absl::OkStatus();
 }
 
 absl::Status WriteAttributes(hid_t file, const Attributes& attributes, const std::string& path) {
@@ -376,28 +338,100 @@ double EvalValue(const EvalRow& row, const std::string& name) {
   return ColumnValue(EvalSet(), row, name);
 }
 
+namespace {
+
+// The bytes of an HDF5 file holding `log`, built in memory (HDF5's core driver without a
+// backing store): HDF5 never writes to the disk itself, so a full disk cannot leave it with a
+// half-closed file, and the one write of the finished image can be made atomic.
+absl::StatusOr<std::string> SnapshotImage(const std::string& path, const MetricsLog& log) {
+  QuietHdf5();
+  Handle fapl(H5Pcreate(H5P_FILE_ACCESS), H5Pclose);
+  if (!fapl.ok() || H5Pset_fapl_core(fapl.get(), size_t{1} << 20, /*backing_store=*/0) < 0) {
+    return Error(path, "cannot set up HDF5's in-memory driver");
+  }
+  Handle file(H5Fcreate(absl::StrCat(path, ".image").c_str(), H5F_ACC_TRUNC, H5P_DEFAULT,
+                        fapl.get()),
+              H5Fclose);
+  if (!file.ok()) return Error(path, "cannot create the HDF5 image in memory");
+  absl::Status s = WriteAttributes(file.get(), log.attributes, path);
+  if (s.ok()) s = WriteGroup(file.get(), "train", TrainSet(), log.train, path);
+  if (s.ok()) s = WriteGroup(file.get(), "eval", EvalSet(), log.eval, path);
+  if (!s.ok()) return s;
+  if (H5Fflush(file.get(), H5F_SCOPE_GLOBAL) < 0) return Error(path, "cannot flush the image");
+  const ssize_t size = H5Fget_file_image(file.get(), nullptr, 0);
+  if (size <= 0) return Error(path, "cannot size the HDF5 image");
+  std::string image(static_cast<size_t>(size), '\0');
+  if (H5Fget_file_image(file.get(), image.data(), image.size()) != size) {
+    return Error(path, "cannot copy the HDF5 image");
+  }
+  return image;
+}
+
+// Writes `log` to `path` atomically: the image goes to `path`.tmp.PID, which is fsynced and
+// renamed over `path`, and the directory is fsynced (util::WriteFileAtomically). A kill at any
+// instant leaves `path` either as it was or complete with every row of `log` (on the disk, not
+// only in the page cache, once this returns OK); a failed write leaves it as it was.
+absl::Status WriteSnapshot(const std::string& path, const MetricsLog& log) {
+  absl::StatusOr<std::string> image = SnapshotImage(path, log);
+  if (!image.ok()) return image.status();
+  util::FaultPoint("hdf5_write");
+  return util::WriteFileAtomically(path, *image);
+}
+
+// Removes temporary files of `path` that a killed writer left (`path`.tmp.PID).
+void RemoveStaleTemporaries(const std::string& path) {
+  const std::filesystem::path p(path);
+  const std::string prefix = p.filename().string() + ".tmp.";
+  std::error_code ec;
+  const std::filesystem::path dir = p.has_parent_path() ? p.parent_path() : ".";
+  for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
+    const std::string name = entry.path().filename().string();
+    if (name.size() > prefix.size() && name.compare(0, prefix.size(), prefix) == 0 &&
+        name.find_first_not_of("0123456789", prefix.size()) == std::string::npos) {
+      std::filesystem::remove(entry.path(), ec);
+    }
+  }
+}
+
+void DropAfterStep(int64_t last_step, MetricsLog* log) {
+  // Rows are appended in step order; keep the prefix up to last_step.
+  size_t keep = 0;
+  while (keep < log->train.size() && log->train[keep].step <= last_step) ++keep;
+  log->train.resize(keep);
+  keep = 0;
+  while (keep < log->eval.size() && log->eval[keep].step <= last_step) ++keep;
+  log->eval.resize(keep);
+}
+
+}  // namespace
+
 absl::StatusOr<std::unique_ptr<MetricsWriter>> MetricsWriter::Create(
     const std::string& path, const Attributes& attributes) {
-  QuietHdf5();
-  {
-    Handle f(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT), H5Fclose);
-    if (!f.ok()) return Error(path, "cannot create the metrics file");
-    Attributes all = attributes;
-    all.emplace("format", std::string("convnextv2.metrics.v1"));
-    if (absl::Status s = WriteAttributes(f.get(), all, path); !s.ok()) return s;
-    if (absl::Status s = CreateGroup(f.get(), "train", TrainSet(), path); !s.ok()) return s;
-    if (absl::Status s = CreateGroup(f.get(), "eval", EvalSet(), path); !s.ok()) return s;
-    if (H5Fflush(f.get(), H5F_SCOPE_GLOBAL) < 0) return Error(path, "cannot flush");
-  }
-  return std::unique_ptr<MetricsWriter>(new MetricsWriter(path));
+  auto writer = std::unique_ptr<MetricsWriter>(new MetricsWriter(path));
+  writer->log_.attributes = attributes;
+  writer->log_.attributes.emplace("format", std::string(kFormat));
+  RemoveStaleTemporaries(path);
+  writer->dirty_ = true;
+  if (absl::Status s = writer->Flush(); !s.ok()) return s;
+  return writer;
 }
 
 absl::StatusOr<std::unique_ptr<MetricsWriter>> MetricsWriter::Resume(
     const std::string& path, const Attributes& attributes, int64_t last_step) {
   if (!std::filesystem::exists(path)) return Create(path, attributes);
-  if (absl::Status s = TruncateAfterStep(path, last_step); !s.ok()) return s;
+  absl::StatusOr<MetricsLog> log = ReadMetricsLog(path);
+  if (!log.ok()) {
+    return absl::Status(log.status().code(),
+                        absl::StrCat(log.status().message(),
+                                     "; move it aside to start a new log for the resumed run"));
+  }
   auto writer = std::unique_ptr<MetricsWriter>(new MetricsWriter(path));
-  if (absl::Status s = writer->SetAttributes(attributes); !s.ok()) return s;
+  writer->log_ = std::move(*log);
+  DropAfterStep(last_step, &writer->log_);
+  for (const auto& [name, value] : attributes) writer->log_.attributes[name] = value;
+  RemoveStaleTemporaries(path);
+  writer->dirty_ = true;
+  if (absl::Status s = writer->Flush(); !s.ok()) return s;
   return writer;
 }
 
@@ -407,22 +441,27 @@ MetricsWriter::~MetricsWriter() {
   }
 }
 
+void MetricsWriter::AddTrain(const TrainRow& row) {
+  log_.train.push_back(row);
+  dirty_ = true;
+}
+
+void MetricsWriter::AddEval(const EvalRow& row) {
+  log_.eval.push_back(row);
+  dirty_ = true;
+}
+
 absl::Status MetricsWriter::Flush() {
-  if (train_.empty() && eval_.empty()) return absl::OkStatus();
-  absl::StatusOr<Handle> f = OpenFile(path_, H5F_ACC_RDWR);
-  if (!f.ok()) return f.status();
-  if (absl::Status s = AppendRows(f->get(), "train", TrainSet(), train_, path_); !s.ok()) return s;
-  if (absl::Status s = AppendRows(f->get(), "eval", EvalSet(), eval_, path_); !s.ok()) return s;
-  if (H5Fflush(f->get(), H5F_SCOPE_GLOBAL) < 0) return Error(path_, "cannot flush");
-  train_.clear();
-  eval_.clear();
+  if (!dirty_) return absl::OkStatus();
+  if (absl::Status s = WriteSnapshot(path_, log_); !s.ok()) return s;
+  dirty_ = false;
   return absl::OkStatus();
 }
 
 absl::Status MetricsWriter::SetAttributes(const Attributes& attributes) {
-  absl::StatusOr<Handle> f = OpenFile(path_, H5F_ACC_RDWR);
-  if (!f.ok()) return f.status();
-  return WriteAttributes(f->get(), attributes, path_);
+  for (const auto& [name, value] : attributes) log_.attributes[name] = value;
+  dirty_ = true;
+  return Flush();
 }
 
 absl::StatusOr<MetricsLog> ReadMetricsLog(const std::string& path) {
@@ -445,16 +484,10 @@ absl::StatusOr<MetricsLog> ReadMetricsLog(const std::string& path) {
 }
 
 absl::Status TruncateAfterStep(const std::string& path, int64_t last_step) {
-  absl::StatusOr<Handle> f = OpenFile(path, H5F_ACC_RDWR);
-  if (!f.ok()) return f.status();
-  if (absl::Status s = TruncateGroup(f->get(), "train", TrainSet(), last_step, path); !s.ok()) {
-    return s;
-  }
-  if (absl::Status s = TruncateGroup(f->get(), "eval", EvalSet(), last_step, path); !s.ok()) {
-    return s;
-  }
-  if (H5Fflush(f->get(), H5F_SCOPE_GLOBAL) < 0) return Error(path, "cannot flush");
-  return absl::OkStatus();
+  absl::StatusOr<MetricsLog> log = ReadMetricsLog(path);
+  if (!log.ok()) return log.status();
+  DropAfterStep(last_step, &*log);
+  return WriteSnapshot(path, *log);
 }
 
 std::string AttributeText(const Attributes& attributes, const std::string& name) {

@@ -10,12 +10,21 @@
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
+#include "convnextv2/util/fault_points.h"
 
 namespace convnextv2::util {
 namespace {
 
 absl::Status ErrnoError(absl::string_view what, const std::string& path) {
   return absl::InternalError(absl::StrCat(what, " ", path, ": ", std::strerror(errno)));
+}
+
+// A failed write of `path` through its temporary file `tmp`: says that `path` was left as it was.
+absl::Status WriteError(absl::string_view what, const std::string& path, const std::string& tmp) {
+  const int e = errno;
+  unlink(tmp.c_str());
+  return absl::InternalError(absl::StrCat(what, " ", path, ": ", std::strerror(e), " (writing ",
+                                          tmp, "; ", path, " is unchanged)"));
 }
 
 }  // namespace
@@ -36,27 +45,32 @@ absl::Status WriteFileAtomically(const std::string& path, absl::string_view cont
   const int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) return ErrnoError("cannot create", tmp);
   size_t done = 0;
-  while (done < contents.size()) {
-    const ssize_t w = write(fd, contents.data() + done, contents.size() - done);
+  const int injected = FaultWriteErrno("atomic_write");
+  while (done < contents.size() || injected != 0) {
+    ssize_t w = -1;
+    if (injected != 0) {
+      errno = injected;
+    } else {
+      w = write(fd, contents.data() + done, contents.size() - done);
+    }
     if (w < 0) {
       if (errno == EINTR) continue;
-      const absl::Status s = ErrnoError("cannot write", tmp);
+      const int e = errno;
       close(fd);
-      unlink(tmp.c_str());
-      return s;
+      errno = e;
+      return WriteError("cannot write", path, tmp);
     }
     done += static_cast<size_t>(w);
   }
-  if (fsync(fd) != 0 || close(fd) != 0) {
-    const absl::Status s = ErrnoError("cannot flush", tmp);
-    unlink(tmp.c_str());
-    return s;
+  if (fsync(fd) != 0) {
+    const int e = errno;
+    close(fd);
+    errno = e;
+    return WriteError("cannot flush", path, tmp);
   }
-  if (rename(tmp.c_str(), path.c_str()) != 0) {
-    const absl::Status s = ErrnoError("cannot rename onto", path);
-    unlink(tmp.c_str());
-    return s;
-  }
+  if (close(fd) != 0) return WriteError("cannot flush", path, tmp);
+  FaultPoint("atomic_rename");
+  if (rename(tmp.c_str(), path.c_str()) != 0) return WriteError("cannot rename onto", path, tmp);
   const std::string dir = target.has_parent_path() ? target.parent_path().string() : ".";
   const int dfd = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (dfd >= 0) {
