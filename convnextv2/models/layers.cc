@@ -1,12 +1,12 @@
 #include "convnextv2/models/layers.h"
 
 #include <ATen/ATen.h>
-#include <ATen/autocast_mode.h>
 #include <c10/util/Exception.h>
 #include <torch/csrc/autograd/custom_function.h>
 
 #include "convnextv2/models/dwconv_kernels.h"
 #include "convnextv2/models/grn_kernels.h"
+#include "convnextv2/util/torch_compat.h"
 
 namespace convnextv2::models {
 
@@ -132,7 +132,8 @@ at::Tensor DepthwiseConvPlain(const at::Tensor& x, const at::Tensor& weight,
 bool DepthwiseConvKernelApplies(const at::Tensor& x, const at::Tensor& weight,
                                 const at::Tensor& bias) {
   return x.device().is_cpu() && x.scalar_type() == at::kFloat && x.dim() == 4 &&
-         x.is_contiguous(at::MemoryFormat::ChannelsLast) && !at::autocast::is_cpu_enabled() &&
+         x.is_contiguous(at::MemoryFormat::ChannelsLast) &&
+         !compat::AutocastEnabled(c10::DeviceType::CPU) &&
          weight.scalar_type() == at::kFloat && bias.defined() &&
          bias.scalar_type() == at::kFloat && weight.dim() == 4 &&
          weight.size(0) == x.size(1) && weight.size(1) == 1 && weight.size(2) == weight.size(3) &&
