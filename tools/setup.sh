@@ -5,11 +5,12 @@
 #   sudo tools/setup.sh        (or as root: tools/setup.sh)
 #
 # It installs the toolchain and libraries (Bazel 4.2.3, libtorch 1.13.1 CPU, Abseil, glog,
-# gflags, protobuf, HDF5, GoogleTest, gloo, OpenCV, libjpeg-turbo, libpng), OpenBLAS selected as
-# the BLAS (3-6x faster training than the reference BLAS), Slurm and munge for the launcher's
-# cluster tests, Fashion-MNIST for the default run, Debian's python3-torch for the
-# PyTorch-interop test oracles, PyPI's tensorboard (in a virtual environment) as the reader of
-# the event-file tests, and Chromium to render the sweep report in its test.
+# gflags, protobuf, HDF5, GoogleTest, gloo, OpenCV, libjpeg-turbo, libpng, libwebp, libtiff),
+# OpenBLAS selected as the BLAS (3-6x faster training than the reference BLAS), Slurm and munge
+# for the launcher's cluster tests, Fashion-MNIST for the default run, Debian's python3-torch for
+# the PyTorch-interop test oracles, PyPI's tensorboard (in a virtual environment) as the reader of
+# the event-file tests, and Chromium to render the sweep report in its test. The CUDA build's
+# libtorch comes from tools/cuda/setup.sh.
 set -euo pipefail
 
 PACKAGES=(
@@ -25,8 +26,11 @@ PACKAGES=(
   libhdf5-dev hdf5-tools libssl-dev
   libgtest-dev googletest
   # images
-  libturbojpeg0-dev libjpeg62-turbo-dev libpng-dev zlib1g-dev
+  libturbojpeg0-dev libjpeg62-turbo-dev libpng-dev zlib1g-dev libwebp-dev libtiff-dev
+  # OpenCV imgproc for the pixel ops; imgcodecs only as the decoders' test oracle
   libopencv-imgproc-dev libopencv-imgcodecs-dev
+  # tools/cuda/bundle.sh (relative run paths for the GPU machine's bundle)
+  patchelf
   # scheduler
   slurm-wlm munge
   # data

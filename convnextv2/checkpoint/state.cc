@@ -4,13 +4,13 @@
 #include <ATen/Context.h>
 #include <ATen/detail/CUDAHooksInterface.h>
 #include <c10/core/GradMode.h>
-#include <c10/util/string_utils.h>
 #include <torch/optim/adam.h>
 #include <torch/optim/adamw.h>
 #include <torch/optim/sgd.h>
 
 #include <mutex>
 #include <set>
+#include <sstream>
 #include <type_traits>
 
 #include "absl/strings/match.h"
@@ -39,7 +39,10 @@ template <typename Map>
 typename Map::key_type StateKey(const at::Tensor& p) {
   using Key = typename Map::key_type;
   if constexpr (std::is_same_v<Key, std::string>) {
-    return c10::guts::to_string(p.unsafeGetTensorImpl());
+    // What libtorch 1.x's c10::guts::to_string (gone in 2.x) made of it: the streamed pointer.
+    std::ostringstream key;
+    key << p.unsafeGetTensorImpl();
+    return key.str();
   } else {
     return p.unsafeGetTensorImpl();
   }

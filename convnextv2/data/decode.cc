@@ -9,13 +9,11 @@
 // After <cstdio>: jpeglib.h uses FILE and size_t without including what declares them.
 #include <jpeglib.h>
 #include <jerror.h>
-#include <opencv2/core.hpp>
-#include <opencv2/imgcodecs.hpp>
-#include <opencv2/imgproc.hpp>
 
 #include "absl/strings/match.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "convnextv2/data/codecs.h"
 #include "convnextv2/util/files.h"
 
 namespace convnextv2::data {
@@ -231,25 +229,26 @@ absl::StatusOr<Image> DecodeJpeg(absl::string_view bytes, absl::string_view path
   return image;
 }
 
-absl::StatusOr<Image> DecodeWithOpenCv(absl::string_view bytes, absl::string_view path) {
+// Everything but JPEG: one small library per format (codecs.h), no OpenCV imgcodecs.
+absl::StatusOr<Image> DecodeOther(absl::string_view bytes, absl::string_view path) {
   if (bytes.empty()) return Corrupt(path, "empty file");
-  const cv::Mat raw(1, static_cast<int>(bytes.size()), CV_8UC1,
-                    const_cast<char*>(bytes.data()));
-  cv::Mat bgr;
-  try {
-    bgr = cv::imdecode(raw, cv::IMREAD_COLOR);
-  } catch (const cv::Exception& e) {
-    return Corrupt(path, e.what());
+  switch (internal::SniffFormat(bytes)) {
+    case internal::ImageFormat::kPng:
+      return internal::DecodePng(bytes, path);
+    case internal::ImageFormat::kWebp:
+      return internal::DecodeWebp(bytes, path);
+    case internal::ImageFormat::kTiff:
+      return internal::DecodeTiff(bytes, path);
+    case internal::ImageFormat::kBmp:
+      return internal::DecodeBmp(bytes, path);
+    case internal::ImageFormat::kPnm:
+      return internal::DecodePnm(bytes, path);
+    case internal::ImageFormat::kJpeg:  // handled by the caller
+    case internal::ImageFormat::kUnknown:
+      break;
   }
-  if (bgr.empty()) return Corrupt(path, "unknown format, or a corrupt or truncated file");
-  Image image;
-  image.width = bgr.cols;
-  image.height = bgr.rows;
-  image.channels = 3;
-  image.pixels.resize(static_cast<size_t>(image.width) * image.height * 3);
-  cv::Mat rgb(image.height, image.width, CV_8UC3, image.pixels.data());
-  cv::cvtColor(bgr, rgb, cv::COLOR_BGR2RGB);
-  return image;
+  return Corrupt(path, "unknown format (not JPEG, PNG, WebP, TIFF, BMP, PPM/PGM), or a corrupt "
+                       "file");
 }
 
 }  // namespace
@@ -267,7 +266,7 @@ absl::StatusOr<ImageSize> PeekImageSize(absl::string_view bytes, absl::string_vi
     if (!h.ok()) return h.status();
     return ImageSize{h->width, h->height};
   }
-  absl::StatusOr<Image> image = DecodeWithOpenCv(bytes, path);
+  absl::StatusOr<Image> image = DecodeOther(bytes, path);
   if (!image.ok()) return image.status();
   return ImageSize{image->width, image->height};
 }
@@ -275,7 +274,7 @@ absl::StatusOr<ImageSize> PeekImageSize(absl::string_view bytes, absl::string_vi
 absl::StatusOr<Image> DecodeImage(absl::string_view bytes, absl::string_view path,
                                   const DecodeOptions& options) {
   if (IsJpeg(bytes)) return DecodeJpeg(bytes, path, options);
-  return DecodeWithOpenCv(bytes, path);
+  return DecodeOther(bytes, path);
 }
 
 ImageSize ScaledJpegSize(ImageSize stored, const DecodeOptions& options) {

@@ -1,4 +1,5 @@
-// Image decoding: JPEG with libjpeg-turbo (DCT-domain downscaling), PNG/BMP/WebP with OpenCV.
+// Image decoding: JPEG with libjpeg-turbo (DCT-domain downscaling); PNG (libpng), WebP
+// (libwebp), TIFF (libtiff), BMP and PPM/PGM through codecs.h, without OpenCV imgcodecs.
 //
 // Every decoded image is 8-bit RGB (grayscale and CMYK/YCCK are converted). A corrupt or truncated
 // file is an absl::DataLossError naming the path, never a crash.

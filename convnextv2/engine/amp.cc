@@ -1,34 +1,18 @@
 #include "convnextv2/engine/amp.h"
 
 #include <ATen/autocast_mode.h>
-#include <torch/version.h>
 
 #include "absl/strings/str_cat.h"
+#include "convnextv2/util/torch_compat.h"
 
 namespace convnextv2::engine {
 namespace {
 
-#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
-bool IsEnabled(c10::DeviceType d) { return at::autocast::is_autocast_enabled(d); }
-void SetEnabled(c10::DeviceType d, bool on) { at::autocast::set_autocast_enabled(d, on); }
-c10::ScalarType GetDtype(c10::DeviceType d) { return at::autocast::get_autocast_dtype(d); }
-void SetDtype(c10::DeviceType d, c10::ScalarType t) { at::autocast::set_autocast_dtype(d, t); }
-#else
-bool IsEnabled(c10::DeviceType d) {
-  return d == c10::DeviceType::CPU ? at::autocast::is_cpu_enabled() : at::autocast::is_enabled();
-}
-void SetEnabled(c10::DeviceType d, bool on) {
-  d == c10::DeviceType::CPU ? at::autocast::set_cpu_enabled(on) : at::autocast::set_enabled(on);
-}
-c10::ScalarType GetDtype(c10::DeviceType d) {
-  return d == c10::DeviceType::CPU ? at::autocast::get_autocast_cpu_dtype()
-                                   : at::autocast::get_autocast_gpu_dtype();
-}
-void SetDtype(c10::DeviceType d, c10::ScalarType t) {
-  d == c10::DeviceType::CPU ? at::autocast::set_autocast_cpu_dtype(t)
-                            : at::autocast::set_autocast_gpu_dtype(t);
-}
-#endif
+// The libtorch 1.13 / 2.x difference lives in util/torch_compat.h.
+bool IsEnabled(c10::DeviceType d) { return compat::AutocastEnabled(d); }
+void SetEnabled(c10::DeviceType d, bool on) { compat::SetAutocastEnabled(d, on); }
+c10::ScalarType GetDtype(c10::DeviceType d) { return compat::AutocastDtype(d); }
+void SetDtype(c10::DeviceType d, c10::ScalarType t) { compat::SetAutocastDtype(d, t); }
 
 }  // namespace
 

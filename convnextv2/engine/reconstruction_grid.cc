@@ -3,13 +3,11 @@
 #include <ATen/ATen.h>
 #include <c10/core/GradMode.h>
 
-#include <opencv2/core.hpp>
-#include <opencv2/imgcodecs.hpp>
-#include <opencv2/imgproc.hpp>
 
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "convnextv2/data/codecs.h"
 #include "convnextv2/models/fcmae.h"
 #include "convnextv2/util/files.h"
 
@@ -58,16 +56,17 @@ absl::Status WritePng(const at::Tensor& rgb_in, const std::string& path) {
   if (rgb.dim() != 3 || rgb.size(2) != 3) {
     return absl::InvalidArgumentError(absl::StrCat("WritePng: expected (H, W, 3) for ", path));
   }
-  const cv::Mat view(static_cast<int>(rgb.size(0)), static_cast<int>(rgb.size(1)), CV_8UC3,
-                     rgb.data_ptr<uint8_t>());
-  cv::Mat bgr;
-  cv::cvtColor(view, bgr, cv::COLOR_RGB2BGR);
-  std::vector<uchar> bytes;
-  if (!cv::imencode(".png", bgr, bytes)) {
-    return absl::InternalError(absl::StrCat("cannot encode PNG for ", path));
+  data::Image image;
+  image.height = static_cast<int>(rgb.size(0));
+  image.width = static_cast<int>(rgb.size(1));
+  image.channels = 3;
+  image.pixels.assign(rgb.data_ptr<uint8_t>(), rgb.data_ptr<uint8_t>() + rgb.numel());
+  absl::StatusOr<std::string> bytes = data::EncodePng(image);
+  if (!bytes.ok()) {
+    return absl::InternalError(absl::StrCat("cannot encode PNG for ", path, ": ",
+                                            bytes.status().message()));
   }
-  return util::WriteFileAtomically(
-      path, absl::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
+  return util::WriteFileAtomically(path, *bytes);
 }
 
 }  // namespace convnextv2::engine

@@ -6,6 +6,7 @@
 
 #include <numeric>
 
+#include "convnextv2/models/cuda_ops.h"
 #include "convnextv2/models/init.h"
 
 namespace convnextv2::models {
@@ -29,7 +30,30 @@ void BlockImpl::reset() {
   drop_path = DropPath(options.drop_path());
 }
 
+namespace {
+
+// CUDA tensors take the fused kernels (cuda_ops.h) when the block's fused_grn option is on;
+// fused_grn = false keeps the plain ATen chain, the reference.
+bool UseCudaKernels(const BlockOptions& options, const at::Tensor& x) {
+  return internal::kCudaKernels && options.fused_grn() && x.is_cuda();
+}
+
+}  // namespace
+
+at::Tensor BlockImpl::BranchWithoutLastBiasCuda(const at::Tensor& x) {
+  const at::Tensor y = norm->forward(x);
+  // pwconv1's bias and the GELU are folded into the GRN kernels' passes.
+  at::Tensor h = at::linear(y, pwconv1->weight);
+  if (internal::GrnCudaApplies(h)) {
+    h = internal::GeluGrnCuda(h, pwconv1->bias, grn->gamma, grn->beta, grn->options.eps());
+  } else {
+    h = grn->forward(at::gelu(h + pwconv1->bias));
+  }
+  return at::linear(h, pwconv2->weight);
+}
+
 at::Tensor BlockImpl::BranchNHWC(const at::Tensor& x) {
+  if (UseCudaKernels(options, x)) return BranchWithoutLastBiasCuda(x) + pwconv2->bias;
   at::Tensor y = norm->forward(x);
   y = pwconv1->forward(y);
   y = at::gelu(y);
@@ -44,6 +68,23 @@ at::Tensor BlockImpl::DepthwiseConv(const at::Tensor& x) {
 
 at::Tensor BlockImpl::forward(const at::Tensor& input) {
   at::Tensor x = DepthwiseConv(input);
+  if (UseCudaKernels(options, x)) {
+    const at::Tensor z = BranchWithoutLastBiasCuda(x.permute({0, 2, 3, 1}));
+    if (internal::ResidualCudaApplies(input, z)) {
+      // pwconv2's bias, drop path and the residual sum in one pass; the drop-path factors are
+      // drawn as DropPath draws them (one per sample, from torch's default generator).
+      at::Tensor keep;
+      const double p = drop_path->drop_prob;
+      if (is_training() && p > 0.0) {
+        keep = at::empty({input.size(0)}, z.options().dtype(at::kFloat)).bernoulli_(1.0 - p);
+        keep.div_(1.0 - p);
+      }
+      return internal::BiasDropPathResidualCuda(input, z, pwconv2->bias, keep);
+    }
+    x = (z + pwconv2->bias).permute({0, 3, 1, 2});
+    drop_path->train(is_training());
+    return input + drop_path->forward(x);
+  }
   x = BranchNHWC(x.permute({0, 2, 3, 1})).permute({0, 3, 1, 2});
   drop_path->train(is_training());
   return input + drop_path->forward(x);

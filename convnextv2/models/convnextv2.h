@@ -43,6 +43,9 @@ class BlockImpl : public torch::nn::Cloneable<BlockImpl> {
   at::Tensor DepthwiseConv(const at::Tensor& x);
   // The residual branch up to (excluding) DropPath, on NHWC input/output; used by FCMAE.
   at::Tensor BranchNHWC(const at::Tensor& dw_out_nhwc);
+  // On CUDA with fused_grn: the branch without pwconv2's bias, which the caller adds (or folds
+  // into the residual kernel), through the fused GELU + GRN kernels.
+  at::Tensor BranchWithoutLastBiasCuda(const at::Tensor& dw_out_nhwc);
 
   BlockOptions options;
   torch::nn::Conv2d dwconv{nullptr};

@@ -1,12 +1,13 @@
 #include "convnextv2/models/layers.h"
 
 #include <ATen/ATen.h>
-#include <ATen/autocast_mode.h>
 #include <c10/util/Exception.h>
 #include <torch/csrc/autograd/custom_function.h>
 
+#include "convnextv2/models/cuda_ops.h"
 #include "convnextv2/models/dwconv_kernels.h"
 #include "convnextv2/models/grn_kernels.h"
+#include "convnextv2/util/torch_compat.h"
 
 namespace convnextv2::models {
 
@@ -66,7 +67,8 @@ namespace {
 //   dL/dG[n,k] = a[n,k] / (m + eps) - sum_c a[n,c] G[n,c] / (C (m + eps)^2)
 //   dx = g * s + x * dL/dG / G      (0 where G == 0, as the norm's subgradient)
 // On CPU float32 contiguous NHWC tensors both directions are two streaming passes each over the
-// activation (grn_kernels.cc); elsewhere (CUDA, bf16) the same formulas run as ATen ops.
+// activation (grn_kernels.cc); on CUDA (float32/16, bfloat16) grn_cuda.cu's kernels (cuda_ops.h);
+// elsewhere the same formulas run as ATen ops.
 bool UseCpuKernel(const at::Tensor& x) {
   return x.device().is_cpu() && x.scalar_type() == at::kFloat && x.is_contiguous();
 }
@@ -120,6 +122,9 @@ class GrnFunction : public torch::autograd::Function<GrnFunction> {
 
 at::Tensor GrnFused(const at::Tensor& x, const at::Tensor& gamma, const at::Tensor& beta,
                     double eps) {
+  if (internal::kCudaKernels && internal::GrnCudaApplies(x)) {
+    return internal::GeluGrnCuda(x, at::Tensor(), gamma, beta, eps);
+  }
   return GrnFunction::apply(x, gamma, beta, eps);
 }
 
@@ -132,7 +137,8 @@ at::Tensor DepthwiseConvPlain(const at::Tensor& x, const at::Tensor& weight,
 bool DepthwiseConvKernelApplies(const at::Tensor& x, const at::Tensor& weight,
                                 const at::Tensor& bias) {
   return x.device().is_cpu() && x.scalar_type() == at::kFloat && x.dim() == 4 &&
-         x.is_contiguous(at::MemoryFormat::ChannelsLast) && !at::autocast::is_cpu_enabled() &&
+         x.is_contiguous(at::MemoryFormat::ChannelsLast) &&
+         !compat::AutocastEnabled(c10::DeviceType::CPU) &&
          weight.scalar_type() == at::kFloat && bias.defined() &&
          bias.scalar_type() == at::kFloat && weight.dim() == 4 &&
          weight.size(0) == x.size(1) && weight.size(1) == 1 && weight.size(2) == weight.size(3) &&

@@ -17,6 +17,7 @@
 #include "convnextv2/engine/losses.h"
 #include "convnextv2/engine/train_step.h"
 #include "convnextv2/models/registry.h"
+#include "convnextv2/util/torch_compat.h"
 
 namespace convnextv2::engine {
 namespace {
@@ -235,7 +236,7 @@ TEST(Amp, CpuAutocastRunsTheModelInBfloat16AndRestores) {
     }
   }
   EXPECT_EQ(at::mm(a, a).scalar_type(), c10::ScalarType::Float);
-  EXPECT_FALSE(at::autocast::is_cpu_enabled());
+  EXPECT_FALSE(compat::AutocastEnabled(c10::DeviceType::CPU));
 
   models::ConvNeXtV2 model = TinyModel();
   const at::Tensor images = torch::randn({2, 3, 32, 32});
