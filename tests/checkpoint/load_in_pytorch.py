@@ -1,6 +1,6 @@
 """Test oracle run with Debian's python3-torch: opens the checkpoints a `finetune` run wrote
 with torch.load(..., weights_only=True), loads their weights into the official ConvNeXt V2
-architecture (official_convnextv2.py) and evaluates them on the run's test set, which must
+architecture (tools/bench/official_convnextv2.py) and evaluates them on the run's test set, which must
 give the accuracy and loss the run logged.
 
 usage:
@@ -24,7 +24,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+# tools/bench/official_convnextv2.py, found from the source tree and from Bazel runfiles alike.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tools",
+                                "bench"))
 import official_convnextv2  # noqa: E402
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)

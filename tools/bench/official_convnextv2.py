@@ -1,8 +1,10 @@
 """The official ConvNeXt V2 model (facebookresearch/ConvNeXt-V2, models/convnextv2.py and
-models/utils.py), transcribed for test oracles: the same modules under the same attribute names,
-so its state_dict keys are the official ones ("downsample_layers.0.0.weight",
-"stages.2.5.grn.gamma", "head.bias"). Drop path is left out (identity at evaluation); the
-timm-free init is PyTorch's default, since the tests load weights into it.
+models/utils.py), transcribed once for the test oracles (tests/checkpoint/load_in_pytorch.py) and
+the GPU benchmark (official_cuda_bench.py): the same modules under the same attribute names, so
+its state_dict keys are the official ones ("downsample_layers.0.0.weight",
+"stages.2.5.grn.gamma", "head.bias"), and drop path at the official linearly increasing rates.
+It needs neither the repository nor timm; the init is PyTorch's default (the tests load weights
+into it, the benchmark times steps).
 """
 import torch
 import torch.nn as nn
@@ -45,8 +47,23 @@ class GRN(nn.Module):
         return self.gamma * (x * nx) + self.beta + x
 
 
+class DropPath(nn.Module):
+    """Stochastic depth per sample (timm's drop_path), identity at evaluation or rate 0."""
+
+    def __init__(self, p):
+        super().__init__()
+        self.p = p
+
+    def forward(self, x):
+        if self.p == 0.0 or not self.training:
+            return x
+        keep = 1 - self.p
+        mask = x.new_empty((x.shape[0],) + (1,) * (x.ndim - 1)).bernoulli_(keep)
+        return x * mask.div_(keep)
+
+
 class Block(nn.Module):
-    def __init__(self, dim):
+    def __init__(self, dim, drop_path=0.0):
         super().__init__()
         self.dwconv = nn.Conv2d(dim, dim, kernel_size=7, padding=3, groups=dim)
         self.norm = LayerNorm(dim, eps=1e-6)
@@ -54,6 +71,7 @@ class Block(nn.Module):
         self.act = nn.GELU()
         self.grn = GRN(4 * dim)
         self.pwconv2 = nn.Linear(4 * dim, dim)
+        self.drop_path = DropPath(drop_path)
 
     def forward(self, x):
         shortcut = x
@@ -65,12 +83,12 @@ class Block(nn.Module):
         x = self.grn(x)
         x = self.pwconv2(x)
         x = x.permute(0, 3, 1, 2)
-        return shortcut + x
+        return shortcut + self.drop_path(x)
 
 
 class ConvNeXtV2(nn.Module):
     def __init__(self, in_chans=3, num_classes=1000, depths=(3, 3, 9, 3),
-                 dims=(96, 192, 384, 768)):
+                 dims=(96, 192, 384, 768), drop_path_rate=0.0):
         super().__init__()
         self.depths = depths
         self.downsample_layers = nn.ModuleList()
@@ -82,9 +100,13 @@ class ConvNeXtV2(nn.Module):
             self.downsample_layers.append(nn.Sequential(
                 LayerNorm(dims[i], eps=1e-6, data_format="channels_first"),
                 nn.Conv2d(dims[i], dims[i + 1], kernel_size=2, stride=2)))
+        rates = [x.item() for x in torch.linspace(0, drop_path_rate, sum(depths))]
         self.stages = nn.ModuleList()
+        cur = 0
         for i in range(4):
-            self.stages.append(nn.Sequential(*[Block(dims[i]) for _ in range(depths[i])]))
+            self.stages.append(nn.Sequential(
+                *[Block(dims[i], rates[cur + j]) for j in range(depths[i])]))
+            cur += depths[i]
         self.norm = nn.LayerNorm(dims[-1], eps=1e-6)
         self.head = nn.Linear(dims[-1], num_classes)
 
@@ -110,6 +132,7 @@ VARIANTS = {
 }
 
 
-def create(name, num_classes):
+def create(name, num_classes, drop_path_rate=0.0):
     depths, dims = VARIANTS[name]
-    return ConvNeXtV2(num_classes=num_classes, depths=depths, dims=dims)
+    return ConvNeXtV2(num_classes=num_classes, depths=depths, dims=dims,
+                      drop_path_rate=drop_path_rate)
