@@ -1,7 +1,7 @@
 """Test oracle run with Debian's python3-torch: opens the checkpoints a `finetune` run wrote
 with torch.load(..., weights_only=True), loads their weights into the official ConvNeXt V2
-architecture (tools/bench/official_convnextv2.py) and evaluates them on the run's test set, which must
-give the accuracy and loss the run logged.
+architecture (tools/bench/official_convnextv2.py) and evaluates them on the run's test set,
+which must give the accuracy and loss the run logged.
 
 usage:
   load_in_pytorch.py make-data SOURCE_DIR OUT_DIR N_TRAIN N_TEST
