@@ -1,4 +1,6 @@
-// The fine-tuning (supervised training) run: what `finetune` does after parsing its flags.
+// The fine-tuning (supervised training) run: what `finetune` does after parsing its flags. A task
+// of the training loop (loop.h): this file says how a batch becomes a loss, how to evaluate and
+// what to log; the loop does the rest.
 //
 //   absl::StatusOr<FinetuneResult> r = RunFinetune(config, {.command_line = "..."});
 //
@@ -16,6 +18,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "convnextv2/engine/run_options.h"
 #include "convnextv2/proto/experiment.pb.h"
 
 namespace convnextv2::engine {
@@ -51,14 +54,6 @@ struct FinetuneResult {
   // binary exits with engine::kExitRequeue.
   bool preempted = false;
   EvalStats eval_only;  // eval.eval: the evaluation of the loaded weights
-};
-
-struct RunOptions {
-  std::string command_line;  // for the log
-  // Behave as if preempted just before running batch `stop_step` of epoch `stop_epoch` (tests
-  // and tools; -1: never).
-  int stop_epoch = -1;
-  int64_t stop_step = -1;
 };
 
 absl::StatusOr<FinetuneResult> RunFinetune(const ExperimentConfig& config,

@@ -1,5 +1,6 @@
 // The FCMAE pre-training run: what `pretrain` does after parsing its flags (main_pretrain.py and
-// engine_pretrain.py of the official code).
+// engine_pretrain.py of the official code). A task of the training loop (loop.h), with the same
+// TrainingRecipe as fine-tuning.
 //
 //   absl::StatusOr<PretrainResult> r = RunPretrain(config, {.command_line = "..."});
 //
@@ -35,6 +36,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "convnextv2/engine/run_options.h"
 #include "convnextv2/optim/param_groups.h"
 #include "convnextv2/proto/experiment.pb.h"
 
@@ -56,13 +58,7 @@ struct PretrainResult {
   bool preempted = false;
 };
 
-struct PretrainOptions {
-  std::string command_line;  // for the log
-  // Behave as if preempted just before running batch `stop_step` of epoch `stop_epoch` (tests;
-  // -1: never).
-  int stop_epoch = -1;
-  int64_t stop_step = -1;
-};
+using PretrainOptions = RunOptions;
 
 absl::StatusOr<PretrainResult> RunPretrain(const ExperimentConfig& config,
                                            const PretrainOptions& options = {});

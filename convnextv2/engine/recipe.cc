@@ -23,9 +23,36 @@ TrainingRecipe::TrainingRecipe(const ExperimentConfig& config, int64_t steps_per
       schedule_wd_(config.optim().has_weight_decay_end()),
       weight_decay_now_(config.optim().weight_decay()) {}
 
+absl::StatusOr<std::vector<optim::ParamGroup>> FinetuneParamGroups(const ExperimentConfig& config,
+                                                                   models::ConvNeXtV2 model) {
+  const OptimConfig& o = config.optim();
+  std::vector<optim::ParamGroup> groups;
+  if (o.layer_decay() != 1.0) {
+    optim::LayerDecayOptions ld{o.layer_decay(), o.layer_decay_type(), model->options.depths()};
+    if (std::string warning = optim::GroupStrategyWarning(ld); !warning.empty()) {
+      LOG(WARNING) << warning;
+    }
+    LOG(INFO) << "Assigned values = [" << absl::StrJoin(optim::LayerScales(ld), ", ") << "]";
+    CONVNEXTV2_ASSIGN_OR_RETURN(
+        groups, optim::BuildLayerDecayGroups(model->named_parameters(), o.weight_decay(), ld));
+  } else {
+    groups = optim::BuildParamGroups(model->named_parameters(), o.weight_decay());
+  }
+  LOG(INFO) << "Param groups = " << optim::ParamGroupsJson(groups);
+  return groups;
+}
+
 absl::StatusOr<std::unique_ptr<TrainingRecipe>> TrainingRecipe::Create(
     const ExperimentConfig& config, models::ConvNeXtV2 model, c10::Device device,
     int64_t steps_per_epoch, int world_size) {
+  RecipeOptions options;
+  options.groups = [&config, model] { return FinetuneParamGroups(config, model); };
+  return Create(config, model.ptr(), device, steps_per_epoch, world_size, std::move(options));
+}
+
+absl::StatusOr<std::unique_ptr<TrainingRecipe>> TrainingRecipe::Create(
+    const ExperimentConfig& config, std::shared_ptr<torch::nn::Module> model, c10::Device device,
+    int64_t steps_per_epoch, int world_size, RecipeOptions options) {
   const OptimConfig& o = config.optim();
   const int update_freq = config.train().update_freq();
   if (steps_per_epoch < update_freq) {
@@ -33,44 +60,27 @@ absl::StatusOr<std::unique_ptr<TrainingRecipe>> TrainingRecipe::Create(
         "train.update_freq ", update_freq, " is more than the ", steps_per_epoch,
         " batches of an epoch: no optimizer step would happen"));
   }
+  if (!options.groups) {
+    return absl::InvalidArgumentError("TrainingRecipe::Create: no parameter groups given");
+  }
   const double lr = config::EffectiveLr(config, world_size);
   std::unique_ptr<TrainingRecipe> r(new TrainingRecipe(config, steps_per_epoch, lr));
-  r->model_ = model;
+  r->model_ = std::move(model);
   r->device_ = device;
   r->use_amp_ = config.train().use_amp();
   if (r->use_amp_) {
-    absl::StatusOr<c10::ScalarType> dtype = AmpDtype(config, device);
-    CONVNEXTV2_RETURN_IF_ERROR(dtype);
-    r->amp_dtype_ = *dtype;
+    CONVNEXTV2_ASSIGN_OR_RETURN(r->amp_dtype_, AmpDtype(config, device));
   }
 
-  // What main_finetune.py prints before training.
+  // What main_finetune.py and main_pretrain.py print before training.
   const int64_t eff_batch =
       static_cast<int64_t>(config.train().batch_size()) * update_freq * world_size;
-  LOG(INFO) << absl::StrFormat("base lr: %.2e", lr * 256.0 / eff_batch);
-  LOG(INFO) << absl::StrFormat("actual lr: %.2e", lr);
-  LOG(INFO) << "accumulate grad iterations: " << update_freq;
-  LOG(INFO) << "effective batch size: " << eff_batch;
+  LOG(INFO) << absl::StrFormat(
+      "base lr: %.2e, actual lr: %.2e, accumulate grad iterations: %d, effective batch size: %d",
+      lr * 256.0 / eff_batch, lr, update_freq, eff_batch);
 
-  if (o.layer_decay() != 1.0) {
-    optim::LayerDecayOptions ld{o.layer_decay(), o.layer_decay_type(), model->options.depths()};
-    if (std::string warning = optim::GroupStrategyWarning(ld); !warning.empty()) {
-      LOG(WARNING) << warning;
-    }
-    LOG(INFO) << "Assigned values = [" << absl::StrJoin(optim::LayerScales(ld), ", ") << "]";
-    absl::StatusOr<std::vector<optim::ParamGroup>> groups =
-        optim::BuildLayerDecayGroups(model->named_parameters(), o.weight_decay(), ld);
-    CONVNEXTV2_RETURN_IF_ERROR(groups);
-    r->groups_ = std::move(*groups);
-  } else {
-    r->groups_ = optim::BuildParamGroups(model->named_parameters(), o.weight_decay());
-  }
-  LOG(INFO) << "Param groups = " << optim::ParamGroupsJson(r->groups_);
-
-  absl::StatusOr<std::unique_ptr<torch::optim::Optimizer>> optimizer =
-      optim::CreateOptimizer(config, r->groups_, lr);
-  CONVNEXTV2_RETURN_IF_ERROR(optimizer);
-  r->optimizer_ = std::move(*optimizer);
+  CONVNEXTV2_ASSIGN_OR_RETURN(r->groups_, options.groups());
+  CONVNEXTV2_ASSIGN_OR_RETURN(r->optimizer_, optim::CreateOptimizer(config, r->groups_, lr));
   std::vector<at::Tensor> params;
   for (const optim::ParamGroup& g : r->groups_) {
     params.insert(params.end(), g.params.begin(), g.params.end());
@@ -85,8 +95,8 @@ absl::StatusOr<std::unique_ptr<TrainingRecipe>> TrainingRecipe::Create(
               << ", dynamic loss scale " << r->scaler().scale();
   }
 
-  if (config.ema().model_ema()) {
-    r->ema_ = std::make_unique<ModelEma>(model.ptr(), config.ema().model_ema_decay(),
+  if (options.allow_ema && config.ema().model_ema()) {
+    r->ema_ = std::make_unique<ModelEma>(r->model_, config.ema().model_ema_decay(),
                                          config.ema().model_ema_force_cpu());
     r->ema_on_cpu_ = config.ema().model_ema_force_cpu();
     LOG(INFO) << absl::StrFormat("Using EMA with decay = %.8f", config.ema().model_ema_decay());

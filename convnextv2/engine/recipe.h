@@ -1,6 +1,8 @@
-// The fine-tuning recipe of a run, assembled from its config: parameter groups with layer decay,
-// the optimizer, per-step lr and weight-decay schedules, accumulation/clipping/loss scaling,
-// autocast and the EMA of the weights. The training loop calls it around each micro-batch.
+// The training recipe of a run, assembled from its config: parameter groups (fine-tuning's with
+// layer decay, or those a task supplies, e.g. optim::PretrainParamGroups), the optimizer,
+// per-step lr and weight-decay schedules, accumulation/clipping/loss scaling, autocast and the
+// EMA of the weights. The training loop (loop.h) calls it around each micro-batch; fine-tuning
+// and FCMAE pre-training use the same object.
 //
 //   auto recipe = *TrainingRecipe::Create(config, model, device, steps_per_epoch, world_size);
 //   recipe->StartEpoch();
@@ -21,8 +23,10 @@
 
 #include <ATen/core/Tensor.h>
 #include <c10/core/Device.h>
+#include <torch/nn/module.h>
 #include <torch/optim/optimizer.h>
 
+#include <functional>
 #include <memory>
 #include <optional>
 #include <vector>
@@ -40,6 +44,20 @@
 
 namespace convnextv2::engine {
 
+// What a task chooses about its recipe; the rest comes from the config.
+struct RecipeOptions {
+  // The optimizer's parameter groups, built after the lr lines are logged; null: fine-tuning's
+  // groups of a ConvNeXtV2 (FinetuneParamGroups).
+  std::function<absl::StatusOr<std::vector<optim::ParamGroup>>()> groups;
+  // ema.model_ema is honoured (pre-training has no EMA: main_pretrain.py keeps none).
+  bool allow_ema = true;
+};
+
+// Fine-tuning's parameter groups: layer-wise lr decay when optim.layer_decay != 1 (logging the
+// assigned scales as main_finetune.py does), else decay / no_decay; logs the group table.
+absl::StatusOr<std::vector<optim::ParamGroup>> FinetuneParamGroups(const ExperimentConfig& config,
+                                                                   models::ConvNeXtV2 model);
+
 class TrainingRecipe {
  public:
   // Logs what the official script prints at start (base and actual lr, accumulation, effective
@@ -50,6 +68,10 @@ class TrainingRecipe {
                                                                 c10::Device device,
                                                                 int64_t steps_per_epoch,
                                                                 int world_size);
+  // Any model, with the task's parameter groups.
+  static absl::StatusOr<std::unique_ptr<TrainingRecipe>> Create(
+      const ExperimentConfig& config, std::shared_ptr<torch::nn::Module> model,
+      c10::Device device, int64_t steps_per_epoch, int world_size, RecipeOptions options);
 
   // Data-parallel: gradients are averaged over `comm`'s ranks (SyncGradients in
   // data_parallel.h), overlapped with backward, at the last micro-batch of each group.
@@ -78,14 +100,15 @@ class TrainingRecipe {
   const std::vector<optim::ParamGroup>& groups() const { return groups_; }
   LossScaler& scaler() { return stepper_->scaler(); }
   ModelEma* ema() { return ema_.get(); }  // null without model_ema
-  // The EMA model for evaluation (null without model_ema), and where it lives.
+  // The EMA model for evaluation (null without model_ema or when the model is no ConvNeXtV2),
+  // and where it lives.
   std::shared_ptr<models::ConvNeXtV2Impl> ema_model() const;
   c10::Device ema_device() const { return ema_on_cpu_ ? c10::Device(c10::kCPU) : device_; }
 
  private:
   TrainingRecipe(const ExperimentConfig& config, int64_t steps_per_epoch, double lr);
 
-  models::ConvNeXtV2 model_{nullptr};
+  std::shared_ptr<torch::nn::Module> model_;
   c10::Device device_{c10::kCPU};
   bool use_amp_ = false;
   c10::ScalarType amp_dtype_ = c10::ScalarType::BFloat16;

@@ -122,33 +122,29 @@ void RunCheckpoints::AddExtraState(
   extra_load_.push_back(std::move(load));
 }
 
-absl::StatusOr<LoopState> RunCheckpoints::Resume() {
-  LoopState fresh;
-  fresh.next_epoch = config_.train().start_epoch();
+absl::StatusOr<bool> RunCheckpoints::FindResumeCheckpoint(std::string* path,
+                                                         checkpoint::Checkpoint* ckpt) const {
   const auto& k = config_.checkpoint();
   const std::string& out_dir = config_.output().output_dir();
-  std::string path;
-  checkpoint::Checkpoint ckpt;
   if (!k.resume().empty()) {
-    path = k.resume();
-    absl::StatusOr<checkpoint::Checkpoint> read = checkpoint::ReadCheckpoint(path);
-    CONVNEXTV2_RETURN_IF_ERROR(read);
-    ckpt = *std::move(read);
-  } else if (k.auto_resume() && !out_dir.empty()) {
-    absl::StatusOr<std::optional<checkpoint::Found>> found = checkpoint::FindNewestValid(out_dir);
-    CONVNEXTV2_RETURN_IF_ERROR(found);
-    if (!found->has_value()) return fresh;  // first launch
-    for (const std::string& why : (*found)->skipped) {
-      LOG(WARNING) << "auto_resume: skipping invalid checkpoint: " << why;
-    }
-    path = (*found)->path;
-    ckpt = std::move((*found)->checkpoint);
-  } else {
-    return fresh;
+    *path = k.resume();
+    CONVNEXTV2_ASSIGN_OR_RETURN(*ckpt, checkpoint::ReadCheckpoint(*path));
+    return true;
   }
+  if (!k.auto_resume() || out_dir.empty()) return false;
+  absl::StatusOr<std::optional<checkpoint::Found>> found = checkpoint::FindNewestValid(out_dir);
+  CONVNEXTV2_RETURN_IF_ERROR(found);
+  if (!found->has_value()) return false;  // first launch
+  for (const std::string& why : (*found)->skipped) {
+    LOG(WARNING) << "auto_resume: skipping invalid checkpoint: " << why;
+  }
+  *path = (*found)->path;
+  *ckpt = std::move((*found)->checkpoint);
+  return true;
+}
 
-  const checkpoint::CheckpointHeader& h = ckpt.header;
-  const std::string what = absl::StrCat("checkpoint ", path);
+absl::Status RunCheckpoints::CheckResumable(const checkpoint::CheckpointHeader& h,
+                                            const std::string& what) const {
   if (h.kind() != "training") {
     return absl::FailedPreconditionError(absl::StrCat(
         what, " holds ", h.kind().empty() ? "no" : h.kind(), " state",
@@ -182,6 +178,11 @@ absl::StatusOr<LoopState> RunCheckpoints::Resume() {
         steps_per_epoch_, " (batch size, world size or dataset changed); resuming would not "
         "continue the same run: use checkpoint.finetune to start a new one from its weights"));
   }
+  return absl::OkStatus();
+}
+
+absl::Status RunCheckpoints::Restore(const checkpoint::Checkpoint& ckpt,
+                                     const std::string& what) {
   CONVNEXTV2_RETURN_IF_ERROR(checkpoint::LoadModule(ckpt, kModel, model_, /*strict=*/true, what));
   if (absl::Status s = checkpoint::LoadOptimizer(ckpt, kOptimizer, model_.named_parameters(),
                                                  optimizer_);
@@ -196,6 +197,20 @@ absl::StatusOr<LoopState> RunCheckpoints::Resume() {
       return absl::Status(s.code(), absl::StrCat(what, ": ", s.message()));
     }
   }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<LoopState> RunCheckpoints::Resume() {
+  LoopState fresh;
+  fresh.next_epoch = config_.train().start_epoch();
+  std::string path;
+  checkpoint::Checkpoint ckpt;
+  CONVNEXTV2_ASSIGN_OR_RETURN(const bool found, FindResumeCheckpoint(&path, &ckpt));
+  if (!found) return fresh;
+  const checkpoint::CheckpointHeader& h = ckpt.header;
+  const std::string what = absl::StrCat("checkpoint ", path);
+  CONVNEXTV2_RETURN_IF_ERROR(CheckResumable(h, what));
+  CONVNEXTV2_RETURN_IF_ERROR(Restore(ckpt, what));
   LoopState state;
   state.next_epoch = h.next_epoch();
   state.next_step = h.next_step();

@@ -72,6 +72,13 @@ class RunCheckpoints {
   bool PeriodicSaveDue(int64_t global_step, int64_t step) const;
 
  private:
+  // checkpoint.resume, or with auto_resume the newest valid one in output_dir: false if none.
+  absl::StatusOr<bool> FindResumeCheckpoint(std::string* path, checkpoint::Checkpoint* ckpt) const;
+  // A training state of this kind of run (model, optimizer, steps per epoch).
+  absl::Status CheckResumable(const checkpoint::CheckpointHeader& header,
+                              const std::string& what) const;
+  // Model, optimizer, RNGs and extra state, strictly.
+  absl::Status Restore(const checkpoint::Checkpoint& ckpt, const std::string& what);
   checkpoint::CheckpointHeader Header(absl::string_view kind, int epoch,
                                       const LoopState& state) const;
   checkpoint::Checkpoint Build(int epoch, const LoopState& state) const;

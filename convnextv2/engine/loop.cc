@@ -1,0 +1,390 @@
+#include "convnextv2/engine/loop.h"
+
+#include <ATen/ATen.h>
+#include <glog/logging.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "convnextv2/checkpoint/file.h"
+#include "convnextv2/checkpoint/state.h"
+#include "convnextv2/config/config.h"
+#include "convnextv2/engine/data_parallel.h"
+#include "convnextv2/engine/ema.h"
+#include "convnextv2/engine/preemption.h"
+#include "convnextv2/engine/run_record.h"
+#include "convnextv2/engine/step_boundary.h"
+#include "convnextv2/metrics/time_limit.h"
+#include "convnextv2/util/files.h"
+#include "convnextv2/util/signals.h"
+#include "convnextv2/util/status_macros.h"
+
+namespace convnextv2::engine {
+
+void LoopMeters::Declare(const std::string& name, bool reduce) {
+  entries_.push_back({name, MeanMeter(), reduce});
+}
+
+MeanMeter& LoopMeters::operator[](const std::string& name) {
+  return const_cast<MeanMeter&>(static_cast<const LoopMeters&>(*this).at(name));
+}
+
+const MeanMeter& LoopMeters::at(const std::string& name) const {
+  auto it = std::find_if(entries_.begin(), entries_.end(),
+                         [&name](const Entry& e) { return e.name == name; });
+  CHECK(it != entries_.end()) << "no meter '" << name << "' was declared";
+  return it->meter;
+}
+
+std::map<std::string, double> LoopMeters::Sums() const {
+  std::map<std::string, double> sums;
+  for (const Entry& e : entries_) {
+    sums[absl::StrCat("train.", e.name, "_sum")] = e.meter.sum();
+    sums[absl::StrCat("train.", e.name, "_count")] = e.meter.count();
+  }
+  return sums;
+}
+
+void LoopMeters::Restore(const std::map<std::string, double>& scalars) {
+  auto get = [&scalars](const std::string& key) {
+    auto it = scalars.find(key);
+    return it == scalars.end() ? 0.0 : it->second;
+  };
+  for (Entry& e : entries_) {
+    e.meter.Restore(get(absl::StrCat("train.", e.name, "_sum")),
+                    get(absl::StrCat("train.", e.name, "_count")));
+  }
+}
+
+std::vector<MeanMeter*> LoopMeters::Reduced() {
+  std::vector<MeanMeter*> out;
+  for (Entry& e : entries_) {
+    if (e.reduce) out.push_back(&e.meter);
+  }
+  return out;
+}
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double Seconds(Clock::time_point since) {
+  return std::chrono::duration<double>(Clock::now() - since).count();
+}
+
+// The recipe's state beyond model and optimizer: the EMA weights ("model_ema.<name>") and the
+// loss scaler ("scaler.scale", "scaler.growth_tracker"), so that a resumed run continues both.
+void AddRecipeState(TrainingRecipe& recipe, std::shared_ptr<torch::nn::Module> model,
+                    RunCheckpoints* ckpts) {
+  const std::string kEma = "model_ema.";
+  ckpts->AddExtraState(
+      [&recipe, kEma](checkpoint::Checkpoint* ckpt) {
+        if (ModelEma* ema = recipe.ema()) {
+          for (const auto& item : ema->StateDict()) ckpt->Add(kEma + item.key(), item.value());
+        }
+      },
+      [&recipe, kEma, model](const checkpoint::Checkpoint& ckpt) -> absl::Status {
+        ModelEma* ema = recipe.ema();
+        if (ema == nullptr) return absl::OkStatus();
+        torch::OrderedDict<std::string, at::Tensor> state;
+        for (auto& [name, tensor] : ckpt.WithPrefix(kEma)) state.insert(name, tensor);
+        if (state.is_empty()) {
+          LOG(WARNING) << "the checkpoint holds no EMA weights: the EMA restarts from the "
+                          "resumed model";
+          for (const auto& [name, tensor] : checkpoint::ModuleState(*model)) {
+            state.insert(name, tensor);
+          }
+        }
+        return ema->LoadStateDict(state);
+      });
+  if (recipe.use_amp()) AddLossScalerState(&recipe.scaler(), ckpts);
+}
+
+// One run of the loop. Members hold what the phases share; each phase is one method.
+class Loop {
+ public:
+  Loop(const ExperimentConfig& config, const RunOptions& options, TrainingTask& task,
+       RunRecord* record)
+      : config_(config), options_(options), task_(task), record_(record) {}
+
+  absl::StatusOr<LoopResult> Run();
+
+ private:
+  absl::Status SetUp();                 // runtime, task, model, recipe
+  absl::StatusOr<bool> Resume();        // checkpoints; true: the task ended the run
+  absl::Status OpenOutputs();           // output dir, config.pbtxt, logs
+  absl::Status TrainEpochs();
+  // One epoch from state_.next_step; false when the run stopped at a step boundary.
+  absl::StatusOr<bool> TrainEpoch(int epoch);
+  absl::Status Step(int epoch, int64_t it, data::BatchIterator& batches, LoopMeters& meters,
+                    MeanMeter& step_time, metrics::TrainRow* row);
+  absl::Status EndEpoch(int epoch, int64_t first_step, Clock::time_point start,
+                        LoopMeters& meters, const metrics::TrainRow* last_row);
+  void LogProgress(const StepInfo& step, const LoopMeters& meters, const MeanMeter& step_time,
+                   const metrics::TrainRow& row) const;
+
+  // ---- records: the hook points of logging ----
+  void RecordStep(const metrics::TrainRow& row);
+  absl::Status RecordEpoch(const std::optional<metrics::EvalRow>& eval,
+                           const std::string& log_row);
+  absl::Status FlushRecords();
+
+  double ImagesPerSecond(double seconds) const {
+    return config_.train().batch_size() * runtime_.world_size / std::max(seconds, 1e-9);
+  }
+
+  ExperimentConfig config_;  // lr resolved by the recipe
+  const RunOptions& options_;
+  TrainingTask& task_;
+  RunRecord* record_;
+  Clock::time_point start_ = Clock::now();
+  Runtime runtime_;
+  std::shared_ptr<torch::nn::Module> model_;
+  int64_t steps_per_epoch_ = 0;
+  std::unique_ptr<TrainingRecipe> recipe_;
+  std::unique_ptr<RunCheckpoints> ckpts_;
+  LoopState state_;
+  std::string out_dir_;
+  std::unique_ptr<PreemptionWatch> preemption_;
+  std::unique_ptr<StepBoundaries> boundaries_;
+  LoopResult result_;
+};
+
+absl::StatusOr<LoopResult> Loop::Run() {
+  CONVNEXTV2_RETURN_IF_ERROR(SetUp());
+  CONVNEXTV2_ASSIGN_OR_RETURN(const bool ended, Resume());
+  if (ended) {
+    result_.ended_before_training = true;
+    return result_;
+  }
+  CONVNEXTV2_RETURN_IF_ERROR(OpenOutputs());
+  CONVNEXTV2_RETURN_IF_ERROR(TrainEpochs());
+  return result_;
+}
+
+absl::Status Loop::SetUp() {
+  CONVNEXTV2_ASSIGN_OR_RETURN(runtime_, SetUpRuntime(config_));
+  CONVNEXTV2_RETURN_IF_ERROR(task_.Build(config_, runtime_));
+  steps_per_epoch_ = task_.train_loader().num_batches();
+  model_ = task_.model();
+  // Every rank starts from rank 0's weights (each rank's seed differs).
+  if (runtime_.comm != nullptr) {
+    CONVNEXTV2_RETURN_IF_ERROR(BroadcastModule(*runtime_.comm, *model_));
+  }
+  for (const at::Tensor& p : model_->parameters()) {
+    if (p.requires_grad()) result_.n_parameters += p.numel();
+  }
+  LOG(INFO) << task_.DescribeModel() << ", number of params: " << result_.n_parameters;
+  CONVNEXTV2_ASSIGN_OR_RETURN(
+      recipe_, TrainingRecipe::Create(config_, model_, runtime_.device, steps_per_epoch_,
+                                      runtime_.world_size, task_.recipe_options()));
+  if (runtime_.comm != nullptr) recipe_->EnableDataParallel(runtime_.comm, config_.distributed());
+  config_.mutable_optim()->set_lr(recipe_->lr());  // recorded: a rerun uses this lr
+  return absl::OkStatus();
+}
+
+absl::StatusOr<bool> Loop::Resume() {
+  CONVNEXTV2_ASSIGN_OR_RETURN(const bool ended, task_.BeforeResume(*recipe_));
+  if (ended) return true;
+  ckpts_ = std::make_unique<RunCheckpoints>(config_, runtime_.writer(), *model_,
+                                            recipe_->optimizer(), steps_per_epoch_,
+                                            task_.checkpoint_model_name());
+  AddRecipeState(*recipe_, model_, ckpts_.get());
+  task_.AddCheckpointState(ckpts_.get());
+  CONVNEXTV2_ASSIGN_OR_RETURN(state_, ckpts_->Resume());
+  // The checkpoint holds rank 0's generator: the other ranks draw their own again (drop path).
+  if (state_.resumed && runtime_.rank > 0) {
+    at::manual_seed(runtime_.seed + 1000003 * state_.global_step);
+  }
+  CONVNEXTV2_RETURN_IF_ERROR(task_.AfterResume(state_, *recipe_));
+  return false;
+}
+
+absl::Status Loop::OpenOutputs() {
+  // Only rank 0 writes; the other ranks read the same output dir to resume.
+  out_dir_ = runtime_.writer() ? config_.output().output_dir() : std::string();
+  if (!out_dir_.empty()) {
+    CONVNEXTV2_RETURN_IF_ERROR(util::MakeDirs(out_dir_));
+    CONVNEXTV2_RETURN_IF_ERROR(
+        util::WriteFileAtomically(out_dir_ + "/config.pbtxt", config::ToText(config_)));
+    CONVNEXTV2_RETURN_IF_ERROR(task_.OpenOutputs(out_dir_));
+  }
+  if (!options_.command_line.empty()) LOG(INFO) << "command line: " << options_.command_line;
+  if (runtime_.writer()) CONVNEXTV2_RETURN_IF_ERROR(StartLogs(config_, state_, record_));
+  return absl::OkStatus();
+}
+
+absl::Status Loop::TrainEpochs() {
+  const int epochs = config_.train().epochs();
+  LOG(INFO) << "Start training for " << epochs << " epochs, " << steps_per_epoch_
+            << " steps per epoch";
+  const auto train_start = Clock::now();
+  const auto& k = config_.checkpoint();
+  CONVNEXTV2_ASSIGN_OR_RETURN(const int preempt_signal, util::ParseSignalName(k.preempt_signal()));
+  preemption_ = std::make_unique<PreemptionWatch>(
+      preempt_signal, metrics::TimeLimit::FromSlurm(k.preempt_lead_seconds()));
+  boundaries_ = std::make_unique<StepBoundaries>(*ckpts_, *preemption_, runtime_.comm.get(),
+                                                 options_.stop_epoch, options_.stop_step);
+  for (int epoch = state_.next_epoch; epoch < epochs; ++epoch) {
+    CONVNEXTV2_ASSIGN_OR_RETURN(const bool finished, TrainEpoch(epoch));
+    if (!finished) {
+      result_.preempted = true;
+      return absl::OkStatus();
+    }
+  }
+  LOG(INFO) << "Training time " << FormatDuration(Seconds(train_start)) << " (total "
+            << FormatDuration(Seconds(start_)) << ")";
+  return absl::OkStatus();
+}
+
+absl::StatusOr<bool> Loop::TrainEpoch(int epoch) {
+  model_->train();
+  LoopMeters meters;
+  meters.Declare("loss", /*reduce=*/true);
+  task_.DeclareMeters(&meters);
+  MeanMeter step_time;
+  const auto epoch_start = Clock::now();
+  recipe_->StartEpoch();
+  int64_t first_step = 0;
+  if (epoch == state_.next_epoch && state_.next_step > 0) {  // resumed mid-epoch
+    first_step = state_.next_step;
+    meters.Restore(state_.scalars);
+  }
+  data::BatchIterator batches = task_.train_loader().Iterate(epoch, first_step);
+  std::optional<metrics::TrainRow> last_row;
+  for (int64_t it = first_step; it < steps_per_epoch_; ++it) {
+    // A step boundary: the whole state is consistent, so a checkpoint here resumes exactly.
+    // With update_freq > 1 only the start of an accumulation group is such a boundary.
+    if (it % recipe_->update_freq() == 0) {
+      CONVNEXTV2_ASSIGN_OR_RETURN(
+          const bool stop, boundaries_->Reached(epoch, it, first_step, &state_,
+                                                [&meters] { return meters.Sums(); }));
+      if (stop) {
+        CONVNEXTV2_RETURN_IF_ERROR(FlushRecords());
+        return false;
+      }
+    }
+    metrics::TrainRow row;
+    CONVNEXTV2_RETURN_IF_ERROR(Step(epoch, it, batches, meters, step_time, &row));
+    last_row = row;
+  }
+  CONVNEXTV2_RETURN_IF_ERROR(
+      EndEpoch(epoch, first_step, epoch_start, meters, last_row ? &*last_row : nullptr));
+  return true;
+}
+
+absl::Status Loop::Step(int epoch, int64_t it, data::BatchIterator& batches, LoopMeters& meters,
+                        MeanMeter& step_time, metrics::TrainRow* row) {
+  const auto step_start = Clock::now();
+  recipe_->BeginMicroBatch(epoch, it);
+  StepInfo step{epoch, it, steps_per_epoch_, 0.0, recipe_->max_lr(), {}};
+  CONVNEXTV2_ASSIGN_OR_RETURN(const data::Batch batch, batches.Next());
+  CONVNEXTV2_ASSIGN_OR_RETURN(const at::Tensor loss, task_.Loss(batch, epoch, it, *recipe_));
+  step.loss = loss.item<double>();
+  // Under AMP a non-finite loss gives non-finite gradients, which the loss scaler skips.
+  if (!std::isfinite(step.loss) && !recipe_->use_amp()) {
+    return absl::InternalError(absl::StrFormat(
+        "loss is %f at epoch %d step %d (lr %.3g); stopping training. %s", step.loss, epoch, it,
+        step.lr, task_.NonFiniteAdvice()));
+  }
+  step.result = recipe_->Backward(loss, it);
+  CONVNEXTV2_RETURN_IF_ERROR(step.result.error);
+  if (step.result.boundary && !step.result.stepped) {
+    LOG(WARNING) << absl::StrFormat(
+        "epoch %d step %d: non-finite gradients, optimizer step skipped; loss scale now %g",
+        epoch, it, recipe_->scaler().scale());
+  }
+  row->step = static_cast<int64_t>(epoch) * steps_per_epoch_ + it;
+  row->epoch = epoch;
+  row->loss = step.loss;
+  row->lr = step.lr;
+  row->min_lr = recipe_->min_lr();
+  row->weight_decay = recipe_->weight_decay();
+  if (step.result.boundary && step.result.stepped) row->grad_norm = step.result.grad_norm;
+  meters["loss"].Add(step.loss);
+  task_.FinishStep(step, &meters, row);
+  step_time.Add(Seconds(step_start));
+  row->images_per_second = ImagesPerSecond(step_time.recent());
+  RecordStep(*row);
+  state_.global_step = row->step + 1;
+  CONVNEXTV2_RETURN_IF_ERROR(task_.AfterStep(epoch, state_.global_step));
+  if ((it + 1) % config_.train().print_freq() == 0 || it + 1 == steps_per_epoch_) {
+    LogProgress(step, meters, step_time, *row);
+  }
+  return absl::OkStatus();
+}
+
+void Loop::LogProgress(const StepInfo& step, const LoopMeters& meters,
+                       const MeanMeter& step_time, const metrics::TrainRow& row) const {
+  const double eta = step_time.recent() * (steps_per_epoch_ - step.step - 1);
+  LOG(INFO) << absl::StrFormat(
+      "Epoch: [%d]  [%*d/%d]  eta: %s  lr: %.6f  %s  img/s: %.*f  time: %.3f", step.epoch,
+      static_cast<int>(std::to_string(steps_per_epoch_).size()), step.step + 1, steps_per_epoch_,
+      FormatDuration(eta), step.lr, task_.ProgressFields(step, meters, row),
+      task_.images_per_second_decimals(), ImagesPerSecond(step_time.recent()), step_time.recent());
+}
+
+absl::Status Loop::EndEpoch(int epoch, int64_t first_step, Clock::time_point start,
+                            LoopMeters& meters, const metrics::TrainRow* last_row) {
+  EpochInfo info;
+  info.epoch = epoch;
+  info.first_step = first_step;
+  info.seconds = Seconds(start);
+  info.last_row = last_row;
+  info.n_parameters = result_.n_parameters;
+  if (runtime_.comm != nullptr) {  // the epoch's averages over all ranks
+    CONVNEXTV2_RETURN_IF_ERROR(ReduceMeters(*runtime_.comm, meters.Reduced()));
+  }
+  info.images_per_second = static_cast<double>(steps_per_epoch_ - first_step) *
+                           config_.train().batch_size() * runtime_.world_size / info.seconds;
+  task_.SummarizeEpoch(info, meters);
+  CONVNEXTV2_ASSIGN_OR_RETURN(const std::optional<metrics::EvalRow> eval,
+                              task_.Evaluate(epoch, &state_, *ckpts_));
+  CONVNEXTV2_ASSIGN_OR_RETURN(const std::string log_row, task_.EndEpoch(info));
+  CONVNEXTV2_RETURN_IF_ERROR(RecordEpoch(eval, log_row));
+  CONVNEXTV2_RETURN_IF_ERROR(FlushRecords());
+  state_.next_epoch = epoch + 1;
+  state_.next_step = 0;
+  state_.scalars.clear();
+  return ckpts_->SaveEpochEnd(epoch, state_);
+}
+
+void Loop::RecordStep(const metrics::TrainRow& row) {
+  metrics::TrainRow recorded = row;
+  recorded.wall_time = record_->WallTime();
+  record_->AddTrain(recorded);
+}
+
+absl::Status Loop::RecordEpoch(const std::optional<metrics::EvalRow>& eval,
+                               const std::string& log_row) {
+  if (eval) {
+    metrics::EvalRow row = *eval;
+    row.wall_time = record_->WallTime();
+    record_->AddEval(row);
+  }
+  if (out_dir_.empty()) return absl::OkStatus();
+  return util::AppendLine(out_dir_ + "/log.txt", log_row);
+}
+
+absl::Status Loop::FlushRecords() { return record_->Flush(); }
+
+}  // namespace
+
+absl::StatusOr<LoopResult> RunTraining(const std::string& program, const ExperimentConfig& config,
+                                       const RunOptions& options, TrainingTask& task) {
+  RunRecord record(program, options.command_line);
+  absl::StatusOr<LoopResult> result = Loop(config, options, task, &record).Run();
+  // A run stopped on a signal after saving exits 75 (requeue): the manifest says so.
+  absl::Status recorded =
+      result.ok() && result->preempted
+          ? record.FinishWithExitStatus(kExitRequeue,
+                                        "stopped on a signal after saving a checkpoint")
+          : record.Finish(result.status());
+  if (result.ok() && !recorded.ok()) return recorded;
+  return result;
+}
+
+}  // namespace convnextv2::engine
