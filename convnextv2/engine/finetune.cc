@@ -26,6 +26,7 @@
 #include "convnextv2/engine/run_checkpoints.h"
 #include "convnextv2/engine/runtime.h"
 #include "convnextv2/models/registry.h"
+#include "convnextv2/util/fault_points.h"
 #include "convnextv2/util/status_macros.h"
 
 namespace convnextv2::engine {
@@ -43,6 +44,7 @@ EvalStats Evaluate(models::ConvNeXtV2& model, const data::Loader& loader, c10::D
   int64_t correct1 = 0, correct5 = 0;
   data::BatchIterator batches = loader.Iterate(/*epoch=*/0);
   for (int64_t b = 0; b < loader.num_batches(); ++b) {
+    util::FaultPoint("eval_batch");
     absl::StatusOr<data::Batch> batch = batches.Next();
     if (!batch.ok()) {
       *error = batch.status();

@@ -18,6 +18,7 @@
 #include "convnextv2/engine/run_record.h"
 #include "convnextv2/engine/step_boundary.h"
 #include "convnextv2/metrics/time_limit.h"
+#include "convnextv2/util/fault_points.h"
 #include "convnextv2/util/files.h"
 #include "convnextv2/util/signals.h"
 #include "convnextv2/util/status_macros.h"
@@ -192,6 +193,7 @@ absl::StatusOr<bool> Loop::Resume() {
   ckpts_ = std::make_unique<RunCheckpoints>(config_, runtime_.writer(), *model_,
                                             recipe_->optimizer(), steps_per_epoch_,
                                             task_.checkpoint_model_name());
+  ckpts_->SetBeforeSave([this] { return FlushRecords(); });
   AddRecipeState(*recipe_, model_, ckpts_.get());
   task_.AddCheckpointState(ckpts_.get());
   CONVNEXTV2_ASSIGN_OR_RETURN(state_, ckpts_->Resume());
@@ -262,10 +264,7 @@ absl::StatusOr<bool> Loop::TrainEpoch(int epoch) {
       CONVNEXTV2_ASSIGN_OR_RETURN(
           const bool stop, boundaries_->Reached(epoch, it, first_step, &state_,
                                                 [&meters] { return meters.Sums(); }));
-      if (stop) {
-        CONVNEXTV2_RETURN_IF_ERROR(FlushRecords());
-        return false;
-      }
+      if (stop) return false;  // the checkpoint's save flushed the records first
     }
     metrics::TrainRow row;
     CONVNEXTV2_RETURN_IF_ERROR(Step(epoch, it, batches, meters, step_time, &row));
@@ -291,6 +290,7 @@ absl::Status Loop::Step(int epoch, int64_t it, data::BatchIterator& batches, Loo
         step.lr, task_.NonFiniteAdvice()));
   }
   step.result = recipe_->Backward(loss, it);
+  util::FaultPoint("train_step");  // gradients (and the optimizer step) done, row not recorded
   CONVNEXTV2_RETURN_IF_ERROR(step.result.error);
   if (step.result.boundary && !step.result.stepped) {
     LOG(WARNING) << absl::StrFormat(
@@ -366,6 +366,7 @@ absl::Status Loop::RecordEpoch(const std::optional<metrics::EvalRow>& eval,
     record_->AddEval(row);
   }
   if (out_dir_.empty()) return absl::OkStatus();
+  util::FaultPoint("log_append");
   return util::AppendLine(out_dir_ + "/log.txt", log_row);
 }
 

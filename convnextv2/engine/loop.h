@@ -20,8 +20,9 @@
 // task.EndEpoch (its log.txt row), the records flushed, then the end-of-epoch checkpoint.
 //
 // Hook points where the records go (each one function in loop.cc): RecordStep (one metrics row
-// per micro-batch), RecordEpoch (the eval row and the log.txt row), FlushRecords (before any
-// checkpoint of the epoch's end or a stop becomes visible).
+// per micro-batch), RecordEpoch (the eval row and the log.txt row), FlushRecords (at every
+// epoch's end, and before every checkpoint a run can resume from is written: RunCheckpoints
+// calls it, so rows are on disk before the checkpoint that covers them becomes visible).
 #ifndef CONVNEXTV2_ENGINE_LOOP_H_
 #define CONVNEXTV2_ENGINE_LOOP_H_
 

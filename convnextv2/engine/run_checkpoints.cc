@@ -13,6 +13,7 @@
 #include "convnextv2/checkpoint/policy.h"
 #include "convnextv2/checkpoint/state.h"
 #include "convnextv2/config/config.h"
+#include "convnextv2/util/fault_points.h"
 #include "convnextv2/util/files.h"
 #include "convnextv2/util/status_macros.h"
 #include "google/protobuf/descriptor.h"
@@ -265,6 +266,12 @@ absl::Status RunCheckpoints::Write(const std::string& path,
   return absl::OkStatus();
 }
 
+absl::Status RunCheckpoints::WriteTraining(const std::string& path, int epoch,
+                                           const LoopState& state) const {
+  if (before_save_) CONVNEXTV2_RETURN_IF_ERROR(before_save_());
+  return Write(path, Build(epoch, state));
+}
+
 absl::Status RunCheckpoints::SaveEpochEnd(int epoch, const LoopState& state) {
   const auto& k = config_.checkpoint();
   const std::string& dir = config_.output().output_dir();
@@ -272,7 +279,8 @@ absl::Status RunCheckpoints::SaveEpochEnd(int epoch, const LoopState& state) {
   const bool last = epoch + 1 == config_.train().epochs();
   if ((epoch + 1) % k.save_ckpt_freq() != 0 && !last) return absl::OkStatus();
   const std::string path = checkpoint::EpochPath(dir, epoch);
-  CONVNEXTV2_RETURN_IF_ERROR(Write(path, Build(epoch, state)));
+  CONVNEXTV2_RETURN_IF_ERROR(WriteTraining(path, epoch, state));
+  util::FaultPoint("save_between_files");  // saved; superseded files not yet removed
   for (const std::string& p : checkpoint::RemoveStepCheckpoints(dir)) {
     LOG(INFO) << "Removed superseded " << p;
   }
@@ -286,7 +294,8 @@ absl::Status RunCheckpoints::SaveMidEpoch(int epoch, const LoopState& state) {
   const std::string& dir = config_.output().output_dir();
   if (!writer_ || dir.empty()) return absl::OkStatus();
   const std::string path = checkpoint::StepPath(dir, epoch, state.next_step);
-  CONVNEXTV2_RETURN_IF_ERROR(Write(path, Build(epoch, state)));
+  CONVNEXTV2_RETURN_IF_ERROR(WriteTraining(path, epoch, state));
+  util::FaultPoint("save_between_files");
   checkpoint::RemoveStepCheckpoints(dir, /*except=*/path);
   return absl::OkStatus();
 }

@@ -53,6 +53,13 @@ class RunCheckpoints {
   void AddExtraState(std::function<void(checkpoint::Checkpoint*)> save,
                      std::function<absl::Status(const checkpoint::Checkpoint&)> load);
 
+  // Called before a checkpoint a run can resume from (epoch end, mid-epoch) is written: the
+  // run's records (metrics.h5) must be durable up to the step it covers, or a kill after the
+  // save loses rows that the resumed run never writes again. An error stops the save.
+  void SetBeforeSave(std::function<absl::Status()> before_save) {
+    before_save_ = std::move(before_save);
+  }
+
   // checkpoint.resume if set, else with auto_resume the newest valid checkpoint in output_dir,
   // else a fresh LoopState (start_epoch). Restores model, optimizer, RNGs and extra state
   // strictly; logs what it skipped and which settings differ from the checkpoint's config.
@@ -83,6 +90,8 @@ class RunCheckpoints {
                                       const LoopState& state) const;
   checkpoint::Checkpoint Build(int epoch, const LoopState& state) const;
   absl::Status Write(const std::string& path, const checkpoint::Checkpoint& ckpt) const;
+  // A resumable checkpoint: before_save_, then Build and Write.
+  absl::Status WriteTraining(const std::string& path, int epoch, const LoopState& state) const;
 
   const ExperimentConfig& config_;
   bool writer_;
@@ -92,6 +101,7 @@ class RunCheckpoints {
   std::string model_name_;
   std::vector<std::function<void(checkpoint::Checkpoint*)>> extra_save_;
   std::vector<std::function<absl::Status(const checkpoint::Checkpoint&)>> extra_load_;
+  std::function<absl::Status()> before_save_;
 };
 
 // Saves a use_amp run's loss scaler with every training checkpoint ("scaler.scale",

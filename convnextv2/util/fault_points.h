@@ -25,7 +25,11 @@
 // Points in the toolkit (grep FaultPoint): atomic_write (before the data is written; also where
 // its write fails), atomic_rename (after the fsync, before the rename) in util/files, and
 // hdf5_write (after each dataset of a metrics.h5 image is built, and once the image is
-// complete, before it is written) in metrics/metrics_log.
+// complete, before it is written) in metrics/metrics_log; train_step (after a micro-batch's
+// backward and optimizer work, before its row is recorded) and log_append (before a log.txt row
+// is appended) in engine/loop; eval_batch (before each evaluation batch) in engine/finetune;
+// save_between_files (after a training checkpoint's rename, before superseded checkpoints are
+// removed) in engine/run_checkpoints.
 #ifndef CONVNEXTV2_UTIL_FAULT_POINTS_H_
 #define CONVNEXTV2_UTIL_FAULT_POINTS_H_
 
