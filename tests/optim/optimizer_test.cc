@@ -5,6 +5,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <torch/csrc/autograd/generated/variable_factories.h>
+#include <torch/optim/adamw.h>
+#include <torch/optim/sgd.h>
 #include <torch/types.h>
 
 #include <cmath>
@@ -86,11 +88,50 @@ TEST(CreateOptimizer, SgdNesterovAndMomentumTwoSteps) {
 
 TEST(CreateOptimizer, OptionsReachTheOptimizer) {
   Fixture f;
-  ExperimentConfig c = WithOpt("sgd");
-  c.mutable_optim()->set_momentum(0);
-  EXPECT_FALSE(CreateOptimizer(c, f.groups, 0.1).ok());  // Nesterov needs momentum
-  c.mutable_optim()->set_opt("lamb");
-  EXPECT_FALSE(CreateOptimizer(c, f.groups, 0.1).ok());
+  ExperimentConfig c = WithOpt("adamw");
+  c.mutable_optim()->set_opt_eps(1e-7);
+  c.mutable_optim()->add_opt_betas(0.8);
+  c.mutable_optim()->add_opt_betas(0.95);
+  auto adamw = CreateOptimizer(c, f.groups, 0.02);
+  ASSERT_TRUE(adamw.ok()) << adamw.status();
+  ASSERT_EQ((*adamw)->param_groups().size(), 2u);
+  for (size_t g = 0; g < 2; ++g) {
+    const auto& o =
+        static_cast<const torch::optim::AdamWOptions&>((*adamw)->param_groups()[g].options());
+    EXPECT_DOUBLE_EQ(o.eps(), 1e-7) << g;
+    EXPECT_EQ(std::get<0>(o.betas()), 0.8) << g;
+    EXPECT_EQ(std::get<1>(o.betas()), 0.95) << g;
+    EXPECT_DOUBLE_EQ(o.lr(), 0.02 * f.groups[g].lr_scale) << g;        // lr times the scale
+    EXPECT_DOUBLE_EQ(o.weight_decay(), f.groups[g].weight_decay) << g;  // the group's decay
+    EXPECT_FALSE(o.amsgrad());
+  }
+  EXPECT_TRUE((*adamw)->param_groups()[0].params()[0].is_same(f.w));
+  EXPECT_TRUE((*adamw)->param_groups()[1].params()[0].is_same(f.b));
+
+  for (const std::string name : {"sgd", "momentum"}) {
+    SCOPED_TRACE(name);
+    ExperimentConfig s = WithOpt(name);
+    s.mutable_optim()->set_momentum(0.7);
+    auto sgd = CreateOptimizer(s, f.groups, 0.1);
+    ASSERT_TRUE(sgd.ok()) << sgd.status();
+    const auto& o =
+        static_cast<const torch::optim::SGDOptions&>((*sgd)->param_groups()[0].options());
+    EXPECT_DOUBLE_EQ(o.momentum(), 0.7);
+    EXPECT_EQ(o.nesterov(), name == "sgd");  // timm's "sgd" is Nesterov, "momentum" is not
+    EXPECT_DOUBLE_EQ(o.lr(), 0.05);
+    EXPECT_DOUBLE_EQ(o.weight_decay(), 0.1);
+  }
+
+  ExperimentConfig bad = WithOpt("sgd");
+  bad.mutable_optim()->set_momentum(0);
+  absl::StatusOr<std::unique_ptr<torch::optim::Optimizer>> refused =
+      CreateOptimizer(bad, f.groups, 0.1);  // Nesterov needs momentum
+  ASSERT_FALSE(refused.ok());
+  EXPECT_THAT(refused.status().message(), testing::HasSubstr("optim.momentum > 0"));
+  bad.mutable_optim()->set_opt("lamb");
+  refused = CreateOptimizer(bad, f.groups, 0.1);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_THAT(refused.status().message(), testing::HasSubstr("'lamb' is not one of"));
 }
 
 TEST(Schedules, EachGroupGetsScheduledLrTimesItsScaleAndDecayingGroupsTheWd) {
