@@ -14,6 +14,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "convnextv2/data/cifar_dataset.h"
 #include "convnextv2/models/variants.h"
 #include "convnextv2/util/signals.h"
 #include "convnextv2/util/status_macros.h"
@@ -356,6 +357,23 @@ void ResolvePaths(absl::string_view base_dir, ExperimentConfig* config) {
   config->mutable_checkpoint();
   config->mutable_output();
   ResolveMessagePaths(base_dir, config);
+}
+
+std::string ResolveDataClasses(ExperimentConfig* config, Mode mode) {
+  if (mode != Mode::kFinetune || config->data().data_set() != "CIFAR") return "";
+  const std::string& dir = config->data().data_path();
+  absl::StatusOr<int> classes = data::CifarClassCount(dir);
+  if (!classes.ok()) return "";
+  const int said = config->model().nb_classes();
+  config->mutable_model()->set_nb_classes(*classes);
+  if (said == *classes) {
+    return absl::StrCat("data_set CIFAR: '", dir, "' holds CIFAR-", *classes,
+                        ": model.nb_classes ", *classes);
+  }
+  return absl::StrCat("data_set CIFAR: '", dir, "' holds CIFAR-", *classes,
+                      ": model.nb_classes set to ", *classes, " (was ", said,
+                      "), as the official build_dataset takes it from the data set; the head "
+                      "has ", *classes, " outputs");
 }
 
 absl::Status Validate(const ExperimentConfig& c, Mode mode) {

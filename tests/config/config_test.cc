@@ -327,6 +327,43 @@ TEST(Validate, PretrainKeepsOnePatchAtTheEdge) {
   EXPECT_FALSE(Validate(c, Mode::kPretrain).ok());
 }
 
+void WriteFile(const std::string& path) {
+  std::filesystem::create_directories(std::filesystem::path(path).parent_path());
+  std::ofstream(path) << "x";
+}
+
+// data_set CIFAR: nb_classes comes from the files, as the official build_dataset sets it.
+TEST(ResolveDataClasses, CifarTakesTheClassCountFromTheFiles) {
+  const std::string tmp = std::string(std::getenv("TEST_TMPDIR")) + "/resolve";
+  WriteFile(tmp + "/c100/train.bin");
+  WriteFile(tmp + "/c10/data_batch_1.bin");
+  ExperimentConfig c;  // nb_classes 1000, the official default
+  c.mutable_data()->set_data_set("CIFAR");
+  c.mutable_data()->set_data_path(tmp + "/c100");
+  const std::string note = ResolveDataClasses(&c, Mode::kFinetune);
+  EXPECT_EQ(c.model().nb_classes(), 100);
+  EXPECT_THAT(note, HasSubstr("holds CIFAR-100: model.nb_classes set to 100 (was 1000)"));
+  EXPECT_THAT(ToText(c), HasSubstr("nb_classes: 100"));  // what --print_config shows
+
+  c.mutable_data()->set_data_path(tmp + "/c10");
+  EXPECT_THAT(ResolveDataClasses(&c, Mode::kFinetune), HasSubstr("set to 10 (was 100)"));
+  EXPECT_EQ(c.model().nb_classes(), 10);
+  EXPECT_THAT(ResolveDataClasses(&c, Mode::kFinetune), HasSubstr("model.nb_classes 10"));
+
+  // Neither layout: left alone (opening the data set names the folder).
+  c.mutable_data()->set_data_path(tmp + "/missing");
+  c.mutable_model()->set_nb_classes(7);
+  EXPECT_EQ(ResolveDataClasses(&c, Mode::kFinetune), "");
+  EXPECT_EQ(c.model().nb_classes(), 7);
+  // Other data sets and pre-training (no head) are untouched.
+  c.mutable_data()->set_data_path(tmp + "/c100");
+  EXPECT_EQ(ResolveDataClasses(&c, Mode::kPretrain), "");
+  EXPECT_EQ(c.model().nb_classes(), 7);
+  c.mutable_data()->set_data_set("IMNET");
+  EXPECT_EQ(ResolveDataClasses(&c, Mode::kFinetune), "");
+  EXPECT_EQ(c.model().nb_classes(), 7);
+}
+
 TEST(ResolvePaths, RelativePathsJoinTheBaseDirectory) {
   ExperimentConfig c;
   c.mutable_data()->set_data_path("data/fmnist");
