@@ -516,9 +516,8 @@ absl::Status Validate(const ExperimentConfig& c, Mode mode) {
 
   check(s.min_lr() >= 0, "schedule.min_lr: ", s.min_lr(), " must be >= 0");
   check(s.warmup_epochs() >= 0, "schedule.warmup_epochs: ", s.warmup_epochs(), " must be >= 0");
-  check(s.warmup_epochs() < t.epochs() || s.warmup_steps() > 0 || t.epochs() <= 0,
-        "schedule.warmup_epochs: ", s.warmup_epochs(), " must be less than train.epochs (",
-        t.epochs(), ") so the cosine phase has steps");
+  // warmup_epochs >= epochs is allowed: the official adjust_learning_rate then warms up for the
+  // whole run (the linear ramp, cut off where training ends; no cosine phase).
 
   check(t.batch_size() > 0, "train.batch_size: ", t.batch_size(), " must be positive");
   check(t.epochs() > 0, "train.epochs: ", t.epochs(), " must be positive");

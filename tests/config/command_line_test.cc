@@ -135,6 +135,8 @@ TEST(CommandLine, CifarNbClassesFromTheFiles) {
   EXPECT_EQ(cl->config.model().nb_classes(), 100);
   ASSERT_EQ(cl->notes.size(), 1u);
   EXPECT_THAT(cl->notes[0], HasSubstr("model.nb_classes set to 100 (was 1000)"));
+  // The official defaults with --epochs 1 (warmup_epochs 20) validate: warmup spans the run.
+  EXPECT_TRUE(Validate(cl->config, Mode::kFinetune).ok()) << Validate(cl->config, Mode::kFinetune);
   // Pre-training has no head: nothing changes.
   absl::StatusOr<CommandLine> pre =
       Parse({"--data_set", "CIFAR", "--data_path", dir.c_str()}, Mode::kPretrain);

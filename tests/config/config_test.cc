@@ -201,7 +201,6 @@ INSTANTIATE_TEST_SUITE_P(
         Rule{"aug.mixup_mode=row", "aug.mixup_mode: 'row' is not one of: batch, pair, elem"},
         Rule{"optim.opt_betas=0.9", "optim.opt_betas: needs two values"},
         Rule{"train.device=tpu", "train.device: 'tpu' is not one of"},
-        Rule{"schedule.warmup_epochs=5", "must be less than train.epochs"},
         Rule{"optim.clip_grad=0", "optim.clip_grad: 0 must be positive"},
         Rule{"data.corrupt_images=ignore", "data.corrupt_images: 'ignore' is not one of: fail, skip"},
         Rule{"data.prefetch_batches=-1", "data.prefetch_batches: -1 must be >= 0"},
@@ -325,6 +324,21 @@ TEST(Validate, PretrainKeepsOnePatchAtTheEdge) {
   EXPECT_TRUE(Validate(c, Mode::kPretrain).ok());
   c.mutable_fcmae()->set_mask_ratio(0.76);
   EXPECT_FALSE(Validate(c, Mode::kPretrain).ok());
+}
+
+// The official adjust_learning_rate warms up for the whole run when warmup_epochs >= epochs
+// (main_finetune.py's defaults with --epochs 1: warmup 20); both binaries accept it.
+TEST(Validate, WarmupLongerThanTheRunIsAccepted) {
+  ExperimentConfig f = ValidFinetune();
+  f.mutable_train()->set_epochs(1);
+  f.mutable_schedule()->set_warmup_epochs(20);
+  EXPECT_TRUE(Validate(f, Mode::kFinetune).ok()) << Validate(f, Mode::kFinetune);
+  f.mutable_schedule()->set_warmup_epochs(1);  // equal: warmup is the whole run too
+  EXPECT_TRUE(Validate(f, Mode::kFinetune).ok()) << Validate(f, Mode::kFinetune);
+  ExperimentConfig p = ValidPretrain();
+  p.mutable_train()->set_epochs(1);
+  p.mutable_schedule()->set_warmup_epochs(40);
+  EXPECT_TRUE(Validate(p, Mode::kPretrain).ok()) << Validate(p, Mode::kPretrain);
 }
 
 void WriteFile(const std::string& path) {
