@@ -91,6 +91,7 @@ int BinaryMain(int argc, char** argv, config::Mode mode, const std::string& name
   LOG(INFO) << malloc_setting;
   LOG(INFO) << "config: " << cl->base << (cl->assignments.empty() ? "" : " with ")
             << absl::StrJoin(cl->assignments, ", ");
+  for (const std::string& note : cl->notes) LOG(INFO) << note;
 
   // ---- run -----------------------------------------------------------------------------------
   std::vector<std::string> args(argv, argv + argc);

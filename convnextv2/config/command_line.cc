@@ -167,6 +167,9 @@ absl::StatusOr<CommandLine> ParseCommandLine(int argc, const char* const* argv, 
     cl.assignments.push_back(absl::StrCat(a.path, "=", absl::StrJoin(a.values, " ")));
   }
   ResolvePaths(cl.working_dir, &config);
+  if (std::string note = ResolveDataClasses(&config, mode); !note.empty()) {
+    cl.notes.push_back(std::move(note));
+  }
   cl.config = std::move(config);
   return cl;
 }

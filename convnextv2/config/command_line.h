@@ -32,6 +32,7 @@ struct CommandLine {
   std::vector<std::string> assignments; // "path=value" in the order applied
   std::vector<std::string> passthrough; // flags for gflags/glog (e.g. --v=1)
   std::string working_dir;              // where relative paths were resolved
+  std::vector<std::string> notes;       // what resolution set from the data, for the log
   bool help = false;
   bool print_config = false;
 };

@@ -14,6 +14,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "convnextv2/data/cifar_dataset.h"
 #include "convnextv2/models/variants.h"
 #include "convnextv2/util/signals.h"
 #include "convnextv2/util/status_macros.h"
@@ -358,6 +359,23 @@ void ResolvePaths(absl::string_view base_dir, ExperimentConfig* config) {
   ResolveMessagePaths(base_dir, config);
 }
 
+std::string ResolveDataClasses(ExperimentConfig* config, Mode mode) {
+  if (mode != Mode::kFinetune || config->data().data_set() != "CIFAR") return "";
+  const std::string& dir = config->data().data_path();
+  absl::StatusOr<int> classes = data::CifarClassCount(dir);
+  if (!classes.ok()) return "";
+  const int said = config->model().nb_classes();
+  config->mutable_model()->set_nb_classes(*classes);
+  if (said == *classes) {
+    return absl::StrCat("data_set CIFAR: '", dir, "' holds CIFAR-", *classes,
+                        ": model.nb_classes ", *classes);
+  }
+  return absl::StrCat("data_set CIFAR: '", dir, "' holds CIFAR-", *classes,
+                      ": model.nb_classes set to ", *classes, " (was ", said,
+                      "), as the official build_dataset takes it from the data set; the head "
+                      "has ", *classes, " outputs");
+}
+
 absl::Status Validate(const ExperimentConfig& c, Mode mode) {
   std::vector<std::string> errors;
   auto check = [&errors](bool ok, auto&&... message) {
@@ -498,9 +516,8 @@ absl::Status Validate(const ExperimentConfig& c, Mode mode) {
 
   check(s.min_lr() >= 0, "schedule.min_lr: ", s.min_lr(), " must be >= 0");
   check(s.warmup_epochs() >= 0, "schedule.warmup_epochs: ", s.warmup_epochs(), " must be >= 0");
-  check(s.warmup_epochs() < t.epochs() || s.warmup_steps() > 0 || t.epochs() <= 0,
-        "schedule.warmup_epochs: ", s.warmup_epochs(), " must be less than train.epochs (",
-        t.epochs(), ") so the cosine phase has steps");
+  // warmup_epochs >= epochs is allowed: the official adjust_learning_rate then warms up for the
+  // whole run (the linear ramp, cut off where training ends; no cosine phase).
 
   check(t.batch_size() > 0, "train.batch_size: ", t.batch_size(), " must be positive");
   check(t.epochs() > 0, "train.epochs: ", t.epochs(), " must be positive");

@@ -62,6 +62,14 @@ const std::vector<std::string>& LeafPaths();
 // `base_dir`. Empty values stay empty.
 void ResolvePaths(absl::string_view base_dir, ExperimentConfig* config);
 
+// Settings the official scripts derive from the data, applied to `config` before the model is
+// built (so --print_config and the recorded config show them). Fine-tuning with data_set CIFAR:
+// model.nb_classes becomes the class count of the files in data_path (100 for CIFAR-100, 10
+// for CIFAR-10), whatever nb_classes said, as the official build_dataset sets nb_classes = 100
+// for CIFAR. Returns a line for the log saying what was set ("" when nothing applies). A
+// data_path holding neither layout is left alone: opening the dataset reports it.
+std::string ResolveDataClasses(ExperimentConfig* config, Mode mode);
+
 // Checks values and their combinations without touching the filesystem. Reports every problem
 // at once, one per line, each naming the field, the value and what is allowed.
 absl::Status Validate(const ExperimentConfig& config, Mode mode);

@@ -10,19 +10,34 @@ namespace convnextv2::data {
 
 namespace fs = std::filesystem;
 
+absl::StatusOr<int> CifarClassCount(const std::string& dir) {
+  std::error_code ec;
+  if (fs::exists(fs::path(dir) / "train.bin", ec) || fs::exists(fs::path(dir) / "test.bin", ec)) {
+    return 100;
+  }
+  if (fs::exists(fs::path(dir) / "data_batch_1.bin", ec) ||
+      fs::exists(fs::path(dir) / "test_batch.bin", ec)) {
+    return 10;
+  }
+  return absl::NotFoundError(absl::StrCat(
+      "CIFAR folder '", dir,
+      "' holds neither CIFAR-100 (train.bin, test.bin) nor CIFAR-10 (data_batch_1..5.bin, "
+      "test_batch.bin) binary files"));
+}
+
 absl::StatusOr<std::unique_ptr<CifarDataset>> CifarDataset::Open(const std::string& dir,
                                                                  Split split) {
   const bool train = split == Split::kTrain;
+  absl::StatusOr<int> classes = CifarClassCount(dir);
+  CONVNEXTV2_RETURN_IF_ERROR(classes);
+  auto ds = std::unique_ptr<CifarDataset>(new CifarDataset());
+  ds->num_classes_ = *classes;
   std::vector<std::string> files;
   int label_bytes = 0;
-  auto ds = std::unique_ptr<CifarDataset>(new CifarDataset());
-  std::error_code ec;
-  if (fs::exists(fs::path(dir) / "train.bin", ec) || fs::exists(fs::path(dir) / "test.bin", ec)) {
+  if (*classes == 100) {
     files = {(fs::path(dir) / (train ? "train.bin" : "test.bin")).string()};
     label_bytes = 2;
-    ds->num_classes_ = 100;
-  } else if (fs::exists(fs::path(dir) / "data_batch_1.bin", ec) ||
-             fs::exists(fs::path(dir) / "test_batch.bin", ec)) {
+  } else {
     if (train) {
       for (int i = 1; i <= 5; ++i) {
         files.push_back((fs::path(dir) / absl::StrCat("data_batch_", i, ".bin")).string());
@@ -31,12 +46,6 @@ absl::StatusOr<std::unique_ptr<CifarDataset>> CifarDataset::Open(const std::stri
       files = {(fs::path(dir) / "test_batch.bin").string()};
     }
     label_bytes = 1;
-    ds->num_classes_ = 10;
-  } else {
-    return absl::NotFoundError(absl::StrCat(
-        "CIFAR folder '", dir,
-        "' holds neither CIFAR-100 (train.bin, test.bin) nor CIFAR-10 (data_batch_1..5.bin, "
-        "test_batch.bin) binary files"));
   }
   constexpr int kPixels = 32 * 32 * 3;
   const int record = label_bytes + kPixels;

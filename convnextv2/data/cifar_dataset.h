@@ -18,6 +18,11 @@
 
 namespace convnextv2::data {
 
+// The class count of the CIFAR files in `dir`, from which layout is there (nothing is read):
+// 100 for CIFAR-100 (train.bin or test.bin), 10 for CIFAR-10 (data_batch_1.bin or
+// test_batch.bin); NotFound naming the folder and both layouts otherwise.
+absl::StatusOr<int> CifarClassCount(const std::string& dir);
+
 class CifarDataset : public Dataset {
  public:
   // Errors name the folder/file: neither layout found, a file whose size is not a whole number

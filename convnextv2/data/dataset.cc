@@ -65,6 +65,15 @@ absl::StatusOr<std::unique_ptr<Dataset>> OpenWholeDataset(const ExperimentConfig
   if (d.data_set() == "CIFAR") {
     absl::StatusOr<std::unique_ptr<CifarDataset>> ds = CifarDataset::Open(d.data_path(), split);
     CONVNEXTV2_RETURN_IF_ERROR(ds);
+    // The binaries take nb_classes from the files (config::ResolveDataClasses), as the
+    // official build_dataset does; a config that bypassed that must not train a wrong head.
+    if (labels == Labels::kUsed && (*ds)->num_classes() != config.model().nb_classes()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "model.nb_classes is ", config.model().nb_classes(), " but CIFAR folder '",
+          d.data_path(), "' holds CIFAR-", (*ds)->num_classes(), " (",
+          (*ds)->num_classes(), " classes); the binaries set it from the files "
+          "(config::ResolveDataClasses)"));
+    }
     return std::unique_ptr<Dataset>(std::move(*ds));
   }
   if (d.data_set() == "IDX") {

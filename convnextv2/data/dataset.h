@@ -67,7 +67,8 @@ enum class Labels { kUsed, kUnused };
 // The dataset of `config.data` for `split` (the training split cut to data.max_train_images
 // when that is set): IMNET (data_path/train, data_path/val), image_folder
 // (data_path, eval_data_path), CIFAR (binary batches), IDX or synthetic. With kUsed, folder
-// datasets must have exactly model.nb_classes classes, and the eval classes must be the train
+// and CIFAR datasets must have exactly model.nb_classes classes (for CIFAR the binaries set it
+// from the files first: config::ResolveDataClasses), and the eval classes must be the train
 // classes.
 absl::StatusOr<std::unique_ptr<Dataset>> OpenDataset(const ExperimentConfig& config, Split split,
                                                      Labels labels = Labels::kUsed);

@@ -8,9 +8,11 @@
 //       BuildLayerDecayGroups(model->named_parameters(), 0.05, ld);
 //   // "layer_1_decay", "layer_1_no_decay", ..., "layer_13_no_decay"; lr_scale 0.9^(13 - id)
 //
-// Weight decay: none for 1-D parameters, names ending in ".bias", ".gamma" or ".beta" (GRN;
-// note the official optim_factory decays GRN gamma/beta, whose shape is (1, 1, 1, C), because
-// it only checks 1-D and ".bias"), and names in `skip_list`. Frozen parameters are left out.
+// Weight decay: none for 1-D parameters, names ending in ".bias", ".gamma" or ".beta" (GRN's,
+// shape (1, 1, 1, C)), and names in `skip_list`, as the official optim_factory's
+// get_parameter_groups (main_finetune.py). Frozen parameters are left out. (Pre-training uses
+// timm's add_weight_decay instead, which checks only 1-D and ".bias", so it decays GRN
+// gamma/beta and the mask token: see engine/pretrain.cc.)
 //
 // Layer ids, as the official optim_factory (ConvNeXt V2):
 //   single: downsample_layers.i -> sum(depths[:i]) + 1; stages.i.j -> sum(depths[:i]) + j + 1;

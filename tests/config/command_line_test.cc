@@ -123,6 +123,28 @@ TEST(CommandLine, ConfigFileOverModeDefaultsAndRelativeToWorkingDirectory) {
   EXPECT_EQ(cl->working_dir, dir);
 }
 
+// An official CIFAR command: the class count comes from the files, overriding --nb_classes,
+// before anything is built; the note is what the binary logs.
+TEST(CommandLine, CifarNbClassesFromTheFiles) {
+  const std::string dir = std::string(std::getenv("TEST_TMPDIR")) + "/cifar100";
+  std::filesystem::create_directories(dir);
+  std::ofstream(dir + "/train.bin") << "x";
+  absl::StatusOr<CommandLine> cl = Parse({"--data_set", "CIFAR", "--data_path", dir.c_str(),
+                                          "--nb_classes", "1000", "--epochs", "1"});
+  ASSERT_TRUE(cl.ok()) << cl.status();
+  EXPECT_EQ(cl->config.model().nb_classes(), 100);
+  ASSERT_EQ(cl->notes.size(), 1u);
+  EXPECT_THAT(cl->notes[0], HasSubstr("model.nb_classes set to 100 (was 1000)"));
+  // The official defaults with --epochs 1 (warmup_epochs 20) validate: warmup spans the run.
+  EXPECT_TRUE(Validate(cl->config, Mode::kFinetune).ok()) << Validate(cl->config, Mode::kFinetune);
+  // Pre-training has no head: nothing changes.
+  absl::StatusOr<CommandLine> pre =
+      Parse({"--data_set", "CIFAR", "--data_path", dir.c_str()}, Mode::kPretrain);
+  ASSERT_TRUE(pre.ok()) << pre.status();
+  EXPECT_EQ(pre->config.model().nb_classes(), 1000);
+  EXPECT_TRUE(pre->notes.empty());
+}
+
 TEST(CommandLine, ConfigOfficialKeyword) {
   absl::StatusOr<CommandLine> cl = Parse({"--config", "official"});
   ASSERT_TRUE(cl.ok());

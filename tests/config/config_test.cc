@@ -201,7 +201,6 @@ INSTANTIATE_TEST_SUITE_P(
         Rule{"aug.mixup_mode=row", "aug.mixup_mode: 'row' is not one of: batch, pair, elem"},
         Rule{"optim.opt_betas=0.9", "optim.opt_betas: needs two values"},
         Rule{"train.device=tpu", "train.device: 'tpu' is not one of"},
-        Rule{"schedule.warmup_epochs=5", "must be less than train.epochs"},
         Rule{"optim.clip_grad=0", "optim.clip_grad: 0 must be positive"},
         Rule{"data.corrupt_images=ignore", "data.corrupt_images: 'ignore' is not one of: fail, skip"},
         Rule{"data.prefetch_batches=-1", "data.prefetch_batches: -1 must be >= 0"},
@@ -325,6 +324,58 @@ TEST(Validate, PretrainKeepsOnePatchAtTheEdge) {
   EXPECT_TRUE(Validate(c, Mode::kPretrain).ok());
   c.mutable_fcmae()->set_mask_ratio(0.76);
   EXPECT_FALSE(Validate(c, Mode::kPretrain).ok());
+}
+
+// The official adjust_learning_rate warms up for the whole run when warmup_epochs >= epochs
+// (main_finetune.py's defaults with --epochs 1: warmup 20); both binaries accept it.
+TEST(Validate, WarmupLongerThanTheRunIsAccepted) {
+  ExperimentConfig f = ValidFinetune();
+  f.mutable_train()->set_epochs(1);
+  f.mutable_schedule()->set_warmup_epochs(20);
+  EXPECT_TRUE(Validate(f, Mode::kFinetune).ok()) << Validate(f, Mode::kFinetune);
+  f.mutable_schedule()->set_warmup_epochs(1);  // equal: warmup is the whole run too
+  EXPECT_TRUE(Validate(f, Mode::kFinetune).ok()) << Validate(f, Mode::kFinetune);
+  ExperimentConfig p = ValidPretrain();
+  p.mutable_train()->set_epochs(1);
+  p.mutable_schedule()->set_warmup_epochs(40);
+  EXPECT_TRUE(Validate(p, Mode::kPretrain).ok()) << Validate(p, Mode::kPretrain);
+}
+
+void WriteFile(const std::string& path) {
+  std::filesystem::create_directories(std::filesystem::path(path).parent_path());
+  std::ofstream(path) << "x";
+}
+
+// data_set CIFAR: nb_classes comes from the files, as the official build_dataset sets it.
+TEST(ResolveDataClasses, CifarTakesTheClassCountFromTheFiles) {
+  const std::string tmp = std::string(std::getenv("TEST_TMPDIR")) + "/resolve";
+  WriteFile(tmp + "/c100/train.bin");
+  WriteFile(tmp + "/c10/data_batch_1.bin");
+  ExperimentConfig c;  // nb_classes 1000, the official default
+  c.mutable_data()->set_data_set("CIFAR");
+  c.mutable_data()->set_data_path(tmp + "/c100");
+  const std::string note = ResolveDataClasses(&c, Mode::kFinetune);
+  EXPECT_EQ(c.model().nb_classes(), 100);
+  EXPECT_THAT(note, HasSubstr("holds CIFAR-100: model.nb_classes set to 100 (was 1000)"));
+  EXPECT_THAT(ToText(c), HasSubstr("nb_classes: 100"));  // what --print_config shows
+
+  c.mutable_data()->set_data_path(tmp + "/c10");
+  EXPECT_THAT(ResolveDataClasses(&c, Mode::kFinetune), HasSubstr("set to 10 (was 100)"));
+  EXPECT_EQ(c.model().nb_classes(), 10);
+  EXPECT_THAT(ResolveDataClasses(&c, Mode::kFinetune), HasSubstr("model.nb_classes 10"));
+
+  // Neither layout: left alone (opening the data set names the folder).
+  c.mutable_data()->set_data_path(tmp + "/missing");
+  c.mutable_model()->set_nb_classes(7);
+  EXPECT_EQ(ResolveDataClasses(&c, Mode::kFinetune), "");
+  EXPECT_EQ(c.model().nb_classes(), 7);
+  // Other data sets and pre-training (no head) are untouched.
+  c.mutable_data()->set_data_path(tmp + "/c100");
+  EXPECT_EQ(ResolveDataClasses(&c, Mode::kPretrain), "");
+  EXPECT_EQ(c.model().nb_classes(), 7);
+  c.mutable_data()->set_data_set("IMNET");
+  EXPECT_EQ(ResolveDataClasses(&c, Mode::kFinetune), "");
+  EXPECT_EQ(c.model().nb_classes(), 7);
 }
 
 TEST(ResolvePaths, RelativePathsJoinTheBaseDirectory) {

@@ -56,6 +56,28 @@ TEST(LrSchedule, WarmupStepsOverrideWarmupEpochs) {
   EXPECT_DOUBLE_EQ(LrSchedule::FromConfig(c, 2e-3, 100).At(250), 1e-3);
 }
 
+// warmup_epochs >= epochs (the official defaults, warmup 20, with --epochs 1): the official
+// adjust_learning_rate stays in its warmup branch, lr * e / warmup_epochs, for the whole run.
+TEST(LrSchedule, WarmupLongerThanTheRunIsTheRampCutOff) {
+  ExperimentConfig c;  // main_finetune.py's defaults: warmup_epochs 20, min_lr 1e-6
+  c.mutable_train()->set_epochs(1);
+  const LrSchedule s = LrSchedule::FromConfig(c, 4e-3, 100);
+  EXPECT_DOUBLE_EQ(s.At(0), 0.0);
+  EXPECT_DOUBLE_EQ(s.At(50), 4e-3 * 0.5 / 20);
+  EXPECT_DOUBLE_EQ(s.At(99), 4e-3 * 0.99 / 20);  // the last step: still ramping, 1/20 of lr
+  // Pre-training's defaults (warmup 40) with 2 epochs.
+  const LrSchedule p(1.5e-4, 0.0, 40, 2, 10);
+  EXPECT_DOUBLE_EQ(p.At(10), 1.5e-4 * 1.0 / 40);
+  EXPECT_DOUBLE_EQ(p.At(19), 1.5e-4 * 1.9 / 40);
+  // Equal: warmup ends where training ends.
+  const LrSchedule e(1e-3, 1e-6, 3, 3, 10);
+  EXPECT_DOUBLE_EQ(e.At(15), 1e-3 * 1.5 / 3);
+  EXPECT_DOUBLE_EQ(e.At(29), 1e-3 * 2.9 / 3);
+  // warmup_steps past the end: the same ramp in steps.
+  c.mutable_schedule()->set_warmup_steps(400);
+  EXPECT_DOUBLE_EQ(LrSchedule::FromConfig(c, 4e-3, 100).At(99), 4e-3 * 99 / 400);
+}
+
 TEST(CosineValue, EndsAtTheFinalValue) {
   EXPECT_DOUBLE_EQ(CosineValue(0.05, 0.5, 0, 100), 0.05);
   EXPECT_NEAR(CosineValue(0.05, 0.5, 50, 100), 0.275, 1e-15);
