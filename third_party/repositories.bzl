@@ -50,7 +50,10 @@ def _libtorch_impl(rctx):
         _symlink_tree(rctx, "/usr/include/torch/csrc/api/include", "api_include")
         hdrs = ["api_include/**"]
         includes = ["api_include"]
-        linkopts = ["-Wl,--no-as-needed", "-ltorch", "-ltorch_cpu", "-lc10", "-Wl,--as-needed"]
+        # No "--as-needed" after the libtorch libraries: with gold it would drop every later
+        # library that only a test's _solib_k8 libraries need (a test linking metrics_log without
+        # calling absl::StrFormat itself failed to start: undefined FormatArgImpl::Dispatch).
+        linkopts = ["-Wl,--no-as-needed", "-ltorch", "-ltorch_cpu", "-lc10"]
         flavor = "debian-cpu"
         where = "Debian's libtorch-dev"
     else:
@@ -67,7 +70,7 @@ def _libtorch_impl(rctx):
             libs += ["-ltorch_cuda", "-lc10_cuda"]
             defines.append("CONVNEXTV2_WITH_CUDA=1")
         libs += ["-ltorch_cpu", "-lc10"]
-        linkopts = ["-L" + home + "/lib", "-Wl,-rpath," + home + "/lib", "-Wl,--no-as-needed"] + libs + ["-Wl,--as-needed"]
+        linkopts = ["-L" + home + "/lib", "-Wl,-rpath," + home + "/lib", "-Wl,--no-as-needed"] + libs
         if cuda and rctx.path(home + "/link_stubs").exists:
             # Link-time stand-ins for libraries libtorch_cuda.so names that this machine lacks
             # (tools/cuda/setup.sh); their symbols are resolved at run time on the GPU machine.
