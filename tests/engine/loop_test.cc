@@ -135,8 +135,8 @@ ExperimentConfig FakeRun(const std::string& out_dir, int update_freq = 1) {
   ExperimentConfig c = config::ModeDefaults(config::Mode::kFinetune);
   absl::StatusOr<ExperimentConfig> parsed = config::ParseText(R"pb(
     train { batch_size: 4 epochs: 3 num_threads: 1 print_freq: 2 seed: 3 }
-    schedule { warmup_epochs: 0 }
-    optim { opt: "momentum" momentum: 0 lr: 0.25 min_lr: 0.25 weight_decay: 0 }
+    schedule { warmup_epochs: 0 min_lr: 0.25 }
+    optim { opt: "momentum" momentum: 0 lr: 0.25 weight_decay: 0 }
     data { num_workers: 1 }
   )pb", "test");
   EXPECT_TRUE(parsed.ok()) << parsed.status();

@@ -32,10 +32,10 @@ TEST(MeanMeter, RestoreContinuesTheMean) {
 }
 
 TEST(TopKCorrect, CountsLabelsAmongTheKLargest) {
-  const at::Tensor logits = at::tensor({0.1, 0.5, 0.4, 0.9, 0.05, 0.05}).view({2, 3});
+  const at::Tensor logits = at::tensor({0.1, 0.5, 0.4, 0.9, 0.04, 0.06}).view({2, 3});
   const at::Tensor labels = at::tensor({2, 1}, at::kLong);
   EXPECT_EQ(TopKCorrect(logits, labels, 1), 0);
-  EXPECT_EQ(TopKCorrect(logits, labels, 2), 1);   // row 0: 2 is second; row 1: 1 is a tie third
+  EXPECT_EQ(TopKCorrect(logits, labels, 2), 1);   // row 0: 2 is second; row 1: 1 is third
   EXPECT_EQ(TopKCorrect(logits, labels, 5), 2);   // k capped at the 3 classes
 }
 
