@@ -35,8 +35,8 @@ ExperimentConfig Config(const std::string& dir) {
 }
 
 // A model, its optimizer and their checkpoints.
-struct Run {
-  explicit Run(const ExperimentConfig& c, int64_t steps_per_epoch = 10)
+struct TestRun {
+  explicit TestRun(const ExperimentConfig& c, int64_t steps_per_epoch = 10)
       : config(c),
         optimizer(model->parameters(), torch::optim::SGDOptions(0.1).momentum(0.9)),
         ckpts(config, /*writer=*/true, *model, optimizer, steps_per_epoch) {}
@@ -54,7 +54,7 @@ struct Run {
 TEST(RunCheckpoints, FreshWithoutCheckpoints) {
   ExperimentConfig c = Config(Dir("fresh"));
   c.mutable_train()->set_start_epoch(2);
-  Run run(c);
+  TestRun run(c);
   absl::StatusOr<LoopState> s = run.ckpts.Resume();
   ASSERT_TRUE(s.ok()) << s.status();
   EXPECT_FALSE(s->resumed);
@@ -64,7 +64,7 @@ TEST(RunCheckpoints, FreshWithoutCheckpoints) {
 
 TEST(RunCheckpoints, MidEpochSaveResumesWeightsOptimizerAndPosition) {
   const std::string dir = Dir("mid");
-  Run a(Config(dir));
+  TestRun a(Config(dir));
   a.Step();
   a.Step();
   LoopState state;
@@ -76,7 +76,7 @@ TEST(RunCheckpoints, MidEpochSaveResumesWeightsOptimizerAndPosition) {
   ASSERT_TRUE(a.ckpts.SaveMidEpoch(1, state).ok());
   ASSERT_TRUE(fs::exists(dir + "/checkpoint-1-step4.pth"));
 
-  Run b(Config(dir));
+  TestRun b(Config(dir));
   absl::StatusOr<LoopState> s = b.ckpts.Resume();  // auto_resume finds it
   ASSERT_TRUE(s.ok()) << s.status();
   EXPECT_TRUE(s->resumed);
@@ -92,7 +92,7 @@ TEST(RunCheckpoints, MidEpochSaveResumesWeightsOptimizerAndPosition) {
   EXPECT_TRUE(at::equal(a.model->weight, b.model->weight));
 
   // Another steps_per_epoch is another run: refused with the reason.
-  Run c(Config(dir), /*steps_per_epoch=*/11);
+  TestRun c(Config(dir), /*steps_per_epoch=*/11);
   absl::StatusOr<LoopState> refused = c.ckpts.Resume();
   ASSERT_FALSE(refused.ok());
   EXPECT_NE(refused.status().message().find("10 steps per epoch, this run has 11"),
@@ -105,7 +105,7 @@ TEST(RunCheckpoints, EpochEndByPolicyReplacesStepCheckpoints) {
   ExperimentConfig c = Config(dir);
   c.mutable_checkpoint()->set_save_ckpt_freq(2);
   c.mutable_checkpoint()->set_save_ckpt_num(1);
-  Run run(c);
+  TestRun run(c);
   LoopState state;
   state.next_step = 3;
   ASSERT_TRUE(run.ckpts.SaveMidEpoch(0, state).ok());
@@ -124,12 +124,12 @@ TEST(RunCheckpoints, EpochEndByPolicyReplacesStepCheckpoints) {
 TEST(RunCheckpoints, PeriodicSaveDue) {
   ExperimentConfig c = Config(Dir("periodic"));
   c.mutable_checkpoint()->set_save_ckpt_steps(5);
-  Run run(c);
+  TestRun run(c);
   EXPECT_TRUE(run.ckpts.PeriodicSaveDue(/*global_step=*/15, /*step=*/5));
   EXPECT_FALSE(run.ckpts.PeriodicSaveDue(16, 6));
   EXPECT_FALSE(run.ckpts.PeriodicSaveDue(10, 0));  // an epoch's start has its own checkpoint
   c.mutable_output()->clear_output_dir();
-  Run nowhere(c);
+  TestRun nowhere(c);
   EXPECT_FALSE(nowhere.ckpts.PeriodicSaveDue(15, 5));
 }
 
@@ -163,7 +163,7 @@ TEST(StepBoundaries, StopsWhereAskedAndSavesPeriodically) {
   const std::string dir = Dir("boundaries");
   ExperimentConfig c = Config(dir);
   c.mutable_checkpoint()->set_save_ckpt_steps(4);
-  Run run(c);
+  TestRun run(c);
   const PreemptionWatch watch(/*extra_signal=*/0);
   StepBoundaries boundaries(run.ckpts, watch, /*comm=*/nullptr, /*stop_epoch=*/1,
                             /*stop_step=*/6);

@@ -79,7 +79,9 @@ grep -q 'ntasks: "2"' "$TEST_TMPDIR/multi/manifest.pbtxt" || fail "manifest lack
 [[ $(head -1 report.txt) == task,optim.blr,state,epochs,final_acc1,best_acc1,* ]] || fail "report header: $(head -1 report.txt)"
 [[ $(grep -c ",FINISHED,2," report.txt) == 2 ]] || fail "report rows: $(cat report.txt)"
 cmp -s report.txt "$SWEEP/report.csv" || fail "report.csv differs from the printed table"
-[[ $(grep -o "<polyline" "$SWEEP/report.html" | wc -l) == 4 ]] || fail "report.html lacks 4 curves"
+# One chart per metric (train loss, eval acc@1, acc@5, loss, learning rate), both tasks in each.
+[[ $(grep -o 'class="chart"' "$SWEEP/report.html" | wc -l) == 5 ]] || fail "report.html lacks 5 charts"
+[[ $(grep -o "<polyline" "$SWEEP/report.html" | wc -l) == 10 ]] || fail "report.html lacks 2 curves per chart"
 /usr/bin/python3 -c 'import sys, xml.dom.minidom; [xml.dom.minidom.parseString(s[:s.index("</svg>") + 6]) for s in open(sys.argv[1]).read().split("<svg")[1:] for s in ["<svg" + s]]' \
   "$SWEEP/report.html" || fail "report.html has malformed SVG"
 
