@@ -378,21 +378,6 @@ absl::Status WriteSnapshot(const std::string& path, const MetricsLog& log) {
   return util::WriteFileAtomically(path, *image);
 }
 
-// Removes temporary files of `path` that a killed writer left (`path`.tmp.PID).
-void RemoveStaleTemporaries(const std::string& path) {
-  const std::filesystem::path p(path);
-  const std::string prefix = p.filename().string() + ".tmp.";
-  std::error_code ec;
-  const std::filesystem::path dir = p.has_parent_path() ? p.parent_path() : ".";
-  for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
-    const std::string name = entry.path().filename().string();
-    if (name.size() > prefix.size() && name.compare(0, prefix.size(), prefix) == 0 &&
-        name.find_first_not_of("0123456789", prefix.size()) == std::string::npos) {
-      std::filesystem::remove(entry.path(), ec);
-    }
-  }
-}
-
 void DropAfterStep(int64_t last_step, MetricsLog* log) {
   // Rows are appended in step order; keep the prefix up to last_step.
   size_t keep = 0;
@@ -410,7 +395,6 @@ absl::StatusOr<std::unique_ptr<MetricsWriter>> MetricsWriter::Create(
   auto writer = std::unique_ptr<MetricsWriter>(new MetricsWriter(path));
   writer->log_.attributes = attributes;
   writer->log_.attributes.emplace("format", std::string(kFormat));
-  RemoveStaleTemporaries(path);
   writer->dirty_ = true;
   if (absl::Status s = writer->Flush(); !s.ok()) return s;
   return writer;
@@ -429,7 +413,6 @@ absl::StatusOr<std::unique_ptr<MetricsWriter>> MetricsWriter::Resume(
   writer->log_ = std::move(*log);
   DropAfterStep(last_step, &writer->log_);
   for (const auto& [name, value] : attributes) writer->log_.attributes[name] = value;
-  RemoveStaleTemporaries(path);
   writer->dirty_ = true;
   if (absl::Status s = writer->Flush(); !s.ok()) return s;
   return writer;

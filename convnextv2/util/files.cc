@@ -1,6 +1,7 @@
 #include "convnextv2/util/files.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -9,6 +10,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "convnextv2/util/fault_points.h"
 
@@ -25,6 +27,25 @@ absl::Status WriteError(absl::string_view what, const std::string& path, const s
   unlink(tmp.c_str());
   return absl::InternalError(absl::StrCat(what, " ", path, ": ", std::strerror(e), " (writing ",
                                           tmp, "; ", path, " is unchanged)"));
+}
+
+// Removes `path`.tmp.PID files whose writer is gone (a process killed between creating its
+// temporary file and the rename): they are never read, so only the directory's tidiness is at
+// stake, but a run killed many times would otherwise collect one per kill.
+void RemoveDeadWritersTemporaries(const std::filesystem::path& target) {
+  const std::string prefix = target.filename().string() + ".tmp.";
+  const std::filesystem::path dir = target.has_parent_path() ? target.parent_path() : ".";
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
+    const std::string name = entry.path().filename().string();
+    if (name.size() <= prefix.size() || name.compare(0, prefix.size(), prefix) != 0) continue;
+    int pid = 0;
+    if (!absl::SimpleAtoi(absl::string_view(name).substr(prefix.size()), &pid) || pid <= 0 ||
+        pid == getpid()) {
+      continue;
+    }
+    if (kill(pid, 0) != 0 && errno == ESRCH) std::filesystem::remove(entry.path(), ec);
+  }
 }
 
 }  // namespace
@@ -77,6 +98,7 @@ absl::Status WriteFileAtomically(const std::string& path, absl::string_view cont
     fsync(dfd);
     close(dfd);
   }
+  RemoveDeadWritersTemporaries(target);
   return absl::OkStatus();
 }
 
