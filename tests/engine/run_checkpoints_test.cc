@@ -20,9 +20,11 @@ namespace {
 
 namespace fs = std::filesystem;
 
+// A new, empty output dir (the loop creates it before any save).
 std::string Dir(const std::string& name) {
   const std::string d = std::string(getenv("TEST_TMPDIR")) + "/" + name;
   fs::remove_all(d);
+  fs::create_directories(d);
   return d;
 }
 
