@@ -23,7 +23,14 @@ for arg in "$@"; do
     *) targets+=("$arg") ;;
   esac
 done
-((${#targets[@]})) || targets=(//...)
+if ((${#targets[@]} == 0)); then
+  targets=(//...)
+  # The default build's convenience links (bazel-bin, bazel-<checkout dir>, ...) belong to
+  # another output base: this server would crawl them as source packages and fail there.
+  for link in bazel-*; do
+    [[ -L $link && $link != bazel-cuda-* ]] && targets+=("-//$link/...")
+  done
+fi
 
 if [[ -z ${LIBTORCH_HOME:-} ]]; then
   LIBTORCH_HOME=$(tools/cuda/setup.sh | sed -n 's/^export LIBTORCH_HOME=//p')
@@ -47,7 +54,7 @@ fi
 echo "build_check: LIBTORCH_HOME=$LIBTORCH_HOME bazel build ${flags[*]} ${targets[*]}  (output base $output_base)"
 start=$(date +%s)
 status=0
-"${bazel[@]}" build "${flags[@]}" "${targets[@]}" || status=$?
+"${bazel[@]}" build "${flags[@]}" -- "${targets[@]}" || status=$?
 elapsed=$(($(date +%s) - start))
 if ((status)); then
   echo "build_check: FAILED (bazel exit $status) after ${elapsed}s" >&2
