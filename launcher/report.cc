@@ -12,7 +12,7 @@
 #include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
 #include "convnextv2/metrics/manifest.h"
-#include "launcher/progress.h"
+#include "convnextv2/util/progress.h"
 
 namespace convnextv2::launcher {
 namespace {
@@ -51,7 +51,7 @@ void Update(double v, bool larger_is_better, double* best) {
 
 std::vector<TaskSummary> SummarizeTasks(const SweepManifest& manifest, bool show_progress) {
   std::vector<TaskSummary> out;
-  std::optional<Progress> progress;
+  std::optional<util::Progress> progress;
   if (show_progress) progress.emplace("report: reading runs", manifest.tasks_size());
   for (const SweepTask& t : manifest.tasks()) {
     TaskSummary s;

@@ -83,7 +83,7 @@ bool LastProgressLine(const std::string& log_path, int* epoch, int64_t* step, in
 }  // namespace
 
 int RunWatchingLog(const std::string& command, const std::string& log_path, int start_epoch,
-                   int epochs, Progress* progress) {
+                   int epochs, util::Progress* progress) {
   std::atomic<bool> done{false};
   int rc = 0;
   std::thread child([&] {
@@ -153,7 +153,7 @@ absl::StatusOr<ReproduceResult> Reproduce(const ReproduceOptions& options) {
   const std::string command =
       absl::StrCat(util::ShellQuote(*binary), " --config=", util::ShellQuote(config_path), " >",
                    util::ShellQuote(result.out_dir + "/reproduce.log"), " 2>&1");
-  std::optional<Progress> progress;
+  std::optional<util::Progress> progress;
   if (options.show_progress) {
     progress.emplace(absl::StrCat("reproduce: rerun of ", options.run_dir), 0);
   }

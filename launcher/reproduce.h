@@ -15,7 +15,7 @@
 
 #include "absl/status/statusor.h"
 #include "convnextv2/metrics/metrics_log.h"
-#include "launcher/progress.h"
+#include "convnextv2/util/progress.h"
 
 namespace convnextv2::launcher {
 
@@ -40,7 +40,7 @@ absl::StatusOr<ReproduceResult> Reproduce(const ReproduceOptions& options);
 // [start_epoch, epochs), the epoch in the detail. `progress` may be null. Returns the
 // command's exit status.
 int RunWatchingLog(const std::string& command, const std::string& log_path, int start_epoch,
-                   int epochs, Progress* progress);
+                   int epochs, util::Progress* progress);
 
 // `launcher compare RUN_A RUN_B`: the two runs' metrics.h5 compared as Reproduce does (out_dir
 // is RUN_B; the row counts are RUN_A's), e.g. a requeued run against an uninterrupted one.

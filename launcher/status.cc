@@ -13,7 +13,7 @@
 #include "convnextv2/metrics/metrics_log.h"
 #include "convnextv2/util/shell.h"
 #include "convnextv2/util/status_macros.h"
-#include "launcher/progress.h"
+#include "convnextv2/util/progress.h"
 #include "launcher/submit.h"
 #include "launcher/sweep.h"
 
@@ -52,7 +52,7 @@ absl::StatusOr<std::string> StatusTable(const std::string& sweep_dir, bool show_
       manifest->job_ids().empty() ? "(not submitted)" : absl::StrJoin(manifest->job_ids(), ","),
       "task", "slurm", "run", "attempts", "epochs", "train_loss", "acc1", "best", "assignments");
   auto number = [](double v) { return std::isnan(v) ? std::string("-") : absl::StrFormat("%.4g", v); };
-  std::optional<Progress> progress;
+  std::optional<util::Progress> progress;
   if (show_progress) progress.emplace("status: reading runs", manifest->tasks_size());
   int64_t done = 0;
   for (const SweepTask& t : manifest->tasks()) {

@@ -7,6 +7,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "convnextv2/util/files.h"
+#include "convnextv2/util/progress.h"
 #include "convnextv2/util/status_macros.h"
 
 namespace convnextv2::data {
@@ -42,6 +43,9 @@ absl::StatusOr<std::unique_ptr<ImageFolder>> ImageFolder::Open(const std::string
         "image folder '", root, "' has no class subfolders (expected one folder per class)"));
   }
   std::sort(ds->classes_.begin(), ds->classes_.end());
+  // ImageNet's 1.28 M files over a network filesystem take minutes to list: say how far it is
+  // (silent when it takes under 10 s).
+  util::Progress progress(absl::StrCat("indexing ", root), static_cast<int64_t>(ds->classes_.size()));
   for (size_t c = 0; c < ds->classes_.size(); ++c) {
     const fs::path dir = fs::path(root) / ds->classes_[c];
     std::vector<std::string> files;
@@ -65,7 +69,10 @@ absl::StatusOr<std::unique_ptr<ImageFolder>> ImageFolder::Open(const std::string
       ds->files_.push_back(std::move(f));
       ds->labels_.push_back(static_cast<int64_t>(c));
     }
+    progress.Update(static_cast<int64_t>(c) + 1,
+                    absl::StrCat(ds->files_.size(), " images, class folders"));
   }
+  progress.Finish(absl::StrCat(ds->files_.size(), " images"));
   return ds;
 }
 

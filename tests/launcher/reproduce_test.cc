@@ -1,10 +1,14 @@
 #include "launcher/reproduce.h"
 
+#include <cstdio>
 #include <cstdlib>
+#include <string>
 #include <filesystem>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "absl/strings/str_cat.h"
+#include "convnextv2/util/progress.h"
 
 namespace convnextv2::launcher {
 namespace {
@@ -77,6 +81,34 @@ TEST(CompareRunsTest, ReadsBothRunDirs) {
   absl::StatusOr<ReproduceResult> missing = CompareRuns(tmp + "/a", tmp + "/nope");
   ASSERT_FALSE(missing.ok());
   EXPECT_THAT(std::string(missing.status().message()), HasSubstr(tmp + "/nope/metrics.h5"));
+}
+
+// `launcher reproduce`: the rerun's MetricLogger lines become progress over all its steps.
+TEST(Reproduce, RerunProgressFromTheTrainingLog) {
+  std::FILE* out = std::tmpfile();
+  util::Progress::Options options;
+  options.out = out;
+  options.terminal = false;
+  options.interval = 0;  // a line at every update; real time: the child runs for real
+  const std::string log = absl::StrCat(getenv("TEST_TMPDIR"), "/rerun.log");
+  const std::string command = absl::StrCat(
+      "for e in 0 1; do for i in 1 2 3 4; do echo \"Epoch: [$e]  [ $i/4]  eta: 0:00:01\" >>", log,
+      "; sleep 0.3; done; done");
+  {
+    util::Progress p("reproduce: rerun", 0, options);
+    EXPECT_EQ(RunWatchingLog(command, log, /*start_epoch=*/0, /*epochs=*/2, &p), 0);
+    p.Finish();
+  }
+  std::string text(1 << 16, '\0');
+  std::rewind(out);
+  text.resize(std::fread(text.data(), 1, text.size(), out));
+  std::fclose(out);
+  EXPECT_EQ(text.find('\r'), std::string::npos);
+  EXPECT_THAT(text, HasSubstr("/8 ("));
+  EXPECT_THAT(text, HasSubstr(", epoch 1/2\n"));
+  EXPECT_THAT(text, HasSubstr("reproduce: rerun 8/8 (100%), "));
+  EXPECT_THAT(text, HasSubstr(", epoch 2/2\n"));
+  EXPECT_NE(RunWatchingLog("exit 3", log + ".none", 0, 1, nullptr), 0);
 }
 
 }  // namespace

@@ -1,4 +1,4 @@
-#include "launcher/progress.h"
+#include "convnextv2/util/progress.h"
 
 #include <unistd.h>
 
@@ -8,7 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 
-namespace convnextv2::launcher {
+namespace convnextv2::util {
 namespace {
 
 double MonotonicSeconds() {
@@ -86,4 +86,4 @@ void Progress::Print(const std::string& line, bool final) {
   std::fflush(options_.out);
 }
 
-}  // namespace convnextv2::launcher
+}  // namespace convnextv2::util

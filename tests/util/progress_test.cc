@@ -1,4 +1,4 @@
-#include "launcher/progress.h"
+#include "convnextv2/util/progress.h"
 
 #include <cstdio>
 #include <cstdlib>
@@ -8,9 +8,8 @@
 #include "absl/strings/str_split.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "launcher/reproduce.h"
 
-namespace convnextv2::launcher {
+namespace convnextv2::util {
 namespace {
 
 using ::testing::ElementsAre;
@@ -86,28 +85,5 @@ TEST(ProgressTest, FormatsDurations) {
   EXPECT_EQ(FormatSeconds(7620), "2h07m");
 }
 
-// `launcher reproduce`: the rerun's MetricLogger lines become progress over all its steps.
-TEST(ProgressTest, RerunProgressFromTheTrainingLog) {
-  Captured c(/*terminal=*/false);
-  c.options.interval = 0;
-  c.options.clock = nullptr;  // real time: the child runs for real
-  const std::string log = absl::StrCat(getenv("TEST_TMPDIR"), "/rerun.log");
-  const std::string command = absl::StrCat(
-      "for e in 0 1; do for i in 1 2 3 4; do echo \"Epoch: [$e]  [ $i/4]  eta: 0:00:01\" >>", log,
-      "; sleep 0.3; done; done");
-  {
-    Progress p("reproduce: rerun", 0, c.options);
-    EXPECT_EQ(RunWatchingLog(command, log, /*start_epoch=*/0, /*epochs=*/2, &p), 0);
-    p.Finish();
-  }
-  const std::string text = c.Text();
-  EXPECT_EQ(text.find('\r'), std::string::npos);
-  EXPECT_THAT(text, HasSubstr("/8 ("));
-  EXPECT_THAT(text, HasSubstr(", epoch 1/2\n"));
-  EXPECT_THAT(text, HasSubstr("reproduce: rerun 8/8 (100%), "));
-  EXPECT_THAT(text, HasSubstr(", epoch 2/2\n"));
-  EXPECT_NE(RunWatchingLog("exit 3", log + ".none", 0, 1, nullptr), 0);
-}
-
 }  // namespace
-}  // namespace convnextv2::launcher
+}  // namespace convnextv2::util

@@ -1,5 +1,7 @@
-// Progress of the launcher's long phases (reading hundreds of tasks for `status` and `report`,
-// the rerun of `reproduce`), on stderr so that stdout keeps only the result.
+// Progress of long phases where a person waits: the launcher reading hundreds of tasks
+// (`status`, `report`) and rerunning one (`reproduce`), the training binaries indexing a large
+// image folder and writing pre-training's pictures and weights. On stderr, so that stdout keeps
+// only the result.
 //
 //   Progress p("status: reading tasks", manifest.tasks_size());
 //   for (...) { ...; p.Update(++done); }
@@ -10,8 +12,8 @@
 // Either way the first line comes only after the first interval, and Finish() prints a last one
 // only when an earlier one was printed, so quick phases stay silent. A line:
 //   status: reading tasks 120/400 (30%), 12s, ETA 28s
-#ifndef CONVNEXTV2_LAUNCHER_PROGRESS_H_
-#define CONVNEXTV2_LAUNCHER_PROGRESS_H_
+#ifndef CONVNEXTV2_UTIL_PROGRESS_H_
+#define CONVNEXTV2_UTIL_PROGRESS_H_
 
 #include <cstdint>
 #include <cstdio>
@@ -20,7 +22,7 @@
 
 #include "absl/strings/string_view.h"
 
-namespace convnextv2::launcher {
+namespace convnextv2::util {
 
 class Progress {
  public:
@@ -68,6 +70,6 @@ class Progress {
 // "45s", "3m05s", "2h07m".
 std::string FormatSeconds(double seconds);
 
-}  // namespace convnextv2::launcher
+}  // namespace convnextv2::util
 
-#endif  // CONVNEXTV2_LAUNCHER_PROGRESS_H_
+#endif  // CONVNEXTV2_UTIL_PROGRESS_H_
