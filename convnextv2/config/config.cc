@@ -559,10 +559,13 @@ absl::Status Validate(const ExperimentConfig& c, Mode mode) {
   const std::initializer_list<absl::string_view> kEvalWeights = {"model", "ema"};
   check(OneOf(c.eval().eval_weights(), kEvalWeights), "eval.eval_weights: '",
         c.eval().eval_weights(), "' is not one of: ", Quoted(kEvalWeights));
-  check(!c.eval().eval() || !k.resume().empty() || !k.finetune().empty(),
+  // As main_finetune.py: without resume, auto_resume evaluates output_dir's newest checkpoint.
+  check(!c.eval().eval() || !k.resume().empty() || !k.finetune().empty() ||
+            (k.auto_resume() && !c.output().output_dir().empty()),
         "eval.eval: evaluation only needs weights: set checkpoint.resume (a convnextv2 "
-        "checkpoint, checkpoint-best.pth included) or checkpoint.finetune (PyTorch or "
-        "pre-training weights)");
+        "checkpoint, checkpoint-best.pth included), checkpoint.finetune (PyTorch or "
+        "pre-training weights), or output.output_dir with checkpoint.auto_resume (its newest "
+        "checkpoint-N.pth is evaluated)");
   check(c.eval().eval_weights() != "ema" || k.finetune().empty(),
         "eval.eval_weights: ema needs a convnextv2 checkpoint in checkpoint.resume");
   check(c.distributed().world_size() >= 1, "distributed.world_size: ",

@@ -5,6 +5,7 @@
 #include <glog/logging.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <optional>
 
@@ -12,6 +13,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "convnextv2/checkpoint/file.h"
+#include "convnextv2/checkpoint/policy.h"
 #include "convnextv2/checkpoint/pretrained.h"
 #include "convnextv2/checkpoint/state.h"
 #include "convnextv2/data/dataset.h"
@@ -32,6 +34,46 @@
 namespace convnextv2::engine {
 namespace {
 
+// engine_finetune.py's evaluate() progress (its MetricLogger.log_every(data_loader, 10)):
+//   Test:  [ 10/157]  eta: 0:00:12  loss: 0.5432 (0.6120)  acc1: 87.500 (85.938)  ...
+// every 10 batches and at the last, then the total time. Figures of this rank's shard: the
+// last batch's, then the running mean.
+class EvalProgress {
+ public:
+  explicit EvalProgress(int64_t batches) : batches_(batches) {}
+
+  void Batch(int64_t b, double loss, double acc1, double acc5, int64_t n) {
+    const double seconds = Seconds(last_);
+    last_ = Clock::now();
+    time_.Add(seconds);
+    loss_.Add(loss, n);
+    acc1_.Add(acc1, n);
+    acc5_.Add(acc5, n);
+    if (b % 10 != 0 && b + 1 != batches_) return;
+    LOG(INFO) << absl::StrFormat(
+        "Test:  [%*d/%d]  eta: %s  loss: %.4f (%.4f)  acc1: %.3f (%.3f)  acc5: %.3f (%.3f)  "
+        "time: %.4f",
+        static_cast<int>(std::to_string(batches_).size()), b, batches_,
+        FormatDuration(time_.recent() * static_cast<double>(batches_ - b - 1)), loss,
+        loss_.mean(), acc1, acc1_.mean(), acc5, acc5_.mean(), seconds);
+  }
+  void Finish() const {
+    if (batches_ == 0) return;
+    const double total = Seconds(start_);
+    LOG(INFO) << absl::StrFormat("Test: Total time: %s (%.4f s / it)", FormatDuration(total),
+                                 total / static_cast<double>(batches_));
+  }
+
+ private:
+  using Clock = std::chrono::steady_clock;
+  static double Seconds(Clock::time_point since) {
+    return std::chrono::duration<double>(Clock::now() - since).count();
+  }
+  int64_t batches_;
+  Clock::time_point start_ = Clock::now(), last_ = start_;
+  MeanMeter time_, loss_, acc1_, acc5_;
+};
+
 // With `comm` (dist_eval in a multi-process run) every rank evaluates its shard and the sums
 // are added up; the samples the sampler repeated to even out the ranks are not counted, so the
 // result is exactly that of one process over the whole set, for any number of processes.
@@ -43,6 +85,7 @@ EvalStats Evaluate(models::ConvNeXtV2& model, const data::Loader& loader, c10::D
   double loss_sum = 0;
   int64_t correct1 = 0, correct5 = 0;
   data::BatchIterator batches = loader.Iterate(/*epoch=*/0);
+  EvalProgress progress(loader.num_batches());
   for (int64_t b = 0; b < loader.num_batches(); ++b) {
     util::FaultPoint("eval_batch");
     absl::StatusOr<data::Batch> batch = batches.Next();
@@ -70,11 +113,15 @@ EvalStats Evaluate(models::ConvNeXtV2& model, const data::Loader& loader, c10::D
       logits = model->forward(images).to(at::kFloat);
     }
     const int64_t n = labels.size(0);
-    loss_sum += at::cross_entropy_loss(logits, labels).item<double>() * n;
-    correct1 += TopKCorrect(logits, labels, 1);
-    correct5 += TopKCorrect(logits, labels, 5);
+    const double loss = at::cross_entropy_loss(logits, labels).item<double>();
+    const int64_t c1 = TopKCorrect(logits, labels, 1), c5 = TopKCorrect(logits, labels, 5);
+    loss_sum += loss * n;
+    correct1 += c1;
+    correct5 += c5;
     stats.samples += n;
+    progress.Batch(b, loss, 100.0 * c1 / n, 100.0 * c5 / n, n);
   }
+  progress.Finish();
   if (comm != nullptr) {
     std::vector<at::Tensor> sums{at::tensor(
         {loss_sum, static_cast<double>(correct1), static_cast<double>(correct5),
@@ -98,13 +145,19 @@ EvalStats Evaluate(models::ConvNeXtV2& model, const data::Loader& loader, c10::D
   return stats;
 }
 
+// The official keys in its order; train_class_acc only without mixup (the official script
+// logs no class accuracy against mixed targets).
 std::string EpochJson(const EpochStats& e, int64_t n_parameters) {
-  std::string json = absl::StrFormat(
-      "{\"train_lr\": %.10g, \"train_loss\": %.10g, \"train_class_acc\": %.10g, "
-      "\"train_images_per_second\": %.6g, \"train_min_lr\": %.10g, "
-      "\"train_weight_decay\": %.10g, \"train_grad_norm\": %.10g",
-      e.train_lr, e.train_loss, e.train_class_acc, e.images_per_second, e.train_min_lr,
-      e.train_weight_decay, e.train_grad_norm);
+  std::string json = absl::StrFormat("{\"train_lr\": %.10g, \"train_loss\": %.10g, ",
+                                     e.train_lr, e.train_loss);
+  if (!std::isnan(e.train_class_acc)) {
+    absl::StrAppendFormat(&json, "\"train_class_acc\": %.10g, ", e.train_class_acc);
+  }
+  absl::StrAppendFormat(&json,
+                        "\"train_images_per_second\": %.6g, \"train_min_lr\": %.10g, "
+                        "\"train_weight_decay\": %.10g, \"train_grad_norm\": %.10g",
+                        e.images_per_second, e.train_min_lr, e.train_weight_decay,
+                        e.train_grad_norm);
   if (e.evaluated) {
     absl::StrAppendFormat(&json, ", \"test_loss\": %.10g, \"test_acc1\": %.10g, "
                           "\"test_acc5\": %.10g",
@@ -144,14 +197,35 @@ absl::StatusOr<EvalStats> EvaluateOnly(const ExperimentConfig& config, models::C
     return absl::InvalidArgumentError("eval.eval with eval.disable_eval: nothing to evaluate");
   }
   const auto& k = config.checkpoint();
-  if (!k.resume().empty()) {
-    absl::StatusOr<checkpoint::Checkpoint> ckpt = checkpoint::ReadCheckpoint(k.resume());
-    CONVNEXTV2_RETURN_IF_ERROR(ckpt);
+  std::string resume = k.resume();
+  std::optional<checkpoint::Checkpoint> ckpt;
+  const std::string& out_dir = config.output().output_dir();
+  if (resume.empty() && k.auto_resume() && !out_dir.empty()) {
+    // main_finetune.py's auto_load_model: output_dir's newest checkpoint, before --finetune.
+    CONVNEXTV2_ASSIGN_OR_RETURN(std::optional<checkpoint::Found> found,
+                                checkpoint::FindNewestValid(out_dir));
+    if (found) {
+      for (const std::string& why : found->skipped) {
+        LOG(WARNING) << "auto_resume: skipping invalid checkpoint: " << why;
+      }
+      LOG(INFO) << "auto_resume: evaluating the newest checkpoint of " << out_dir;
+      resume = found->path;
+      ckpt = std::move(found->checkpoint);
+    } else if (k.finetune().empty()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "eval.eval: ", out_dir, " holds no checkpoint-N.pth to evaluate (auto_resume), and "
+          "neither checkpoint.resume nor checkpoint.finetune is set"));
+    }
+  }
+  if (!resume.empty()) {
+    if (!ckpt) {
+      CONVNEXTV2_ASSIGN_OR_RETURN(ckpt, checkpoint::ReadCheckpoint(resume));
+    }
     const bool ema = config.eval().eval_weights() == "ema";
-    const std::string what = absl::StrCat("checkpoint ", k.resume());
+    const std::string what = absl::StrCat("checkpoint ", resume);
     CONVNEXTV2_RETURN_IF_ERROR(checkpoint::LoadModule(*ckpt, ema ? "model_ema." : "model.", *model,
                                                       /*strict=*/true, what));
-    LOG(INFO) << "Evaluating the " << (ema ? "EMA" : "model") << " weights of " << k.resume()
+    LOG(INFO) << "Evaluating the " << (ema ? "EMA" : "model") << " weights of " << resume
               << " (epoch " << ckpt->header.epoch() << ")";
   } else {
     absl::StatusOr<checkpoint::PretrainedReport> r = checkpoint::InitFromPretrained(
@@ -194,13 +268,20 @@ class FinetuneTask : public TrainingTask {
   absl::StatusOr<bool> BeforeResume(TrainingRecipe& recipe) override;
   absl::Status AfterResume(const LoopState& state, TrainingRecipe& recipe) override;
 
+  // As engine_finetune.py's MetricLogger: the epoch's log.txt row has the means of lr,
+  // min_lr and weight_decay (the same on every rank: not reduced), class_acc only without mixup.
   void DeclareMeters(LoopMeters* meters) const override {
-    meters->Declare("acc", /*reduce=*/true);
+    if (!mixup_) meters->Declare("acc", /*reduce=*/true);
     meters->Declare("grad_norm", /*reduce=*/false);
+    meters->Declare("lr", /*reduce=*/false);
+    meters->Declare("min_lr", /*reduce=*/false);
+    meters->Declare("weight_decay", /*reduce=*/false);
   }
   absl::StatusOr<at::Tensor> Loss(const data::Batch& batch, int epoch, int64_t step,
                                   TrainingRecipe& recipe) override;
   void FinishStep(const StepInfo& step, LoopMeters* meters, metrics::TrainRow* row) override;
+  absl::StatusOr<std::vector<std::pair<std::string, double>>> StepScalars(
+      const StepInfo& step, const metrics::TrainRow& row) override;
   std::string ProgressFields(const StepInfo& step, const LoopMeters& meters,
                              const metrics::TrainRow& row) const override;
   std::string NonFiniteAdvice() const override {
@@ -340,18 +421,38 @@ void FinetuneTask::FinishStep(const StepInfo& step, LoopMeters* meters, metrics:
   if (step.result.boundary && step.result.stepped) {
     (*meters)["grad_norm"].Add(step.result.grad_norm);
   }
+  (*meters)["lr"].Add(row->lr);
+  (*meters)["min_lr"].Add(row->min_lr);
+  (*meters)["weight_decay"].Add(row->weight_decay);
+  if (mixup_) return;  // no accuracy against mixed targets
   const double acc = logits_.argmax(1).eq(labels_).to(at::kFloat).mean().item<double>();
   (*meters)["acc"].Add(acc);
   row->class_acc = acc;
 }
 
+// engine_finetune.py's log_writer, every micro-batch: class_acc only without mixup, the weight
+// decay only when some group has one, the gradient norm only under AMP at optimizer steps.
+absl::StatusOr<std::vector<std::pair<std::string, double>>> FinetuneTask::StepScalars(
+    const StepInfo& step, const metrics::TrainRow& row) {
+  std::vector<std::pair<std::string, double>> values{{"loss/loss", row.loss}};
+  if (!mixup_) values.emplace_back("loss/class_acc", row.class_acc);
+  values.emplace_back("opt/lr", row.lr);
+  values.emplace_back("opt/min_lr", row.min_lr);
+  if (row.weight_decay > 0) values.emplace_back("opt/weight_decay", row.weight_decay);
+  if (recipe_->use_amp() && step.result.boundary) {
+    values.emplace_back("opt/grad_norm", step.result.grad_norm);
+  }
+  return values;
+}
+
 std::string FinetuneTask::ProgressFields(const StepInfo& step, const LoopMeters& meters,
                                          const metrics::TrainRow& row) const {
-  return absl::StrFormat(
-      "min_lr: %.6f  loss: %.4f (%.4f)  class_acc: %.4f (%.4f)  weight_decay: %.4f  "
-      "grad_norm: %.4f",
-      row.min_lr, meters.at("loss").recent(), meters.at("loss").mean(), meters.at("acc").recent(),
-      meters.at("acc").mean(), row.weight_decay, meters.at("grad_norm").last());
+  const std::string class_acc =
+      mixup_ ? "" : absl::StrFormat("  class_acc: %.4f (%.4f)", meters.at("acc").recent(),
+                                    meters.at("acc").mean());
+  return absl::StrFormat("min_lr: %.6f  loss: %.4f (%.4f)%s  weight_decay: %.4f  grad_norm: %.4f",
+                         row.min_lr, meters.at("loss").recent(), meters.at("loss").mean(),
+                         class_acc, row.weight_decay, meters.at("grad_norm").last());
 }
 
 absl::StatusOr<std::optional<metrics::EvalRow>> FinetuneTask::Evaluate(int epoch,
@@ -412,18 +513,18 @@ absl::StatusOr<bool> FinetuneTask::EvaluateEma(int epoch, LoopState* state,
 void FinetuneTask::SummarizeEpoch(const EpochInfo& epoch, const LoopMeters& meters) {
   stats_ = EpochStats();
   stats_.epoch = epoch.epoch;
-  if (epoch.last_row != nullptr) {  // the official log's lr, min_lr, weight_decay: the last step's
-    stats_.train_lr = epoch.last_row->lr;
-    stats_.train_min_lr = epoch.last_row->min_lr;
-    stats_.train_weight_decay = epoch.last_row->weight_decay;
-  }
+  stats_.train_lr = meters.at("lr").mean();
+  stats_.train_min_lr = meters.at("min_lr").mean();
+  stats_.train_weight_decay = meters.at("weight_decay").mean();
   stats_.train_loss = meters.at("loss").mean();
-  stats_.train_class_acc = meters.at("acc").mean();
+  stats_.train_class_acc = mixup_ ? metrics::kMissing : meters.at("acc").mean();
   stats_.train_grad_norm = meters.at("grad_norm").mean();
   stats_.images_per_second = epoch.images_per_second;
-  LOG(INFO) << absl::StrFormat("Epoch %d done in %s: loss %.4f, class_acc %.4f, %.0f img/s",
-                               epoch.epoch, FormatDuration(epoch.seconds), stats_.train_loss,
-                               stats_.train_class_acc, stats_.images_per_second);
+  LOG(INFO) << absl::StrFormat(
+      "Epoch %d done in %s: loss %.4f%s, %.0f img/s", epoch.epoch, FormatDuration(epoch.seconds),
+      stats_.train_loss,
+      mixup_ ? "" : absl::StrFormat(", class_acc %.4f", stats_.train_class_acc),
+      stats_.images_per_second);
 }
 
 absl::StatusOr<std::string> FinetuneTask::EndEpoch(const EpochInfo& epoch) {

@@ -33,9 +33,11 @@ struct EvalStats {
 struct EpochStats {
   int epoch = 0;
   double train_loss = 0;
-  double train_class_acc = 0;
-  double train_lr = 0;         // largest group lr at the last step (the official "lr")
-  double train_min_lr = 0;     // smallest group lr (layer decay) at the last step
+  double train_class_acc = 0;  // NaN under mixup (not measured against mixed targets)
+  // The epoch's means, as the official MetricLogger's global_avg: the largest group lr (the
+  // official "lr"), the smallest (layer decay), the decayed groups' weight decay.
+  double train_lr = 0;
+  double train_min_lr = 0;
   double train_weight_decay = 0;
   double train_grad_norm = 0;  // mean over the epoch's optimizer steps
   double images_per_second = 0;

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cmath>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "convnextv2/checkpoint/file.h"
@@ -18,6 +19,7 @@
 #include "convnextv2/engine/run_record.h"
 #include "convnextv2/engine/step_boundary.h"
 #include "convnextv2/metrics/time_limit.h"
+#include "convnextv2/tensorboard/event_writer.h"
 #include "convnextv2/util/fault_points.h"
 #include "convnextv2/util/files.h"
 #include "convnextv2/util/signals.h"
@@ -117,6 +119,7 @@ class Loop {
   absl::Status SetUp();                 // runtime, task, model, recipe
   absl::StatusOr<bool> Resume();        // checkpoints; true: the task ended the run
   absl::Status OpenOutputs();           // output dir, config.pbtxt, logs
+  absl::Status OpenTensorBoard();       // output.log_dir
   absl::Status TrainEpochs();
   // One epoch from state_.next_step; false when the run stopped at a step boundary.
   absl::StatusOr<bool> TrainEpoch(int epoch);
@@ -128,8 +131,8 @@ class Loop {
                    const metrics::TrainRow& row) const;
 
   // ---- records: the hook points of logging ----
-  void RecordStep(const metrics::TrainRow& row);
-  absl::Status RecordEpoch(const std::optional<metrics::EvalRow>& eval,
+  absl::Status RecordStep(const StepInfo& step, const metrics::TrainRow& row);
+  absl::Status RecordEpoch(int epoch, const std::optional<metrics::EvalRow>& eval,
                            const std::string& log_row);
   absl::Status FlushRecords();
 
@@ -151,6 +154,7 @@ class Loop {
   std::string out_dir_;
   std::unique_ptr<PreemptionWatch> preemption_;
   std::unique_ptr<StepBoundaries> boundaries_;
+  std::unique_ptr<tensorboard::EventWriter> events_;  // rank 0 with log_dir
   LoopResult result_;
 };
 
@@ -216,6 +220,28 @@ absl::Status Loop::OpenOutputs() {
   }
   if (!options_.command_line.empty()) LOG(INFO) << "command line: " << options_.command_line;
   if (runtime_.writer()) CONVNEXTV2_RETURN_IF_ERROR(StartLogs(config_, state_, record_));
+  return OpenTensorBoard();
+}
+
+absl::Status Loop::OpenTensorBoard() {
+  const std::string& dir = config_.output().log_dir();
+  if (dir.empty() || !runtime_.writer()) return absl::OkStatus();
+  if (state_.resumed) {  // no step twice: drop what the files hold past the checkpoint
+    const int next_epoch = state_.next_epoch;
+    const int64_t next = task_.ScalarStep(next_epoch, state_.next_step, steps_per_epoch_);
+    CONVNEXTV2_ASSIGN_OR_RETURN(
+        const tensorboard::TruncateReport r,
+        tensorboard::TruncateEvents(dir, [next_epoch, next](absl::string_view tag, int64_t x) {
+          return absl::StartsWith(tag, "perf/") ? x < next_epoch : x < next;
+        }));
+    if (r.rewritten > 0) {
+      LOG(INFO) << "log_dir " << dir << ": dropped " << r.dropped << " TensorBoard values past "
+                << "the resumed checkpoint from " << r.rewritten << " of " << r.files
+                << " event files";
+    }
+  }
+  CONVNEXTV2_ASSIGN_OR_RETURN(events_, tensorboard::EventWriter::Open(dir));
+  LOG(INFO) << "TensorBoard events: " << events_->path();
   return absl::OkStatus();
 }
 
@@ -283,8 +309,9 @@ absl::Status Loop::Step(int epoch, int64_t it, data::BatchIterator& batches, Loo
   CONVNEXTV2_ASSIGN_OR_RETURN(const data::Batch batch, batches.Next());
   CONVNEXTV2_ASSIGN_OR_RETURN(const at::Tensor loss, task_.Loss(batch, epoch, it, *recipe_));
   step.loss = loss.item<double>();
-  // Under AMP a non-finite loss gives non-finite gradients, which the loss scaler skips.
-  if (!std::isfinite(step.loss) && !recipe_->use_amp()) {
+  // As the official scripts, in both precisions: under AMP the loss scaler skips steps whose
+  // gradients overflow, but a non-finite loss itself stops the run.
+  if (!std::isfinite(step.loss)) {
     return absl::InternalError(absl::StrFormat(
         "loss is %f at epoch %d step %d (lr %.3g); stopping training. %s", step.loss, epoch, it,
         step.lr, task_.NonFiniteAdvice()));
@@ -308,7 +335,7 @@ absl::Status Loop::Step(int epoch, int64_t it, data::BatchIterator& batches, Loo
   task_.FinishStep(step, &meters, row);
   step_time.Add(Seconds(step_start));
   row->images_per_second = ImagesPerSecond(step_time.recent());
-  RecordStep(*row);
+  CONVNEXTV2_RETURN_IF_ERROR(RecordStep(step, *row));
   state_.global_step = row->step + 1;
   CONVNEXTV2_RETURN_IF_ERROR(task_.AfterStep(epoch, state_.global_step));
   if ((it + 1) % config_.train().print_freq() == 0 || it + 1 == steps_per_epoch_) {
@@ -344,7 +371,7 @@ absl::Status Loop::EndEpoch(int epoch, int64_t first_step, Clock::time_point sta
   CONVNEXTV2_ASSIGN_OR_RETURN(const std::optional<metrics::EvalRow> eval,
                               task_.Evaluate(epoch, &state_, *ckpts_));
   CONVNEXTV2_ASSIGN_OR_RETURN(const std::string log_row, task_.EndEpoch(info));
-  CONVNEXTV2_RETURN_IF_ERROR(RecordEpoch(eval, log_row));
+  CONVNEXTV2_RETURN_IF_ERROR(RecordEpoch(epoch, eval, log_row));
   CONVNEXTV2_RETURN_IF_ERROR(FlushRecords());
   state_.next_epoch = epoch + 1;
   state_.next_step = 0;
@@ -352,25 +379,46 @@ absl::Status Loop::EndEpoch(int epoch, int64_t first_step, Clock::time_point sta
   return ckpts_->SaveEpochEnd(epoch, state_);
 }
 
-void Loop::RecordStep(const metrics::TrainRow& row) {
+absl::Status Loop::RecordStep(const StepInfo& step, const metrics::TrainRow& row) {
   metrics::TrainRow recorded = row;
   recorded.wall_time = record_->WallTime();
   record_->AddTrain(recorded);
+  if (config_.output().log_dir().empty()) return absl::OkStatus();
+  CONVNEXTV2_ASSIGN_OR_RETURN(const auto values, task_.StepScalars(step, row));
+  if (events_ == nullptr) return absl::OkStatus();
+  const int64_t x = task_.ScalarStep(step.epoch, step.step, steps_per_epoch_);
+  for (const auto& [tag, value] : values) {
+    CONVNEXTV2_RETURN_IF_ERROR(events_->AddScalar(tag, x, value));
+  }
+  return absl::OkStatus();
 }
 
-absl::Status Loop::RecordEpoch(const std::optional<metrics::EvalRow>& eval,
+absl::Status Loop::RecordEpoch(int epoch, const std::optional<metrics::EvalRow>& eval,
                                const std::string& log_row) {
   if (eval) {
     metrics::EvalRow row = *eval;
     row.wall_time = record_->WallTime();
     record_->AddEval(row);
   }
+  if (eval && events_ != nullptr) {  // main_finetune.py: head "perf", step = epoch
+    const std::pair<const char*, double> values[] = {
+        {"perf/test_acc1", eval->acc1},         {"perf/test_acc5", eval->acc5},
+        {"perf/test_loss", eval->loss},         {"perf/test_acc1_ema", eval->ema_acc1},
+        {"perf/test_acc5_ema", eval->ema_acc5}, {"perf/test_loss_ema", eval->ema_loss}};
+    for (const auto& [tag, value] : values) {
+      if (!std::isnan(value)) CONVNEXTV2_RETURN_IF_ERROR(events_->AddScalar(tag, epoch, value));
+    }
+  }
   if (out_dir_.empty()) return absl::OkStatus();
   util::FaultPoint("log_append");
   return util::AppendLine(out_dir_ + "/log.txt", log_row);
 }
 
-absl::Status Loop::FlushRecords() { return record_->Flush(); }
+// Rows and events reach the disk (fsynced) before a checkpoint that covers them is written.
+absl::Status Loop::FlushRecords() {
+  CONVNEXTV2_RETURN_IF_ERROR(record_->Flush());
+  return events_ != nullptr ? events_->Flush() : absl::OkStatus();
+}
 
 }  // namespace
 

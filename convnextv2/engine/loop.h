@@ -20,9 +20,12 @@
 // task.EndEpoch (its log.txt row), the records flushed, then the end-of-epoch checkpoint.
 //
 // Hook points where the records go (each one function in loop.cc): RecordStep (one metrics row
-// per micro-batch), RecordEpoch (the eval row and the log.txt row), FlushRecords (at every
+// per micro-batch, and the task's TensorBoard values), RecordEpoch (the eval row, its
+// perf/test_* TensorBoard values at step = epoch, and the log.txt row), FlushRecords (at every
 // epoch's end, and before every checkpoint a run can resume from is written: RunCheckpoints
-// calls it, so rows are on disk before the checkpoint that covers them becomes visible).
+// calls it, so rows and events are on disk before the checkpoint that covers them becomes
+// visible). With output.log_dir, rank 0 writes TensorBoard event files there; a resumed run
+// first drops the values past its checkpoint (tensorboard::TruncateEvents), as metrics.h5.
 #ifndef CONVNEXTV2_ENGINE_LOOP_H_
 #define CONVNEXTV2_ENGINE_LOOP_H_
 
@@ -35,6 +38,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -133,6 +137,20 @@ class TrainingTask {
   virtual int images_per_second_decimals() const { return 0; }
   // Added to the error when a loss is not finite (what the user can change).
   virtual std::string NonFiniteAdvice() const = 0;
+
+  // ---- TensorBoard (output.log_dir; the loop writes on rank 0) ----
+  // The x of micro-batch `step` of `epoch` for the task's TensorBoard values: by default the
+  // global micro-batch index (engine_finetune.py's log_writer step). Must not decrease along a
+  // run: a resumed run drops the values at or past its checkpoint's position.
+  virtual int64_t ScalarStep(int epoch, int64_t step, int64_t steps_per_epoch) const {
+    return static_cast<int64_t>(epoch) * steps_per_epoch + step;
+  }
+  // The values of one micro-batch (tag, value), after FinishStep, written at ScalarStep. Called
+  // on every rank when log_dir is set (a task may reduce a value over the ranks here).
+  virtual absl::StatusOr<std::vector<std::pair<std::string, double>>> StepScalars(
+      const StepInfo& step, const metrics::TrainRow& row) {
+    return std::vector<std::pair<std::string, double>>();
+  }
 
   // ---- the epoch's end, in this order ----
   // The epoch's training figures (the meters are reduced over the ranks): stats and log line.

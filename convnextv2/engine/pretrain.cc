@@ -3,6 +3,7 @@
 #include <ATen/ATen.h>
 #include <glog/logging.h>
 
+#include <chrono>
 #include <optional>
 
 #include "absl/strings/str_cat.h"
@@ -10,6 +11,7 @@
 #include "convnextv2/data/dataset.h"
 #include "convnextv2/data/loader.h"
 #include "convnextv2/data/transforms.h"
+#include "convnextv2/dist/process_group.h"
 #include "convnextv2/engine/amp.h"
 #include "convnextv2/engine/loop.h"
 #include "convnextv2/engine/metrics.h"
@@ -23,6 +25,10 @@
 
 namespace convnextv2::engine {
 namespace {
+
+double SecondsSince(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
 
 std::string EpochJson(const PretrainEpochStats& e, int64_t n_parameters) {
   return absl::StrFormat(
@@ -89,6 +95,9 @@ class PretrainTask : public TrainingTask {
     (*meters)["lr"].Add(step.lr);
   }
   absl::Status AfterStep(int epoch, int64_t global_step) override;
+  int64_t ScalarStep(int epoch, int64_t step, int64_t steps_per_epoch) const override;
+  absl::StatusOr<std::vector<std::pair<std::string, double>>> StepScalars(
+      const StepInfo& step, const metrics::TrainRow& row) override;
   std::string ProgressFields(const StepInfo& step, const LoopMeters& meters,
                              const metrics::TrainRow& row) const override {
     return absl::StrFormat("loss: %.4f (%.4f)", meters.at("loss").recent(),
@@ -104,6 +113,7 @@ class PretrainTask : public TrainingTask {
 
  private:
   absl::Status Draw(const std::string& name);
+  absl::Status SaveWeights(int epoch);
 
   PretrainResult& result_;
   const ExperimentConfig* config_ = nullptr;
@@ -164,11 +174,25 @@ absl::Status PretrainTask::OpenOutputs(const std::string& out_dir) {
   return absl::OkStatus();
 }
 
+// Pictures and weights are written between steps while a person waits: each says when it
+// starts and how long it took.
 absl::Status PretrainTask::Draw(const std::string& name) {
   const std::string path = out_dir_ + "/" + name;
+  LOG(INFO) << "reconstructions of " << pictures_->num_images() << " images: writing " << path;
+  const auto start = std::chrono::steady_clock::now();
   CONVNEXTV2_ASSIGN_OR_RETURN(const double loss, pictures_->Write(*model_, path));
-  LOG(INFO) << "reconstructions of " << pictures_->num_images() << " images (loss "
-            << absl::StrFormat("%.4f", loss) << "): " << path;
+  LOG(INFO) << absl::StrFormat("reconstructions written in %.1f s (loss %.4f): %s",
+                               SecondsSince(start), loss, path);
+  return absl::OkStatus();
+}
+
+absl::Status PretrainTask::SaveWeights(int epoch) {
+  result_.weights_path = out_dir_ + "/" + kFcmaeWeightsFile;
+  LOG(INFO) << "weights of epoch " << epoch << ": writing " << result_.weights_path;
+  const auto start = std::chrono::steady_clock::now();
+  CONVNEXTV2_RETURN_IF_ERROR(SaveNamedTensors(model_->named_parameters(), result_.weights_path));
+  LOG(INFO) << absl::StrFormat("weights of epoch %d written in %.1f s: %s", epoch,
+                               SecondsSince(start), result_.weights_path);
   return absl::OkStatus();
 }
 
@@ -186,6 +210,30 @@ absl::Status PretrainTask::AfterStep(int epoch, int64_t global_step) {
   const int64_t vis_freq = config_->fcmae().vis_freq();
   if (!pictures_ || vis_freq <= 0 || global_step % vis_freq != 0) return absl::OkStatus();
   return Draw(ReconstructionFileName(epoch, global_step));
+}
+
+// engine_pretrain.py's x axis: epoch_1000x = int((data_iter_step / len(data_loader) + epoch)
+// * 1000), which calibrates curves of different batch sizes.
+int64_t PretrainTask::ScalarStep(int epoch, int64_t step, int64_t steps_per_epoch) const {
+  return static_cast<int64_t>(
+      (static_cast<double>(step) / static_cast<double>(steps_per_epoch) + epoch) * 1000);
+}
+
+// engine_pretrain.py's log_writer, once per optimizer step (the group's last micro-batch): its
+// loss averaged over the ranks (all_reduce_mean) and the lr.
+absl::StatusOr<std::vector<std::pair<std::string, double>>> PretrainTask::StepScalars(
+    const StepInfo& step, const metrics::TrainRow& row) {
+  std::vector<std::pair<std::string, double>> values;
+  if (!step.result.boundary) return values;
+  double loss = step.loss;
+  if (runtime_->comm != nullptr) {
+    std::vector<at::Tensor> sum{at::tensor({loss}, at::kDouble)};
+    CONVNEXTV2_RETURN_IF_ERROR(runtime_->comm->AllReduceSum(sum));
+    loss = sum[0].item<double>() / runtime_->world_size;
+  }
+  values.emplace_back("loss/train_loss", loss);
+  values.emplace_back("opt/lr", step.lr);
+  return values;
 }
 
 void PretrainTask::SummarizeEpoch(const EpochInfo& epoch, const LoopMeters& meters) {
@@ -206,10 +254,7 @@ absl::StatusOr<std::string> PretrainTask::EndEpoch(const EpochInfo& epoch) {
     if (pictures_) CONVNEXTV2_RETURN_IF_ERROR(Draw(ReconstructionFileName(epoch.epoch)));
     if (k.save_ckpt() &&
         ((epoch.epoch + 1) % k.save_ckpt_freq() == 0 || epoch.epoch + 1 == epochs)) {
-      result_.weights_path = out_dir_ + "/" + kFcmaeWeightsFile;
-      CONVNEXTV2_RETURN_IF_ERROR(
-          SaveNamedTensors(model_->named_parameters(), result_.weights_path));
-      LOG(INFO) << "weights of epoch " << epoch.epoch << ": " << result_.weights_path;
+      CONVNEXTV2_RETURN_IF_ERROR(SaveWeights(epoch.epoch));
     }
   }
   result_.epochs.push_back(stats_);

@@ -307,7 +307,9 @@ absl::Status RunCheckpoints::SaveBest(int epoch, const LoopState& state,
   checkpoint::Checkpoint ckpt;
   ckpt.header = Header("weights", epoch, state);
   ckpt.header.set_best_of(ema ? "model_ema" : "model");
-  // EMA weights keep their own name, so nothing mistakes them for the model's.
+  // EMA weights keep their own name, so nothing mistakes them for the model's; the official
+  // best-ema file also holds the model (its `model` key is what --finetune loads by default).
+  if (ema) checkpoint::AddModule(model_, kModel, &ckpt);
   checkpoint::AddModule(weights, ema ? "model_ema." : kModel, &ckpt);
   return Write(checkpoint::BestPath(dir, ema), ckpt);
 }

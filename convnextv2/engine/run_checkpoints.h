@@ -71,7 +71,9 @@ class RunCheckpoints {
   // checkpoint-<epoch>-step<s>.pth at the state's position (saved even with save_ckpt off:
   // it is what a preempted run needs to continue).
   absl::Status SaveMidEpoch(int epoch, const LoopState& state);
-  // checkpoint-best.pth (or -best-ema): weights only, for eval; header best_of says which.
+  // checkpoint-best.pth: the model's weights under `model`; checkpoint-best-ema.pth: the EMA
+  // weights under `model_ema` and, as the official file, the model's under `model` (so that
+  // `--finetune` with the default model_key loads it). Header best_of says which is the best.
   absl::Status SaveBest(int epoch, const LoopState& state, const torch::nn::Module& weights,
                         bool ema);
 

@@ -229,6 +229,13 @@ TEST(Validate, CheckpointSettings) {
   c.mutable_eval()->set_eval(true);
   c.mutable_eval()->set_eval_weights("ema");
   EXPECT_TRUE(Validate(c, Mode::kFinetune).ok()) << Validate(c, Mode::kFinetune);
+  // Without resume, auto_resume evaluates output_dir's newest checkpoint (main_finetune.py).
+  c.mutable_checkpoint()->clear_resume();
+  c.mutable_output()->set_output_dir("/run");
+  EXPECT_TRUE(Validate(c, Mode::kFinetune).ok()) << Validate(c, Mode::kFinetune);
+  c.mutable_checkpoint()->set_auto_resume(false);
+  EXPECT_THAT(std::string(Validate(c, Mode::kFinetune).message()),
+              HasSubstr("eval.eval: evaluation only needs weights"));
 }
 
 TEST(Validate, MixupNeedsEvenBatch) {

@@ -10,6 +10,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <regex>
 #include <sstream>
 #include <tuple>
@@ -22,6 +23,8 @@
 #include "convnextv2/config/config.h"
 #include "convnextv2/data/synthetic_dataset.h"
 #include "convnextv2/data/transforms.h"
+#include "convnextv2/tensorboard/event.pb.h"
+#include "convnextv2/tensorboard/event_writer.h"
 
 namespace convnextv2::engine {
 namespace {
@@ -90,6 +93,10 @@ class FakeTask : public TrainingTask {
     return absl::StrFormat("loss: %.4f", meters.at("loss").mean());
   }
   std::string NonFiniteAdvice() const override { return "Fake advice."; }
+  absl::StatusOr<std::vector<std::pair<std::string, double>>> StepScalars(
+      const StepInfo& step, const metrics::TrainRow& row) override {
+    return std::vector<std::pair<std::string, double>>{{"loss/w2", row.loss}};
+  }
   void SummarizeEpoch(const EpochInfo& epoch, const LoopMeters& meters) override {
     loss_mean = meters.at("loss").mean();
     w_mean = meters.at("w").mean();
@@ -267,6 +274,72 @@ TEST(Loop, NonFiniteLossIsAnErrorNamingTheStep) {
   EXPECT_NE(r.status().message().find("at epoch 0 step 2"), std::string::npos) << r.status();
   EXPECT_NE(r.status().message().find("Fake advice."), std::string::npos) << r.status();
   EXPECT_EQ(task.calls.size(), 3u);
+}
+
+TEST(Loop, NonFiniteLossStopsUnderAmpToo) {
+  FakeTask task;
+  task.nan_at_step = 1;
+  ExperimentConfig c = FakeRun("");
+  c.mutable_train()->set_use_amp(true);  // the loss scaler would skip the step; the loop stops
+  absl::StatusOr<LoopResult> r = RunTraining("fake", c, {}, task);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("at epoch 0 step 1"), std::string::npos) << r.status();
+  EXPECT_EQ(task.calls.size(), 2u);
+}
+
+// (tag, step) -> value of every scalar in every event file of `dir`, read back with the
+// library's checked reader; a (tag, step) seen twice fails.
+std::map<std::pair<std::string, int64_t>, float> Scalars(const std::string& dir) {
+  std::map<std::pair<std::string, int64_t>, float> out;
+  for (const auto& entry : fs::directory_iterator(dir)) {
+    absl::StatusOr<tensorboard::Records> records =
+        tensorboard::ReadRecords(entry.path().string());
+    EXPECT_TRUE(records.ok()) << records.status();
+    if (!records.ok()) continue;
+    for (const std::string& data : records->data) {
+      tensorboard::Event event;
+      EXPECT_TRUE(event.ParseFromString(data));
+      for (const auto& v : event.summary().value()) {
+        const bool fresh = out.emplace(std::make_pair(v.tag(), event.step()), v.simple_value()).second;
+        EXPECT_TRUE(fresh) << v.tag() << " at step " << event.step() << " written twice";
+      }
+    }
+  }
+  return out;
+}
+
+// --log_dir: the task's values at every micro-batch, perf/test_* at every epoch; a resumed run
+// first drops what a killed attempt wrote past its checkpoint, so each step is there once and
+// the record equals the uninterrupted run's.
+TEST(Loop, TensorBoardValuesSurviveAStopAndResume) {
+  const std::string a = Dir("tb_whole"), b = Dir("tb_resumed");
+  ExperimentConfig whole_config = FakeRun(a, 2);
+  whole_config.mutable_output()->set_log_dir(a + "/tb");
+  FakeTask whole;
+  ASSERT_TRUE(RunTraining("fake", whole_config, {}, whole).ok());
+  const auto expected = Scalars(a + "/tb");
+  ASSERT_EQ(expected.size(), 18u + 3u);  // 3 epochs x 6 micro-batches, 3 evaluations
+  EXPECT_FLOAT_EQ(expected.at({"loss/w2", 0}), 1.0f);
+  EXPECT_FLOAT_EQ(expected.at({"loss/w2", 2}), 0.25f);  // one optimizer step per 2 batches
+  EXPECT_FLOAT_EQ(expected.at({"perf/test_acc1", 2}), 30.0f);
+
+  ExperimentConfig config = FakeRun(b, 2);
+  config.mutable_output()->set_log_dir(b + "/tb");
+  RunOptions stop;
+  stop.stop_epoch = 1;
+  stop.stop_step = 4;
+  FakeTask first;
+  ASSERT_TRUE(RunTraining("fake", config, stop, first).ok());
+  {  // what a killed attempt wrote after the checkpoint at epoch 1 step 4 (global step 10)
+    auto late = tensorboard::EventWriter::Open(b + "/tb");
+    ASSERT_TRUE(late.ok()) << late.status();
+    ASSERT_TRUE((*late)->AddScalar("loss/w2", 10, 99.0).ok());
+    ASSERT_TRUE((*late)->AddScalar("perf/test_acc1", 1, 99.0).ok());
+    ASSERT_TRUE((*late)->Flush().ok());
+  }
+  FakeTask rest;
+  ASSERT_TRUE(RunTraining("fake", config, {}, rest).ok());
+  EXPECT_EQ(Scalars(b + "/tb"), expected);
 }
 
 TEST(Loop, EndingBeforeTrainingRunsNoStep) {
