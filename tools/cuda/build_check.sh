@@ -24,11 +24,14 @@ for arg in "$@"; do
   esac
 done
 if ((${#targets[@]} == 0)); then
-  targets=(//...)
-  # The default build's convenience links (bazel-bin, bazel-<checkout dir>, ...) belong to
-  # another output base: this server would crawl them as source packages and fail there.
-  for link in bazel-*; do
-    [[ -L $link && $link != bazel-cuda-* ]] && targets+=("-//$link/...")
+  # Everything, named by its top-level folders rather than //...: the default build's
+  # convenience links (bazel-bin, bazel-<checkout dir>, ...) belong to another output base, and
+  # this server would crawl them as source packages and fail there.
+  targets=(//:all)
+  for dir in */; do
+    dir=${dir%/}
+    [[ -L $dir ]] && continue
+    find "$dir" -name BUILD.bazel -print -quit | grep -q . && targets+=("//$dir/...")
   done
 fi
 
@@ -54,7 +57,7 @@ fi
 echo "build_check: LIBTORCH_HOME=$LIBTORCH_HOME bazel build ${flags[*]} ${targets[*]}  (output base $output_base)"
 start=$(date +%s)
 status=0
-"${bazel[@]}" build "${flags[@]}" -- "${targets[@]}" || status=$?
+"${bazel[@]}" build "${flags[@]}" "${targets[@]}" || status=$?
 elapsed=$(($(date +%s) - start))
 if ((status)); then
   echo "build_check: FAILED (bazel exit $status) after ${elapsed}s" >&2
