@@ -11,8 +11,9 @@
 #     connection)" ("barrier failed" when rank 0 dies writing the run's last files, which the
 #     others wait for); only a kill after the last checkpoint (the final manifest) lets the
 #     other exit 0, the run being complete;
-#   - both ranks are relaunched with the same command; they resume from the same checkpoint and
-#     no invalid (torn) checkpoint is ever found.
+#   - a surviving rank 0 records exit status 1 in the manifest;
+#   - both ranks are relaunched with the same command; they resume from the same checkpoint, the
+#     one the plan expects (the newest complete one), and no invalid (torn) checkpoint is found.
 # When a launch ends by itself, the record must equal an unstopped two-rank run's: `launcher
 # compare` (metrics.h5 row by row, timing columns excepted), log.txt (timing excepted), the final
 # weights, optimizer state and generators, pre-training's fcmae_weights.pt and pictures; no
@@ -25,7 +26,7 @@ PRETRAIN="$2"
 LAUNCHER="$3"
 DIGEST="$4"
 T="$TEST_TMPDIR"
-TIMEOUT=15  # --dist_timeout (s): the longest a survivor may take to notice
+TIMEOUT=30  # --dist_timeout (s): the longest a survivor may take to notice (~0.3 s here)
 fail() { echo "FAIL: $*" >&2; exit 1; }
 free_port() {
   /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
@@ -104,34 +105,41 @@ launch() {
 strip_timing() { sed 's/"train_images_per_second": [^,]*, //' "$1"; }
 
 # soak NAME BINARY PLAN_ARRAY_NAME ARGS...: an unstopped two-rank run NAME_ref, then run NAME
-# launched once per plan entry ("RANK FAULT SURVIVOR_RC": that rank killed at FAULT) and once
-# more without faults, which must end the run; then its record is compared with NAME_ref's.
+# launched once per plan entry ("RANK FAULT SURVIVOR_RC RESUME": that rank killed at FAULT, the
+# next launch resumes from the checkpoint RESUME) and once more without faults, which must end
+# the run; then its record is compared with NAME_ref's.
 soak() {
-  local name=$1 bin=$2 n=0 kills=0 entry
+  local name=$1 bin=$2 n=0 kills=0 entry rank fault survivor_rc resume expect=""
   local -n plan=$3
   shift 3
   local out="$T/$name"
   launch "${name}_ref" 1 "$bin" -1 "" 0 "$@"
   [[ $RC0 == 0 && $RC1 == 0 ]] \
     || { tail -n 5 "$T/${name}_ref.launch1.rank0.log"; fail "$name: unstopped run exited $RC0/$RC1"; }
-  for entry in "${plan[@]}" "-1 none 0"; do
+  for entry in "${plan[@]}" "-1 none 0 -"; do
     n=$((n + 1))
-    read -r rank fault survivor_rc <<<"$entry"
+    read -r rank fault survivor_rc resume <<<"$entry"
     launch "$name" $n "$bin" "$rank" "$fault" "$survivor_rc" "$@"
     if ((rank < 0)); then
       [[ $RC0 == 0 && $RC1 == 0 ]] || { tail -n 5 "$out.launch$n".rank*.log
         fail "$name: the launch after the kills exited $RC0/$RC1"; }
     else
       kills=$((kills + 1))
+      # A surviving rank 0 records the failure.
+      ((rank == 0)) || grep -q "^exit_status: 1$" "$out/manifest.pbtxt" \
+        || fail "$name launch $n: the manifest does not record the failure"
     fi
-    if ((n > 1)); then  # both ranks resumed from the same checkpoint, never from a torn one
+    if [[ -n $expect ]]; then  # both ranks resumed from the same checkpoint, never a torn one
       local r0 r1
       r0=$(grep -o "Resume checkpoint [^:]*" "$out.launch$n.rank0.log")
       r1=$(grep -o "Resume checkpoint [^:]*" "$out.launch$n.rank1.log")
       [[ -n $r0 && $r0 == "$r1" ]] || fail "$name launch $n: rank 0 '$r0', rank 1 '$r1'"
+      [[ $r0 == "Resume checkpoint $out/$expect" ]] || fail "$name launch $n: '$r0', not $expect:" \
+        "the kill of launch $((n - 1)) landed elsewhere (see where with DPKILL_TRACE=1)"
       ! grep -h "skipping invalid checkpoint" "$out.launch$n".rank*.log \
         || fail "$name launch $n: a torn checkpoint was visible"
     fi
+    expect=$resume
   done
   ls "$out"/*.tmp.* 2>/dev/null && fail "$name: temporary files left behind"
   grep -q "^attempts: $n$" "$out/manifest.pbtxt" && grep -q "^state: FINISHED" "$out/manifest.pbtxt" \
@@ -161,13 +169,17 @@ FT=(--data_set synthetic --nb_classes 4 --synthetic_train_size 64 --synthetic_ev
     --drop_path 0.1 --num_threads 1 --print_freq 1 --save_ckpt_steps 2)
 # 4 steps per epoch, a checkpoint after step 1 and at the end of each epoch.
 FT_PLAN=(
-  "1 train_step:3 1"          # rank 1 inside epoch 0's step 2: resume at epoch 0 step 2
-  "0 atomic_rename:6 1"       # rank 0: checkpoint-best, log.txt row and metrics.h5 written,
-                              # checkpoint-0.pth fsynced, not renamed: resume at epoch 0 step 2
-  "1 eval_batch:1 1"          # rank 1 during epoch 0's evaluation: again at epoch 0 step 2
-  "0 save_between_files:1 1"  # rank 0: checkpoint-0.pth renamed, the step checkpoint not yet
-                              # removed: resume at epoch 1 step 0
-  "0 hdf5_write:30 1"         # rank 0 inside metrics.h5 before epoch 1's step-2 checkpoint
+  # rank 1 inside epoch 0's step 2
+  "1 train_step:3 1 checkpoint-0-step2.pth"
+  # rank 0: checkpoint-best, the log.txt row and metrics.h5 written, checkpoint-0.pth fsynced,
+  # not renamed
+  "0 atomic_rename:6 1 checkpoint-0-step2.pth"
+  # rank 1 during epoch 0's evaluation
+  "1 eval_batch:1 1 checkpoint-0-step2.pth"
+  # rank 0: checkpoint-0.pth renamed, the step checkpoint not yet removed
+  "0 save_between_files:1 1 checkpoint-0.pth"
+  # rank 0 inside metrics.h5 before epoch 1's step-2 checkpoint
+  "0 hdf5_write:30 1 checkpoint-0.pth"
 )
 soak finetune "$FINETUNE" FT_PLAN "${FT[@]}"
 
@@ -177,12 +189,16 @@ PT=(--data_set synthetic --synthetic_train_size 32 --input_size 64 --batch_size 
 # 4 steps per epoch; an epoch ends with its picture, fcmae_weights.pt, the log.txt row,
 # metrics.h5 and the checkpoint.
 PT_PLAN=(
-  "0 atomic_write:6 1"   # rank 0 writing epoch 0's picture: resume at epoch 0 step 2
-  "0 train_step:5 1"     # rank 0 inside epoch 1's step 2: resume at epoch 1 step 2
-  "1 train_step:1 1"     # rank 1 inside the same step
-  "0 atomic_rename:7 1"  # rank 0: the last checkpoint fsynced, not renamed (rank 1 waits at
-                         # the end for it): resume at epoch 1 step 2
-  "0 atomic_write:9 0"   # rank 0 writing the final manifest: the run had ended, rank 1 exits 0
+  # rank 0 writing epoch 0's picture
+  "0 atomic_write:6 1 checkpoint-0-step2.pth"
+  # rank 0 inside epoch 1's step 2
+  "0 train_step:5 1 checkpoint-1-step2.pth"
+  # rank 1 inside the same step
+  "1 train_step:1 1 checkpoint-1-step2.pth"
+  # rank 0: the last checkpoint fsynced, not renamed (rank 1 waits at the end for it)
+  "0 atomic_rename:7 1 checkpoint-1-step2.pth"
+  # rank 0 writing the final manifest: the run had ended, rank 1 exits 0
+  "0 atomic_write:9 0 checkpoint-1.pth"
 )
 soak pretrain "$PRETRAIN" PT_PLAN "${PT[@]}"
 cmp "$T/pretrain_ref/fcmae_weights.pt" "$T/pretrain/fcmae_weights.pt" \
