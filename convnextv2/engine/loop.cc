@@ -201,10 +201,6 @@ absl::StatusOr<bool> Loop::Resume() {
   AddRecipeState(*recipe_, model_, ckpts_.get());
   task_.AddCheckpointState(ckpts_.get());
   CONVNEXTV2_ASSIGN_OR_RETURN(state_, ckpts_->Resume());
-  // The checkpoint holds rank 0's generator: the other ranks draw their own again (drop path).
-  if (state_.resumed && runtime_.rank > 0) {
-    at::manual_seed(runtime_.seed + 1000003 * state_.global_step);
-  }
   CONVNEXTV2_RETURN_IF_ERROR(task_.AfterResume(state_, *recipe_));
   return false;
 }
@@ -263,6 +259,9 @@ absl::Status Loop::TrainEpochs() {
       return absl::OkStatus();
     }
   }
+  // No rank reports success before rank 0 has written the run's last files: a rank killed while
+  // saving them makes the others fail.
+  if (runtime_.comm != nullptr) CONVNEXTV2_RETURN_IF_ERROR(runtime_.comm->Barrier());
   LOG(INFO) << "Training time " << FormatDuration(Seconds(train_start)) << " (total "
             << FormatDuration(Seconds(start_)) << ")";
   return absl::OkStatus();
@@ -279,7 +278,7 @@ absl::StatusOr<bool> Loop::TrainEpoch(int epoch) {
   int64_t first_step = 0;
   if (epoch == state_.next_epoch && state_.next_step > 0) {  // resumed mid-epoch
     first_step = state_.next_step;
-    meters.Restore(state_.scalars);
+    meters.Restore(RankScalars(state_.scalars, runtime_.rank, runtime_.world_size));
   }
   data::BatchIterator batches = task_.train_loader().Iterate(epoch, first_step);
   std::optional<metrics::TrainRow> last_row;
@@ -304,6 +303,11 @@ absl::StatusOr<bool> Loop::TrainEpoch(int epoch) {
 absl::Status Loop::Step(int epoch, int64_t it, data::BatchIterator& batches, LoopMeters& meters,
                         MeanMeter& step_time, metrics::TrainRow* row) {
   const auto step_start = Clock::now();
+  // The checkpoint holds rank 0's generator only: the other ranks reseed theirs (drop path) from
+  // the step at every step, so a run resumed at any step draws what an unstopped one does.
+  if (runtime_.rank > 0) {
+    at::manual_seed(runtime_.seed + 1000003 * static_cast<uint64_t>(epoch * steps_per_epoch_ + it));
+  }
   recipe_->BeginMicroBatch(epoch, it);
   StepInfo step{epoch, it, steps_per_epoch_, 0.0, recipe_->max_lr(), {}};
   CONVNEXTV2_ASSIGN_OR_RETURN(const data::Batch batch, batches.Next());

@@ -27,6 +27,13 @@
 
 namespace convnextv2::engine {
 
+// The running sums rank `rank` of a run with `world_size` ranks resumes with, from the scalars
+// of a mid-epoch checkpoint: rank 0's are stored under their own keys, rank r's under
+// "rank<r>." + key. Rank 0 also takes the sums of ranks the resumed run no longer has, so the
+// epoch's totals stay whole; a rank the checkpoint has no sums for starts from none.
+std::map<std::string, double> RankScalars(const std::map<std::string, double>& scalars,
+                                          int rank, int world_size);
+
 class StepBoundaries {
  public:
   // `comm` is null for a single process. The run also stops (as if preempted) before batch
@@ -42,8 +49,9 @@ class StepBoundaries {
   // Call before batch `step` of `epoch` when it starts an update (accumulation) group: only
   // there is the state consistent enough to resume from exactly. `first_step` is the batch this
   // epoch started (or resumed) at: no periodic save right where the run started. `meters`
-  // gives the epoch's running sums, saved with a mid-epoch checkpoint. Returns true when the run
-  // must stop now; the checkpoint is then written and the stop logged.
+  // gives the epoch's running sums, saved with a mid-epoch checkpoint (every rank's, gathered
+  // to rank 0: read them back with RankScalars). Returns true when the run must stop now; the
+  // checkpoint is then written and the stop logged.
   absl::StatusOr<bool> Reached(int epoch, int64_t step, int64_t first_step, LoopState* state,
                                const std::function<std::map<std::string, double>()>& meters);
 

@@ -194,5 +194,29 @@ TEST(StepBoundaries, StopsWhereAskedAndSavesPeriodically) {
   EXPECT_FALSE(fs::exists(dir + "/checkpoint-0-step4.pth"));  // the newer one replaces it
 }
 
+// A data-parallel checkpoint holds rank 0's sums under their keys and rank r's under "rank<r>.":
+// each rank resumes with its own; on fewer ranks rank 0 takes the missing ranks' sums.
+TEST(RankScalars, GivesEachRankItsOwnSums) {
+  const std::map<std::string, double> saved = {{"train.loss_sum", 1.5},
+                                               {"train.loss_count", 2},
+                                               {"rank1.train.loss_sum", 2.5},
+                                               {"rank1.train.loss_count", 2},
+                                               {"rank2.train.loss_sum", 4},
+                                               {"rank2.train.loss_count", 2}};
+  using M = std::map<std::string, double>;
+  EXPECT_EQ(RankScalars(saved, 0, 3), (M{{"train.loss_sum", 1.5}, {"train.loss_count", 2}}));
+  EXPECT_EQ(RankScalars(saved, 1, 3), (M{{"train.loss_sum", 2.5}, {"train.loss_count", 2}}));
+  EXPECT_EQ(RankScalars(saved, 2, 3), (M{{"train.loss_sum", 4}, {"train.loss_count", 2}}));
+  EXPECT_EQ(RankScalars(saved, 0, 1), (M{{"train.loss_sum", 8}, {"train.loss_count", 6}}));
+  EXPECT_EQ(RankScalars(saved, 1, 2), (M{{"train.loss_sum", 2.5}, {"train.loss_count", 2}}));
+  EXPECT_EQ(RankScalars(saved, 0, 2), (M{{"train.loss_sum", 5.5}, {"train.loss_count", 4}}));
+  // A single-process checkpoint resumed on two ranks: rank 1 starts from nothing.
+  const M single = {{"train.loss_sum", 3}, {"train.loss_count", 4}};
+  EXPECT_EQ(RankScalars(single, 0, 2), single);
+  EXPECT_TRUE(RankScalars(single, 1, 2).empty());
+  // Keys that only look like a rank's are dropped, not misread.
+  EXPECT_TRUE(RankScalars({{"rankx.train.loss_sum", 1}}, 0, 1).empty());
+}
+
 }  // namespace
 }  // namespace convnextv2::engine
