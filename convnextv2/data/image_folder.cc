@@ -25,7 +25,8 @@ bool HasImageExtension(absl::string_view path) {
   return false;
 }
 
-absl::StatusOr<std::unique_ptr<ImageFolder>> ImageFolder::Open(const std::string& root) {
+absl::StatusOr<std::unique_ptr<ImageFolder>> ImageFolder::Open(
+    const std::string& root, const util::Progress::Options& progress_options) {
   std::error_code ec;
   if (!fs::is_directory(root, ec)) {
     return absl::NotFoundError(absl::StrCat(
@@ -45,7 +46,8 @@ absl::StatusOr<std::unique_ptr<ImageFolder>> ImageFolder::Open(const std::string
   std::sort(ds->classes_.begin(), ds->classes_.end());
   // ImageNet's 1.28 M files over a network filesystem take minutes to list: say how far it is
   // (silent when it takes under 10 s).
-  util::Progress progress(absl::StrCat("indexing ", root), static_cast<int64_t>(ds->classes_.size()));
+  util::Progress progress(absl::StrCat("indexing ", root),
+                          static_cast<int64_t>(ds->classes_.size()), progress_options);
   for (size_t c = 0; c < ds->classes_.size(); ++c) {
     const fs::path dir = fs::path(root) / ds->classes_[c];
     std::vector<std::string> files;

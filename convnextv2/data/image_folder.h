@@ -14,6 +14,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "convnextv2/data/dataset.h"
+#include "convnextv2/util/progress.h"
 
 namespace convnextv2::data {
 
@@ -25,7 +26,13 @@ class ImageFolder : public Dataset {
  public:
   // Fails (NotFound / InvalidArgument, naming the folder) when the root is missing, has no class
   // subfolders, or a class folder has no image files.
-  static absl::StatusOr<std::unique_ptr<ImageFolder>> Open(const std::string& root);
+  // Listing a large tree (ImageNet: 1.28 M files, often over a network filesystem) reports
+  // progress per class folder through util::Progress (stderr by default; silent when quick).
+  static absl::StatusOr<std::unique_ptr<ImageFolder>> Open(
+      const std::string& root, const util::Progress::Options& progress);
+  static absl::StatusOr<std::unique_ptr<ImageFolder>> Open(const std::string& root) {
+    return Open(root, util::Progress::Options());
+  }
 
   int64_t size() const override { return static_cast<int64_t>(files_.size()); }
   int num_classes() const override { return static_cast<int>(classes_.size()); }

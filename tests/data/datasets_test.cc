@@ -3,6 +3,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <cstdio>
 #include <filesystem>
 
 #include "convnextv2/data/cifar_dataset.h"
@@ -51,6 +52,30 @@ TEST(ImageFolderTest, ClassesSortedFilesRecursiveImagesOnly) {
   EXPECT_EQ(ex->label, 2);
   EXPECT_FALSE(ex->encoded.empty());
   EXPECT_EQ(ex->path, (*ds)->path(3));
+}
+
+// A slow listing (here: a clock that advances 30 s per class folder) reports progress per
+// class folder in whole lines (not a terminal: a Slurm log), and a last line with the total.
+TEST(ImageFolderTest, IndexingReportsProgressPerClassFolder) {
+  const std::string root = TmpDir("progress_tree");
+  WriteTree(root);
+  std::FILE* out = std::tmpfile();
+  double now = 0;
+  util::Progress::Options options;
+  options.out = out;
+  options.terminal = 0;
+  options.clock = [&now] { return now += 30; };
+  absl::StatusOr<std::unique_ptr<ImageFolder>> ds = ImageFolder::Open(root, options);
+  ASSERT_TRUE(ds.ok()) << ds.status();
+  std::string text(4096, '\0');
+  std::rewind(out);
+  text.resize(std::fread(text.data(), 1, text.size(), out));
+  std::fclose(out);
+  EXPECT_EQ(text.find('\r'), std::string::npos) << text;
+  EXPECT_THAT(text, HasSubstr(absl::StrCat("indexing ", root, " 1/3 (33%)")));
+  EXPECT_THAT(text, HasSubstr("1 images, class folders"));
+  EXPECT_THAT(text, HasSubstr(absl::StrCat("indexing ", root, " 3/3 (100%)")));
+  EXPECT_THAT(text, HasSubstr("4 images\n"));
 }
 
 TEST(ImageFolderTest, MissingEmptyAndClasslessFoldersAreClearErrors) {
