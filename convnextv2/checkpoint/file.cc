@@ -14,6 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "convnextv2/checkpoint/torch_zip.h"
 #include "convnextv2/util/files.h"
+#include "convnextv2/util/status_macros.h"
 #include "google/protobuf/descriptor.h"
 
 namespace convnextv2::checkpoint {
@@ -197,7 +198,7 @@ absl::Status ParseHeaderRecord(absl::string_view bytes, absl::string_view what,
 }
 
 absl::StatusOr<Checkpoint> FromZip(absl::StatusOr<TorchZipDict> zip, absl::string_view what) {
-  if (!zip.ok()) return zip.status();
+  CONVNEXTV2_RETURN_IF_ERROR(zip);
   auto header = zip->extra_records.find(kHeaderRecord);
   if (header == zip->extra_records.end()) {
     return NotOurs(what, absl::StrCat("a PyTorch zip file without the ", kHeaderRecord,
@@ -344,7 +345,7 @@ absl::StatusOr<Checkpoint> ReadCheckpoint(const std::string& path) {
   const std::string magic = Peek(path, kMagicSize);
   if (absl::StartsWith(magic, kZipMagic)) return FromZip(ReadTorchZip(path), what);
   absl::StatusOr<std::string> bytes = util::ReadFile(path);
-  if (!bytes.ok()) return bytes.status();
+  CONVNEXTV2_RETURN_IF_ERROR(bytes);
   return ParseCheckpoint(*bytes, what);
 }
 
@@ -354,7 +355,7 @@ absl::StatusOr<CheckpointHeader> ReadHeader(const std::string& path) {
   CheckpointHeader header;
   if (absl::StartsWith(magic, kZipMagic)) {
     absl::StatusOr<std::optional<std::string>> record = ReadTorchZipRecord(path, kHeaderRecord);
-    if (!record.ok()) return record.status();
+    CONVNEXTV2_RETURN_IF_ERROR(record);
     if (!record->has_value()) {
       return NotOurs(what, absl::StrCat("a PyTorch zip file without the ", kHeaderRecord,
                                         " record"));

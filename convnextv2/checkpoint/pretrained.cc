@@ -15,6 +15,7 @@
 #include "convnextv2/checkpoint/torch_zip.h"
 #include "convnextv2/models/init.h"
 #include "convnextv2/util/files.h"
+#include "convnextv2/util/status_macros.h"
 
 namespace convnextv2::checkpoint {
 namespace {
@@ -25,7 +26,7 @@ std::vector<std::string> Keys(absl::string_view model_key) {
 
 absl::StatusOr<StateDictFile> FromOurs(const std::string& path, absl::string_view model_key) {
   absl::StatusOr<Checkpoint> ckpt = ReadCheckpoint(path);
-  if (!ckpt.ok()) return ckpt.status();
+  CONVNEXTV2_RETURN_IF_ERROR(ckpt);
   StateDictFile out;
   out.format = "convnextv2 checkpoint";
   for (const std::string& key : Keys(model_key)) {
@@ -48,7 +49,7 @@ absl::StatusOr<StateDictFile> FromOurs(const std::string& path, absl::string_vie
 absl::StatusOr<StateDictFile> FromTorchZip(const std::string& path,
                                            absl::string_view model_key) {
   absl::StatusOr<TorchZipDict> zip = ReadTorchZip(path);
-  if (!zip.ok()) return zip.status();
+  CONVNEXTV2_RETURN_IF_ERROR(zip);
   StateDictFile out;
   out.format = "PyTorch zip";
   for (const std::string& key : Keys(model_key)) {
@@ -181,7 +182,7 @@ absl::StatusOr<PretrainedReport> InitFromPretrained(const std::string& path,
                                                     absl::string_view model_prefix,
                                                     torch::nn::Module& model, bool reinit_head) {
   absl::StatusOr<StateDictFile> file = ReadStateDict(path, model_key);
-  if (!file.ok()) return file.status();
+  CONVNEXTV2_RETURN_IF_ERROR(file);
   PretrainedReport report;
   report.format = file->format;
   report.key = file->key;

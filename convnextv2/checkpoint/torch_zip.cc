@@ -1,4 +1,5 @@
 #include "convnextv2/checkpoint/torch_zip.h"
+#include "convnextv2/util/status_macros.h"
 
 #include <ATen/ATen.h>
 #include <caffe2/serialize/file_adapter.h>
@@ -91,7 +92,7 @@ class ZipRecords {
     for (auto& [name, e] : entries_) {
       if (e.checked) continue;
       absl::StatusOr<Record> r = Get(name);
-      if (!r.ok()) return r.status();
+      CONVNEXTV2_RETURN_IF_ERROR(r);
     }
     return absl::OkStatus();
   }
@@ -245,7 +246,7 @@ class Machine {
     while (p_ < end_) {
       const unsigned char op = static_cast<unsigned char>(*p_++);
       absl::Status s = Step(op);
-      if (!s.ok()) return s;
+      CONVNEXTV2_RETURN_IF_ERROR(s);
       if (done_) return stack_.empty() ? Make(Obj::kNone) : stack_.back();
     }
     return Error("ends without STOP");
@@ -329,7 +330,7 @@ class Machine {
     const std::string record = "data/" + key;
     if (!zip_.Has(record)) return Error(absl::StrCat("refers to missing ", record));
     absl::StatusOr<Record> r = zip_.Get(record);
-    if (!r.ok()) return r.status();
+    CONVNEXTV2_RETURN_IF_ERROR(r);
     const size_t nbytes = r->size;
     const at::DataPtr& data = r->data;
     Ref t = Make(Obj::kTensor);
@@ -469,7 +470,7 @@ class Machine {
         if (stack_.size() < 2) return Error("is malformed");
         Ref args = Pop(), callable = Pop();
         absl::StatusOr<Ref> r = Call(callable, args);
-        if (!r.ok()) return r.status();
+        CONVNEXTV2_RETURN_IF_ERROR(r);
         stack_.push_back(*r);
         return absl::OkStatus();
       }
@@ -484,7 +485,7 @@ class Machine {
       case 'Q': {
         if (stack_.empty()) return Error("is malformed");
         absl::StatusOr<Ref> s = Storage(Pop());
-        if (!s.ok()) return s.status();
+        CONVNEXTV2_RETURN_IF_ERROR(s);
         stack_.push_back(*s);
         return absl::OkStatus();
       }
@@ -532,23 +533,23 @@ absl::StatusOr<TorchZipDict> ReadArchive(std::shared_ptr<ReadAdapterInterface> i
                                          const std::string& what) {
   try {
     absl::StatusOr<std::unique_ptr<ZipRecords>> zip = ZipRecords::Open(std::move(in), what);
-    if (!zip.ok()) return zip.status();
+    CONVNEXTV2_RETURN_IF_ERROR(zip);
     if (!(*zip)->Has("data.pkl")) {
       if (absl::Status s = (*zip)->VerifyUnread(); !s.ok()) return s;
       return absl::InvalidArgumentError(
           absl::StrCat(what, " is a zip file without data.pkl: not written by torch.save"));
     }
     absl::StatusOr<Record> pickle = (*zip)->Get("data.pkl");
-    if (!pickle.ok()) return pickle.status();
+    CONVNEXTV2_RETURN_IF_ERROR(pickle);
     Machine machine(**zip, what);
     absl::StatusOr<Ref> root =
         machine.Run(static_cast<const char*>(pickle->data.get()), pickle->size);
-    if (!root.ok()) return root.status();
+    CONVNEXTV2_RETURN_IF_ERROR(root);
     TorchZipDict out;
     for (const std::string& name : (*zip)->Names()) {
       if (IsPickleRecord(name)) continue;
       absl::StatusOr<Record> r = (*zip)->Get(name);
-      if (!r.ok()) return r.status();
+      CONVNEXTV2_RETURN_IF_ERROR(r);
       out.extra_records[name].assign(static_cast<const char*>(r->data.get()), r->size);
     }
     if (absl::Status s = (*zip)->VerifyUnread(); !s.ok()) return s;
@@ -607,10 +608,10 @@ absl::StatusOr<std::optional<std::string>> ReadTorchZipRecord(const std::string&
   try {
     absl::StatusOr<std::unique_ptr<ZipRecords>> zip =
         ZipRecords::Open(std::make_shared<caffe2::serialize::FileAdapter>(path), path);
-    if (!zip.ok()) return zip.status();
+    CONVNEXTV2_RETURN_IF_ERROR(zip);
     if (!(*zip)->Has(name)) return std::optional<std::string>();
     absl::StatusOr<Record> r = (*zip)->Get(name);
-    if (!r.ok()) return r.status();
+    CONVNEXTV2_RETURN_IF_ERROR(r);
     return std::optional<std::string>(
         std::string(static_cast<const char*>(r->data.get()), r->size));
   } catch (const c10::Error& e) {

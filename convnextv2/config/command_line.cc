@@ -163,7 +163,7 @@ absl::StatusOr<CommandLine> ParseCommandLine(int argc, const char* const* argv, 
   for (const Assignment& a : assignments) {
     absl::Status s = a.list ? SetField(a.path, a.values[0], &config)
                             : SetRepeatedField(a.path, a.values, &config);
-    if (!s.ok()) return s;
+    CONVNEXTV2_RETURN_IF_ERROR(s);
     cl.assignments.push_back(absl::StrCat(a.path, "=", absl::StrJoin(a.values, " ")));
   }
   ResolvePaths(cl.working_dir, &config);

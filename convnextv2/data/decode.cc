@@ -15,6 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "convnextv2/data/codecs.h"
 #include "convnextv2/util/files.h"
+#include "convnextv2/util/status_macros.h"
 
 namespace convnextv2::data {
 namespace {
@@ -184,7 +185,7 @@ absl::StatusOr<Image> DecodeJpeg(absl::string_view bytes, absl::string_view path
   tjhandle tj = ThreadDecompressor();
   if (tj == nullptr) return absl::InternalError("tjInitDecompress failed");
   absl::StatusOr<JpegHeader> h = ReadJpegHeader(tj, bytes, path);
-  if (!h.ok()) return h.status();
+  CONVNEXTV2_RETURN_IF_ERROR(h);
   const tjscalingfactor scale = ChooseScale(h->width, h->height, options);
   Image image;
   image.width = TJSCALED(h->width, scale);
@@ -263,11 +264,11 @@ absl::StatusOr<ImageSize> PeekImageSize(absl::string_view bytes, absl::string_vi
     tjhandle tj = ThreadDecompressor();
     if (tj == nullptr) return absl::InternalError("tjInitDecompress failed");
     absl::StatusOr<JpegHeader> h = ReadJpegHeader(tj, bytes, path);
-    if (!h.ok()) return h.status();
+    CONVNEXTV2_RETURN_IF_ERROR(h);
     return ImageSize{h->width, h->height};
   }
   absl::StatusOr<Image> image = DecodeOther(bytes, path);
-  if (!image.ok()) return image.status();
+  CONVNEXTV2_RETURN_IF_ERROR(image);
   return ImageSize{image->width, image->height};
 }
 
@@ -288,7 +289,7 @@ absl::StatusOr<Image> DecodeJpegCrop(absl::string_view bytes, absl::string_view 
   tjhandle tj = ThreadDecompressor();
   if (tj == nullptr) return absl::InternalError("tjInitDecompress failed");
   absl::StatusOr<JpegHeader> h = ReadJpegHeader(tj, bytes, path);
-  if (!h.ok()) return h.status();
+  CONVNEXTV2_RETURN_IF_ERROR(h);
   const tjscalingfactor scale = ChooseScale(h->width, h->height, options);
   const int scaled_width = TJSCALED(h->width, scale), scaled_height = TJSCALED(h->height, scale);
   if (top < 0 || left < 0 || height <= 0 || width <= 0 || top + height > scaled_height ||
@@ -304,7 +305,7 @@ absl::StatusOr<Image> DecodeJpegCrop(absl::string_view bytes, absl::string_view 
   if (h->colorspace == TJCS_CMYK || h->colorspace == TJCS_YCCK) {
     // Rare; decode all and crop.
     absl::StatusOr<Image> full = DecodeJpeg(bytes, path, options);
-    if (!full.ok()) return full.status();
+    CONVNEXTV2_RETURN_IF_ERROR(full);
     image.pixels.resize(static_cast<size_t>(width) * height * 3);
     for (int y = 0; y < height; ++y) {
       std::memcpy(image.pixels.data() + static_cast<size_t>(y) * width * 3,
@@ -326,7 +327,7 @@ absl::StatusOr<Image> DecodeJpegCrop(absl::string_view bytes, absl::string_view 
 
 absl::StatusOr<Image> ReadImage(const std::string& path, const DecodeOptions& options) {
   absl::StatusOr<std::string> bytes = util::ReadFile(path);
-  if (!bytes.ok()) return bytes.status();
+  CONVNEXTV2_RETURN_IF_ERROR(bytes);
   return DecodeImage(*bytes, path, options);
 }
 

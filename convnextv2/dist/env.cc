@@ -265,7 +265,7 @@ absl::StatusOr<DistEnv> ResolveDistEnv(const DistributedConfig& config, const En
     out = DistEnv{};
     if (config.local_rank() >= 0) out->local_rank = config.local_rank();
   }
-  if (!out.ok()) return out;
+  CONVNEXTV2_RETURN_IF_ERROR(out);
   if (out->world_size < 1 || out->rank < 0 || out->rank >= out->world_size) {
     return absl::InvalidArgumentError(absl::StrCat("rank ", out->rank, " of world size ",
                                                    out->world_size, " (from the ", out->source,

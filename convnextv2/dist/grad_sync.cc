@@ -1,4 +1,5 @@
 #include "convnextv2/dist/grad_sync.h"
+#include "convnextv2/util/status_macros.h"
 
 #include <ATen/ATen.h>
 #include <c10/core/GradMode.h>
@@ -141,7 +142,7 @@ absl::Status GradientSync::Finish() {
     if (absl::Status w = b.pending->Wait(); !w.ok() && status.ok()) status = w;
     b.pending.reset();
   }
-  if (!status.ok()) return status;
+  CONVNEXTV2_RETURN_IF_ERROR(status);
   const double inv = 1.0 / s.comm->world_size();
   for (size_t i = 0; i < s.params.size(); ++i) {
     at::Tensor& p = s.params[i];

@@ -6,6 +6,7 @@
 #include "convnextv2/config/config.h"
 #include "convnextv2/util/files.h"
 #include "convnextv2/util/text_proto.h"
+#include "convnextv2/util/status_macros.h"
 
 namespace convnextv2::metrics {
 RunManifest StartManifest(const ExperimentConfig& config, absl::string_view program,
@@ -58,7 +59,7 @@ absl::Status WriteManifest(const std::string& path, const RunManifest& manifest)
 
 absl::StatusOr<RunManifest> ReadManifest(const std::string& path) {
   absl::StatusOr<std::string> text = util::ReadFile(path);
-  if (!text.ok()) return text.status();
+  CONVNEXTV2_RETURN_IF_ERROR(text);
   RunManifest manifest;
   if (absl::Status s = util::ParseTextProto(*text, path, &manifest); !s.ok()) return s;
   return manifest;

@@ -15,6 +15,7 @@
 #include "absl/strings/str_format.h"
 #include "convnextv2/util/fault_points.h"
 #include "convnextv2/util/files.h"
+#include "convnextv2/util/status_macros.h"
 
 namespace convnextv2::metrics {
 namespace {
@@ -184,9 +185,9 @@ template <typename T>
 absl::StatusOr<std::vector<T>> ReadColumn(hid_t file, const std::string& full_name,
                                           const std::string& path) {
   absl::StatusOr<Handle> ds = OpenColumn(file, full_name, path);
-  if (!ds.ok()) return ds.status();
+  CONVNEXTV2_RETURN_IF_ERROR(ds);
   absl::StatusOr<hsize_t> n = Length(ds->get(), full_name, path);
-  if (!n.ok()) return n.status();
+  CONVNEXTV2_RETURN_IF_ERROR(n);
   std::vector<T> values(*n);
   if (*n == 0) return values;
   const hid_t mem_type = std::is_same_v<T, int64_t> ? H5T_NATIVE_INT64 : H5T_NATIVE_DOUBLE;
@@ -213,13 +214,13 @@ absl::StatusOr<std::vector<Row>> ReadRows(hid_t file, const std::string& group,
   };
   for (const auto& [name, member] : set.ints) {
     absl::StatusOr<std::vector<int64_t>> v = ReadColumn<int64_t>(file, group + "/" + name, path);
-    if (!v.ok()) return v.status();
+    CONVNEXTV2_RETURN_IF_ERROR(v);
     if (absl::Status s = fit(v->size(), name); !s.ok()) return s;
     for (size_t i = 0; i < v->size(); ++i) rows[i].*member = (*v)[i];
   }
   for (const auto& [name, member] : set.doubles) {
     absl::StatusOr<std::vector<double>> v = ReadColumn<double>(file, group + "/" + name, path);
-    if (!v.ok()) return v.status();
+    CONVNEXTV2_RETURN_IF_ERROR(v);
     if (absl::Status s = fit(v->size(), name); !s.ok()) return s;
     for (size_t i = 0; i < v->size(); ++i) rows[i].*member = (*v)[i];
   }
@@ -356,7 +357,7 @@ absl::StatusOr<std::string> SnapshotImage(const std::string& path, const Metrics
   absl::Status s = WriteAttributes(file.get(), log.attributes, path);
   if (s.ok()) s = WriteGroup(file.get(), "train", TrainSet(), log.train, path);
   if (s.ok()) s = WriteGroup(file.get(), "eval", EvalSet(), log.eval, path);
-  if (!s.ok()) return s;
+  CONVNEXTV2_RETURN_IF_ERROR(s);
   if (H5Fflush(file.get(), H5F_SCOPE_GLOBAL) < 0) return Error(path, "cannot flush the image");
   const ssize_t size = H5Fget_file_image(file.get(), nullptr, 0);
   if (size <= 0) return Error(path, "cannot size the HDF5 image");
@@ -373,7 +374,7 @@ absl::StatusOr<std::string> SnapshotImage(const std::string& path, const Metrics
 // only in the page cache, once this returns OK); a failed write leaves it as it was.
 absl::Status WriteSnapshot(const std::string& path, const MetricsLog& log) {
   absl::StatusOr<std::string> image = SnapshotImage(path, log);
-  if (!image.ok()) return image.status();
+  CONVNEXTV2_RETURN_IF_ERROR(image);
   util::FaultPoint("hdf5_write");
   return util::WriteFileAtomically(path, *image);
 }
@@ -449,7 +450,7 @@ absl::Status MetricsWriter::SetAttributes(const Attributes& attributes) {
 
 absl::StatusOr<MetricsLog> ReadMetricsLog(const std::string& path) {
   absl::StatusOr<Handle> f = OpenFile(path, H5F_ACC_RDONLY);
-  if (!f.ok()) return f.status();
+  CONVNEXTV2_RETURN_IF_ERROR(f);
   MetricsLog log;
   AttrReadState state{&log.attributes};
   hsize_t index = 0;
@@ -458,9 +459,9 @@ absl::StatusOr<MetricsLog> ReadMetricsLog(const std::string& path) {
     return Error(path, "cannot read the root attributes");
   }
   absl::StatusOr<std::vector<TrainRow>> train = ReadRows(f->get(), "train", TrainSet(), path);
-  if (!train.ok()) return train.status();
+  CONVNEXTV2_RETURN_IF_ERROR(train);
   absl::StatusOr<std::vector<EvalRow>> eval = ReadRows(f->get(), "eval", EvalSet(), path);
-  if (!eval.ok()) return eval.status();
+  CONVNEXTV2_RETURN_IF_ERROR(eval);
   log.train = std::move(*train);
   log.eval = std::move(*eval);
   return log;
@@ -468,7 +469,7 @@ absl::StatusOr<MetricsLog> ReadMetricsLog(const std::string& path) {
 
 absl::Status TruncateAfterStep(const std::string& path, int64_t last_step) {
   absl::StatusOr<MetricsLog> log = ReadMetricsLog(path);
-  if (!log.ok()) return log.status();
+  CONVNEXTV2_RETURN_IF_ERROR(log);
   DropAfterStep(last_step, &*log);
   return WriteSnapshot(path, *log);
 }

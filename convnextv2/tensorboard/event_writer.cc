@@ -17,6 +17,7 @@
 #include "absl/time/clock.h"
 #include "convnextv2/tensorboard/event.pb.h"
 #include "convnextv2/util/files.h"
+#include "convnextv2/util/status_macros.h"
 
 namespace convnextv2::tensorboard {
 namespace {
@@ -79,7 +80,7 @@ std::string EncodeRecord(absl::string_view data) {
 
 absl::StatusOr<Records> ReadRecords(const std::string& path) {
   absl::StatusOr<std::string> bytes = util::ReadFile(path);
-  if (!bytes.ok()) return bytes.status();
+  CONVNEXTV2_RETURN_IF_ERROR(bytes);
   Records out;
   size_t p = 0;
   while (p < bytes->size()) {
@@ -153,7 +154,7 @@ absl::Status EventWriter::AddScalar(absl::string_view tag, int64_t step, double 
 }
 
 absl::Status EventWriter::Append(const std::string& event_bytes) {
-  if (!error_.ok()) return error_;
+  CONVNEXTV2_RETURN_IF_ERROR(error_);
   buffer_ += EncodeRecord(event_bytes);
   if (buffer_.size() >= options_.max_buffered_bytes ||
       Now() - last_write_ >= options_.flush_seconds) {
@@ -163,7 +164,7 @@ absl::Status EventWriter::Append(const std::string& event_bytes) {
 }
 
 absl::Status EventWriter::WriteBuffer() {
-  if (!error_.ok()) return error_;
+  CONVNEXTV2_RETURN_IF_ERROR(error_);
   size_t done = 0;
   while (done < buffer_.size()) {
     const ssize_t n = write(fd_, buffer_.data() + done, buffer_.size() - done);
@@ -208,7 +209,7 @@ absl::StatusOr<TruncateReport> TruncateEvents(
   }
   for (const std::string& path : files) {
     absl::StatusOr<Records> records = ReadRecords(path);
-    if (!records.ok()) return records.status();
+    CONVNEXTV2_RETURN_IF_ERROR(records);
     ++report.files;
     report.torn_bytes += records->torn_bytes;
     std::string kept;
