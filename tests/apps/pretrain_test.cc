@@ -118,7 +118,8 @@ TEST(RunPretrainTest, TinyRunWritesLogPicturesAndWeights) {
     EXPECT_EQ(png.rows, 3 * 64 + 4 * 2) << e;
   }
   EXPECT_EQ(r->weights_path, dir + "/fcmae_weights.pt");
-  EXPECT_TRUE(checkpoint::ReadNamedTensor(r->weights_path, "encoder.stages.2.5.pwconv2.weight").ok());
+  EXPECT_TRUE(
+      checkpoint::ReadNamedTensor(r->weights_path, "encoder.stages.2.5.pwconv2.weight").ok());
   // Not enough images for one optimizer step: a clear error, not a silent empty run.
   c.mutable_train()->set_batch_size(16);
   absl::StatusOr<PretrainResult> none = RunPretrain(c);
