@@ -4,9 +4,9 @@
 //   bazel run //convnextv2:finetune -- --config=configs/x.pbtxt --set optim.lr=1e-3
 //   bazel run //convnextv2:finetune -- --model convnextv2_atto --batch_size 32 ...  (official)
 //   bazel run //convnextv2:finetune -- --help
+#include "convnextv2/apps/finetune.h"
 #include "convnextv2/binary_main.h"
-#include "convnextv2/engine/finetune.h"
-#include "convnextv2/engine/preemption.h"
+#include "convnextv2/run/preemption.h"
 
 int main(int argc, char** argv) {
   return convnextv2::BinaryMain(

@@ -7,10 +7,10 @@
 //   bazel run //convnextv2:pretrain -- --help
 #include <cstdio>
 
+#include "convnextv2/apps/pretrain.h"
+#include "convnextv2/apps/visualize.h"
 #include "convnextv2/binary_main.h"
-#include "convnextv2/engine/preemption.h"
-#include "convnextv2/engine/pretrain.h"
-#include "convnextv2/engine/visualize.h"
+#include "convnextv2/run/preemption.h"
 #include "convnextv2/util/status_macros.h"
 
 int main(int argc, char** argv) {

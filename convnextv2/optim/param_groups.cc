@@ -167,4 +167,19 @@ std::string ParamGroupsJson(const std::vector<ParamGroup>& groups) {
   return out;
 }
 
+std::vector<ParamGroup> PretrainParamGroups(
+    const torch::OrderedDict<std::string, at::Tensor>& named, double weight_decay) {
+  ParamGroup decay{"decay", weight_decay, 1.0, {}, {}};
+  ParamGroup no_decay{"no_decay", 0.0, 1.0, {}, {}};
+  for (const auto& item : named) {
+    if (!item.value().requires_grad()) continue;
+    const std::string& name = item.key();
+    const bool bias = name.size() >= 5 && name.compare(name.size() - 5, 5, ".bias") == 0;
+    ParamGroup& g = (item.value().dim() == 1 || bias) ? no_decay : decay;
+    g.param_names.push_back(name);
+    g.params.push_back(item.value());
+  }
+  return {no_decay, decay};
+}
+
 }  // namespace convnextv2::optim

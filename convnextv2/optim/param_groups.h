@@ -12,7 +12,7 @@
 // shape (1, 1, 1, C)), and names in `skip_list`, as the official optim_factory's
 // get_parameter_groups (main_finetune.py). Frozen parameters are left out. (Pre-training uses
 // timm's add_weight_decay instead, which checks only 1-D and ".bias", so it decays GRN
-// gamma/beta and the mask token: see engine/pretrain.cc.)
+// gamma/beta and the mask token: see PretrainParamGroups.)
 //
 // Layer ids, as the official optim_factory (ConvNeXt V2):
 //   single: downsample_layers.i -> sum(depths[:i]) + 1; stages.i.j -> sum(depths[:i]) + j + 1;
@@ -84,6 +84,11 @@ absl::StatusOr<std::vector<ParamGroup>> BuildLayerDecayGroups(
 // The table the official script prints as "Param groups = ...": a JSON object of group name ->
 // {"weight_decay", "params" (names), "lr_scale"}, indented by 2.
 std::string ParamGroupsJson(const std::vector<ParamGroup>& groups);
+
+// timm 0.3.2's add_weight_decay, which main_pretrain.py uses: groups "no_decay" (1-D tensors
+// and names ending in ".bias") and "decay" (the rest, GRN gamma/beta and mask_token included).
+std::vector<ParamGroup> PretrainParamGroups(
+    const torch::OrderedDict<std::string, at::Tensor>& named, double weight_decay);
 
 }  // namespace convnextv2::optim
 

@@ -27,9 +27,9 @@
 // hdf5_write (after each dataset of a metrics.h5 image is built, and once the image is
 // complete, before it is written) in metrics/metrics_log; train_step (after a micro-batch's
 // backward and optimizer work, before its row is recorded) and log_append (before a log.txt row
-// is appended) in engine/loop; eval_batch (before each evaluation batch) in engine/finetune;
+// is appended) in run/loop; eval_batch (before each evaluation batch) in apps/finetune;
 // save_between_files (after a training checkpoint's rename, before superseded checkpoints are
-// removed) in engine/run_checkpoints.
+// removed) in run/run_checkpoints.
 #ifndef CONVNEXTV2_UTIL_FAULT_POINTS_H_
 #define CONVNEXTV2_UTIL_FAULT_POINTS_H_
 

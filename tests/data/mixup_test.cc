@@ -1,11 +1,9 @@
-// Mixup/CutMix: targets, lambdas, boxes, modes, and the soft-target loss.
+// Mixup/CutMix: targets, lambdas, boxes, modes (the soft-target loss: tests/train/losses_test.cc).
 #include "convnextv2/data/mixup.h"
 
 #include <ATen/ATen.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
-
-#include "convnextv2/engine/losses.h"
 
 namespace convnextv2::data {
 namespace {
@@ -128,20 +126,6 @@ TEST(MixupTest, ProbZeroLeavesBatchAloneAndDeterministic) {
   on.Apply(a, at::arange(4, at::kLong), r1);
   on.Apply(b, at::arange(4, at::kLong), r2);
   EXPECT_TRUE(a.equal(b));
-}
-
-TEST(LossTest, SoftTargetCrossEntropyEqualsHardOnOneHot) {
-  const at::Tensor logits = at::randn({5, 7});
-  const at::Tensor labels = at::tensor({0, 3, 6, 2, 2}, at::kLong);
-  const at::Tensor one_hot = at::zeros({5, 7}).scatter_(1, labels.view({-1, 1}), 1.0);
-  EXPECT_NEAR(engine::SoftTargetCrossEntropy(logits, one_hot).item<double>(),
-              at::cross_entropy_loss(logits, labels).item<double>(), 1e-5);
-  // Smoothed targets give PyTorch's label-smoothing cross-entropy.
-  const at::Tensor smooth = MixupTarget(labels, 7, at::ones({1}), 0.1);
-  EXPECT_NEAR(engine::SoftTargetCrossEntropy(logits, smooth).item<double>(),
-              at::cross_entropy_loss(logits, labels, {}, at::Reduction::Mean, -100, 0.1)
-                  .item<double>(),
-              1e-5);
 }
 
 }  // namespace

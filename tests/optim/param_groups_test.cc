@@ -7,10 +7,12 @@
 
 #include <cmath>
 #include <map>
+#include <set>
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
+#include "convnextv2/models/fcmae.h"
 #include "convnextv2/models/registry.h"
 #include <torch/csrc/autograd/generated/variable_factories.h>
 
@@ -200,6 +202,29 @@ TEST(LayerDecay, JsonTableAsTheOfficialScriptPrintsIt) {
             "      \"x.weight\",\n      \"y.weight\"\n    ],\n    \"lr_scale\": 0.5\n  },\n"
             "  \"layer_1_no_decay\": {\n    \"weight_decay\": 0,\n    \"params\": [\n"
             "      \"x.bias\"\n    ],\n    \"lr_scale\": 0.5\n  }\n}");
+}
+
+// A tiny FCMAE for PretrainParamGroups (timm's add_weight_decay, as main_pretrain.py uses it).
+models::FCMAEOptions Tiny() {
+  return models::FCMAEOptions().img_size(64).depths({1, 1, 2, 1}).dims({8, 16, 16, 24})
+      .decoder_embed_dim(16).mask_ratio(0.5).norm_pix_loss(true);
+}
+
+TEST(PretrainParamGroupsTest, DecaysAllButOneDimensionalAndBiases) {
+  models::FCMAE fcmae(Tiny());
+  const auto groups = PretrainParamGroups(fcmae->named_parameters(), 0.05);
+  ASSERT_EQ(groups.size(), 2u);
+  EXPECT_EQ(groups[0].weight_decay, 0.0);
+  EXPECT_EQ(groups[1].weight_decay, 0.05);
+  const std::set<std::string> no_decay(groups[0].param_names.begin(),
+                                       groups[0].param_names.end());
+  const std::set<std::string> decay(groups[1].param_names.begin(), groups[1].param_names.end());
+  EXPECT_TRUE(no_decay.count("encoder.stages.0.0.dwconv.bias"));
+  EXPECT_TRUE(no_decay.count("encoder.stages.0.0.norm.weight"));
+  EXPECT_TRUE(decay.count("encoder.stages.0.0.grn.gamma"));  // (1, 1, 1, C): decayed, as timm
+  EXPECT_TRUE(decay.count("mask_token"));
+  EXPECT_TRUE(decay.count("pred.weight"));
+  EXPECT_EQ(no_decay.size() + decay.size(), fcmae->named_parameters().size());
 }
 
 }  // namespace

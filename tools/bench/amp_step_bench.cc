@@ -15,10 +15,10 @@
 #include <thread>
 #include <vector>
 
-#include "convnextv2/engine/amp.h"
-#include "convnextv2/engine/losses.h"
-#include "convnextv2/engine/train_step.h"
 #include "convnextv2/models/registry.h"
+#include "convnextv2/train/amp.h"
+#include "convnextv2/train/losses.h"
+#include "convnextv2/train/train_step.h"
 #include "convnextv2/util/malloc_tuning.h"
 
 DEFINE_string(model, "convnextv2_atto", "model name");

@@ -21,9 +21,9 @@
 #include "convnextv2/dist/grad_sync.h"
 #include "convnextv2/dist/local_ranks.h"
 #include "convnextv2/dist/process_group.h"
-#include "convnextv2/engine/data_parallel.h"
-#include "convnextv2/engine/train_step.h"
 #include "convnextv2/models/registry.h"
+#include "convnextv2/train/data_parallel.h"
+#include "convnextv2/train/train_step.h"
 #include "convnextv2/util/malloc_tuning.h"
 
 DEFINE_int32(procs, 2, "processes of the multi-process runs");

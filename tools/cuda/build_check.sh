@@ -2,8 +2,8 @@
 # Builds every target (binaries, tests, benchmarks) against the CUDA libtorch under
 # --config=cuda, in an output base of its own (so the default CPU build's server and outputs are
 # untouched) that shares the disk cache; exits non-zero on any error. Run it before merging a
-# change to models, engine, dist, checkpoint or third_party, and with --cold before closing a
-# GPU issue.
+# change to models, train, run, apps, dist, checkpoint or third_party, and with --cold before
+# closing a GPU issue.
 #
 #   tools/cuda/build_check.sh            # warm: reuses this output base and the disk cache
 #   tools/cuda/build_check.sh --cold     # from scratch: expunges the output base, no disk cache

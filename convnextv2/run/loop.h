@@ -1,0 +1,183 @@
+// The one training loop (Caffe's Solver): it owns the runtime, epochs, steps, accumulation
+// boundaries, stops and saves at step boundaries, checkpoints and resume, the run's records
+// (log.txt, manifest.pbtxt, metrics.h5) and the evaluation schedule. A TrainingTask supplies
+// what differs between runs: the data and model, how a batch becomes a loss, the evaluation,
+// extra checkpoint state, pictures and the log.txt fields. Fine-tuning (finetune.h) and FCMAE
+// pre-training (pretrain.h) are such tasks; tests use a fake one.
+//
+//   class MyTask : public TrainingTask { ... };
+//   MyTask task(config);
+//   absl::StatusOr<LoopResult> r = RunTraining("mytool", config, options, task);
+//
+// Order of one run: runtime (device, threads, seed, process group) -> task.Build (data, model)
+// -> weights broadcast from rank 0 -> parameter count -> TrainingRecipe (optimizer, schedules,
+// AMP, EMA, gradient sync) -> task.BeforeResume (may finish the run: evaluation only) ->
+// checkpoints and resume -> task.AfterResume -> output dir, config.pbtxt, task.OpenOutputs ->
+// logs -> epochs. In an epoch: before each micro-batch that starts an accumulation group, a
+// step boundary (stop or save there); then lr/wd, task.Loss, backward and step, the step's
+// meters and metrics row (task.FinishStep adds its own), the progress line, task.AfterStep. At
+// the epoch's end: meters reduced over ranks, task.SummarizeEpoch, task.Evaluate (every epoch),
+// task.EndEpoch (its log.txt row), the records flushed, then the end-of-epoch checkpoint.
+//
+// Hook points where the records go (each one function in loop.cc): RecordStep (one metrics row
+// per micro-batch, and the task's TensorBoard values), RecordEpoch (the eval row, its
+// perf/test_* TensorBoard values at step = epoch, and the log.txt row), FlushRecords (at every
+// epoch's end, and before every checkpoint a run can resume from is written: RunCheckpoints
+// calls it, so rows and events are on disk before the checkpoint that covers them becomes
+// visible). With output.log_dir, rank 0 writes TensorBoard event files there; a resumed run
+// first drops the values past its checkpoint (tensorboard::TruncateEvents), as metrics.h5.
+#ifndef CONVNEXTV2_RUN_LOOP_H_
+#define CONVNEXTV2_RUN_LOOP_H_
+
+#include <ATen/core/Tensor.h>
+#include <c10/core/Device.h>
+#include <torch/nn/module.h>
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "convnextv2/data/loader.h"
+#include "convnextv2/metrics/metrics_log.h"
+#include "convnextv2/proto/experiment.pb.h"
+#include "convnextv2/run/run_checkpoints.h"
+#include "convnextv2/run/run_options.h"
+#include "convnextv2/run/runtime.h"
+#include "convnextv2/train/meters.h"
+#include "convnextv2/train/recipe.h"
+
+namespace convnextv2::engine {
+
+// The epoch's running means, by name. "loss" is always there; a task adds its own. A mid-epoch
+// checkpoint saves each as "train.<name>_sum" / "train.<name>_count", so a resumed epoch
+// reports the same means.
+class LoopMeters {
+ public:
+  // `reduce`: averaged over the ranks at the epoch's end (as synchronize_between_processes).
+  void Declare(const std::string& name, bool reduce);
+  MeanMeter& operator[](const std::string& name);
+  const MeanMeter& at(const std::string& name) const;
+  std::map<std::string, double> Sums() const;
+  void Restore(const std::map<std::string, double>& scalars);
+  std::vector<MeanMeter*> Reduced();
+
+ private:
+  struct Entry {
+    std::string name;
+    MeanMeter meter;
+    bool reduce = false;
+  };
+  std::vector<Entry> entries_;  // declaration order: the order of the reduction
+};
+
+// What the loop knows of one micro-batch after its optimizer work, for the task's meters.
+struct StepInfo {
+  int epoch = 0;
+  int64_t step = 0;            // micro-batch within the epoch
+  int64_t steps_per_epoch = 0;
+  double loss = 0;
+  double lr = 0;               // largest group lr of this step (set before the forward pass)
+  MicroStepResult result;      // boundary, stepped, grad_norm
+};
+
+// The epoch as the loop saw it, for the task's log lines and stats.
+struct EpochInfo {
+  int epoch = 0;
+  int64_t first_step = 0;      // > 0 when the epoch was resumed mid-way
+  double seconds = 0;
+  double images_per_second = 0;
+  const metrics::TrainRow* last_row = nullptr;  // the epoch's last step (null if none ran)
+  int64_t n_parameters = 0;                      // trainable, of task.model()
+};
+
+class TrainingTask {
+ public:
+  virtual ~TrainingTask() = default;
+
+  // ---- set up, in this order ----
+  // Opens the data and builds the model (on runtime.device); called once, after the runtime.
+  virtual absl::Status Build(const ExperimentConfig& config, const Runtime& runtime) = 0;
+  virtual const data::Loader& train_loader() const = 0;
+  virtual std::shared_ptr<torch::nn::Module> model() const = 0;
+  // "model convnextv2_atto": the log line's start before ", number of params: N".
+  virtual std::string DescribeModel() const = 0;
+  virtual RecipeOptions recipe_options() = 0;
+  // After the recipe exists, before resume. Returning true ends the run here (evaluation only).
+  virtual absl::StatusOr<bool> BeforeResume(TrainingRecipe& recipe) { return false; }
+  // The checkpoint header's model name (empty: model.model); runs resume only their own kind.
+  virtual std::string checkpoint_model_name() const { return ""; }
+  // Further checkpoint state beyond model, optimizer, RNGs and the recipe's EMA / loss scaler.
+  virtual void AddCheckpointState(RunCheckpoints* ckpts) {}
+  // After resume (or a fresh start): e.g. initialize from pre-trained weights.
+  virtual absl::Status AfterResume(const LoopState& state, TrainingRecipe& recipe) {
+    return absl::OkStatus();
+  }
+  // Rank 0 with an output dir only, after config.pbtxt is written.
+  virtual absl::Status OpenOutputs(const std::string& out_dir) { return absl::OkStatus(); }
+
+  // ---- training ----
+  // Adds the task's meters (after "loss").
+  virtual void DeclareMeters(LoopMeters* meters) const {}
+  // The mean loss of one micro-batch, computed under recipe.Autocast().
+  virtual absl::StatusOr<at::Tensor> Loss(const data::Batch& batch, int epoch, int64_t step,
+                                          TrainingRecipe& recipe) = 0;
+  // After backward and the optimizer's work: the task's meters and its fields of the row.
+  virtual void FinishStep(const StepInfo& step, LoopMeters* meters, metrics::TrainRow* row) {}
+  // After the row is recorded (`global_step` micro-batches done): e.g. pictures every N steps.
+  virtual absl::Status AfterStep(int epoch, int64_t global_step) { return absl::OkStatus(); }
+  // The progress line's fields between "eta: ..." and "img/s: ...".
+  virtual std::string ProgressFields(const StepInfo& step, const LoopMeters& meters,
+                                     const metrics::TrainRow& row) const = 0;
+  // Decimals of the progress line's img/s figure.
+  virtual int images_per_second_decimals() const { return 0; }
+  // Added to the error when a loss is not finite (what the user can change).
+  virtual std::string NonFiniteAdvice() const = 0;
+
+  // ---- TensorBoard (output.log_dir; the loop writes on rank 0) ----
+  // The x of micro-batch `step` of `epoch` for the task's TensorBoard values: by default the
+  // global micro-batch index (engine_finetune.py's log_writer step). Must not decrease along a
+  // run: a resumed run drops the values at or past its checkpoint's position.
+  virtual int64_t ScalarStep(int epoch, int64_t step, int64_t steps_per_epoch) const {
+    return static_cast<int64_t>(epoch) * steps_per_epoch + step;
+  }
+  // The values of one micro-batch (tag, value), after FinishStep, written at ScalarStep. Called
+  // on every rank when log_dir is set (a task may reduce a value over the ranks here).
+  virtual absl::StatusOr<std::vector<std::pair<std::string, double>>> StepScalars(
+      const StepInfo& step, const metrics::TrainRow& row) {
+    return std::vector<std::pair<std::string, double>>();
+  }
+
+  // ---- the epoch's end, in this order ----
+  // The epoch's training figures (the meters are reduced over the ranks): stats and log line.
+  virtual void SummarizeEpoch(const EpochInfo& epoch, const LoopMeters& meters) = 0;
+  // Called every epoch after SummarizeEpoch. Returns the eval
+  // row (its wall_time is set by the loop) or nullopt when there is nothing to evaluate.
+  // Updates state's best accuracies and writes best checkpoints through `ckpts`.
+  virtual absl::StatusOr<std::optional<metrics::EvalRow>> Evaluate(int epoch, LoopState* state,
+                                                                   RunCheckpoints& ckpts) {
+    return std::nullopt;
+  }
+  // After the evaluation: writes pictures or weights, returns the epoch's log.txt row.
+  virtual absl::StatusOr<std::string> EndEpoch(const EpochInfo& epoch) = 0;
+};
+
+struct LoopResult {
+  int64_t n_parameters = 0;
+  // Stopped on a signal (or RunOptions::stop_*) after saving a mid-epoch checkpoint: the
+  // binary exits with engine::kExitRequeue.
+  bool preempted = false;
+  bool ended_before_training = false;  // task.BeforeResume finished the run
+};
+
+// One run of `task`, recorded in output_dir/manifest.pbtxt (program `program`) and metrics.h5.
+absl::StatusOr<LoopResult> RunTraining(const std::string& program, const ExperimentConfig& config,
+                                       const RunOptions& options, TrainingTask& task);
+
+}  // namespace convnextv2::engine
+
+#endif  // CONVNEXTV2_RUN_LOOP_H_

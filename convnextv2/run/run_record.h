@@ -1,0 +1,55 @@
+// What a training run records about itself in its output dir: manifest.pbtxt and metrics.h5.
+//
+//   RunRecord record("finetune", command_line);
+//   absl::Status s = record.Start(config);        // manifest (RUNNING) + new metrics.h5
+//   record.AddTrain({.step = 0, .epoch = 0, .loss = 2.3, .lr = 1e-3, .wall_time = record.WallTime()});
+//   s = record.Flush();                           // every epoch
+//   s = record.Finish(run_status);                // end time, exit status, final state
+//
+// Does nothing (and fails nothing) when the config's output_dir is empty. A restart into an
+// output dir with a manifest counts as another attempt. Only rank 0 should record.
+#ifndef CONVNEXTV2_RUN_RUN_RECORD_H_
+#define CONVNEXTV2_RUN_RUN_RECORD_H_
+
+#include <chrono>
+#include <memory>
+#include <string>
+
+#include "absl/status/status.h"
+#include "convnextv2/metrics/metrics_log.h"
+#include "convnextv2/proto/experiment.pb.h"
+#include "convnextv2/proto/run_manifest.pb.h"
+
+namespace convnextv2::engine {
+
+class RunRecord {
+ public:
+  RunRecord(std::string program, std::string command_line);
+  ~RunRecord();
+
+  // Writes output_dir/manifest.pbtxt and creates output_dir/metrics.h5. With
+  // resume_after_step >= 0 (a run resumed from a checkpoint taken after that step) the existing
+  // metrics.h5 keeps its rows up to that step instead of being replaced.
+  absl::Status Start(const ExperimentConfig& config, int64_t resume_after_step = -1);
+  void AddTrain(const metrics::TrainRow& row);
+  void AddEval(const metrics::EvalRow& row);
+  absl::Status Flush();
+  // Exit status 0 for OK, 1 for an error; see FinishWithExitStatus for others (75: requeue).
+  absl::Status Finish(const absl::Status& run_status);
+  absl::Status FinishWithExitStatus(int exit_status, const std::string& message);
+  // Seconds since this object was made.
+  double WallTime() const;
+  bool active() const { return metrics_ != nullptr; }
+  const RunManifest& manifest() const { return manifest_; }
+
+ private:
+  std::string program_, command_line_, dir_;
+  std::chrono::steady_clock::time_point start_;
+  RunManifest manifest_;
+  std::unique_ptr<metrics::MetricsWriter> metrics_;
+  bool finished_ = false;
+};
+
+}  // namespace convnextv2::engine
+
+#endif  // CONVNEXTV2_RUN_RUN_RECORD_H_
