@@ -126,7 +126,7 @@ class Loop {
   absl::Status Step(int epoch, int64_t it, data::BatchIterator& batches, LoopMeters& meters,
                     MeanMeter& step_time, metrics::TrainRow* row);
   absl::Status EndEpoch(int epoch, int64_t first_step, Clock::time_point start,
-                        LoopMeters& meters, const metrics::TrainRow* last_row);
+                        LoopMeters& meters);
   void LogProgress(const StepInfo& step, const LoopMeters& meters, const MeanMeter& step_time,
                    const metrics::TrainRow& row) const;
 
@@ -281,7 +281,6 @@ absl::StatusOr<bool> Loop::TrainEpoch(int epoch) {
     meters.Restore(RankScalars(state_.scalars, runtime_.rank, runtime_.world_size));
   }
   data::BatchIterator batches = task_.train_loader().Iterate(epoch, first_step);
-  std::optional<metrics::TrainRow> last_row;
   for (int64_t it = first_step; it < steps_per_epoch_; ++it) {
     // A step boundary: the whole state is consistent, so a checkpoint here resumes exactly.
     // With update_freq > 1 only the start of an accumulation group is such a boundary.
@@ -293,10 +292,8 @@ absl::StatusOr<bool> Loop::TrainEpoch(int epoch) {
     }
     metrics::TrainRow row;
     CONVNEXTV2_RETURN_IF_ERROR(Step(epoch, it, batches, meters, step_time, &row));
-    last_row = row;
   }
-  CONVNEXTV2_RETURN_IF_ERROR(
-      EndEpoch(epoch, first_step, epoch_start, meters, last_row ? &*last_row : nullptr));
+  CONVNEXTV2_RETURN_IF_ERROR(EndEpoch(epoch, first_step, epoch_start, meters));
   return true;
 }
 
@@ -359,12 +356,11 @@ void Loop::LogProgress(const StepInfo& step, const LoopMeters& meters,
 }
 
 absl::Status Loop::EndEpoch(int epoch, int64_t first_step, Clock::time_point start,
-                            LoopMeters& meters, const metrics::TrainRow* last_row) {
+                            LoopMeters& meters) {
   EpochInfo info;
   info.epoch = epoch;
   info.first_step = first_step;
   info.seconds = Seconds(start);
-  info.last_row = last_row;
   info.n_parameters = result_.n_parameters;
   if (runtime_.comm != nullptr) {  // the epoch's averages over all ranks
     CONVNEXTV2_RETURN_IF_ERROR(ReduceMeters(*runtime_.comm, meters.Reduced()));

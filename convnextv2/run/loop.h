@@ -91,7 +91,6 @@ struct EpochInfo {
   int64_t first_step = 0;      // > 0 when the epoch was resumed mid-way
   double seconds = 0;
   double images_per_second = 0;
-  const metrics::TrainRow* last_row = nullptr;  // the epoch's last step (null if none ran)
   int64_t n_parameters = 0;                      // trainable, of task.model()
 };
 
