@@ -14,9 +14,12 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
-#include "convnextv2/data/cifar_dataset.h"
-#include "convnextv2/models/variants.h"
-#include "convnextv2/util/signals.h"
+#include "convnextv2/config/checks.h"
+#include "convnextv2/data/config_checks.h"
+#include "convnextv2/data/datasets.h"
+#include "convnextv2/models/config_checks.h"
+#include "convnextv2/optim/optimizers.h"
+#include "convnextv2/run/config_checks.h"
 #include "convnextv2/util/status_macros.h"
 #include "google/protobuf/descriptor.h"
 #include "google/protobuf/io/tokenizer.h"
@@ -226,14 +229,6 @@ void ResolveMessagePaths(absl::string_view base_dir, pb::Message* msg) {
   }
 }
 
-bool OneOf(absl::string_view value, std::initializer_list<absl::string_view> allowed) {
-  return std::find(allowed.begin(), allowed.end(), value) != allowed.end();
-}
-
-std::string Quoted(std::initializer_list<absl::string_view> allowed) {
-  return absl::StrJoin(allowed, ", ");
-}
-
 }  // namespace
 
 absl::string_view ModeName(Mode mode) { return mode == Mode::kPretrain ? "pretrain" : "finetune"; }
@@ -360,242 +355,40 @@ void ResolvePaths(absl::string_view base_dir, ExperimentConfig* config) {
 }
 
 std::string ResolveDataClasses(ExperimentConfig* config, Mode mode) {
-  if (mode != Mode::kFinetune || config->data().data_set() != "CIFAR") return "";
+  if (mode != Mode::kFinetune) return "";
+  absl::StatusOr<const data::DatasetEntry*> entry = data::FindDataset(config->data().data_set());
+  if (!entry.ok() || (*entry)->classes_in_files == nullptr) return "";
+  const std::string& data_set = config->data().data_set();
   const std::string& dir = config->data().data_path();
-  absl::StatusOr<int> classes = data::CifarClassCount(dir);
+  absl::StatusOr<int> classes = (*entry)->classes_in_files(dir);
   if (!classes.ok()) return "";
   const int said = config->model().nb_classes();
   config->mutable_model()->set_nb_classes(*classes);
   if (said == *classes) {
-    return absl::StrCat("data_set CIFAR: '", dir, "' holds CIFAR-", *classes,
+    return absl::StrCat("data_set ", data_set, ": '", dir, "' holds ", data_set, "-", *classes,
                         ": model.nb_classes ", *classes);
   }
-  return absl::StrCat("data_set CIFAR: '", dir, "' holds CIFAR-", *classes,
+  return absl::StrCat("data_set ", data_set, ": '", dir, "' holds ", data_set, "-", *classes,
                       ": model.nb_classes set to ", *classes, " (was ", said,
                       "), as the official build_dataset takes it from the data set; the head "
                       "has ", *classes, " outputs");
 }
 
 absl::Status Validate(const ExperimentConfig& c, Mode mode) {
-  std::vector<std::string> errors;
-  auto check = [&errors](bool ok, auto&&... message) {
-    if (!ok) errors.push_back(absl::StrCat(message...));
-  };
-  const auto& m = c.model();
-  const auto& d = c.data();
-  const auto& a = c.aug();
-  const auto& o = c.optim();
-  const auto& s = c.schedule();
-  const auto& t = c.train();
-  const auto& f = c.fcmae();
-  const auto& k = c.checkpoint();
-
-  if (absl::StatusOr<models::Variant> v = models::FindVariant(m.model()); !v.ok()) {
-    errors.push_back(absl::StrCat("model.model: ", v.status().message()));
-  }
-  check(m.input_size() >= 32, "model.input_size: ", m.input_size(),
-        " is too small; ConvNeXt V2 downsamples by 32, so it must be at least 32");
-  check(m.drop_path() >= 0 && m.drop_path() < 1, "model.drop_path: ", m.drop_path(),
-        " must be in [0, 1)");
-  check(m.nb_classes() > 0, "model.nb_classes: ", m.nb_classes(), " must be positive");
-
-  check(f.mask_ratio() >= 0 && f.mask_ratio() < 1, "fcmae.mask_ratio: ", f.mask_ratio(),
-        " must be in [0, 1)");
-  check(f.decoder_depth() >= 0, "fcmae.decoder_depth: ", f.decoder_depth(),
-        " must be >= 0");
-  check(f.decoder_embed_dim() > 0, "fcmae.decoder_embed_dim: ", f.decoder_embed_dim(),
-        " must be positive");
-  check(f.patch_size() > 0, "fcmae.patch_size: ", f.patch_size(), " must be positive");
-  if (mode == Mode::kPretrain) {
-    // The decoder predicts one patch per encoder output site, so a patch is the encoder's stride.
-    check(f.patch_size() == 32, "fcmae.patch_size: ", f.patch_size(),
-          " must be 32, the encoder's total stride (the decoder predicts one patch per site)");
-    check(m.input_size() % 32 == 0, "model.input_size: ", m.input_size(),
-          " is not divisible by fcmae.patch_size 32");
-    const int64_t side = m.input_size() / 32;
-    const auto keep = static_cast<int64_t>(static_cast<double>(side * side) *
-                                           (1.0 - f.mask_ratio()));
-    check(keep >= 1, "fcmae.mask_ratio: ", f.mask_ratio(), " keeps int(", side * side,
-          " * (1 - mask_ratio)) = ", keep, " of the ", side * side,
-          " patches of a ", m.input_size(), "-pixel input; at least one must stay visible");
-    const std::initializer_list<absl::string_view> kScopes = {"sample", "batch"};
-    check(OneOf(f.grn_scope(), kScopes), "fcmae.grn_scope: '", f.grn_scope(),
-          "' is not one of: ", Quoted(kScopes));
-    check(f.vis_images() >= 0, "fcmae.vis_images: ", f.vis_images(), " must be >= 0");
-    check(f.train_subset() >= 0, "fcmae.train_subset: ", f.train_subset(), " must be >= 0");
-    check(f.vis_freq() >= 0, "fcmae.vis_freq: ", f.vis_freq(),
-          " must be >= 0 (0: a reconstruction PNG per epoch only)");
-    check(f.visualize().empty() || f.vis_images() > 0, "fcmae.vis_images: 0 leaves nothing ",
-          "for fcmae.visualize to draw");
-  } else {
-    check(f.visualize().empty(), "fcmae.visualize: reconstructions of a pre-training ",
-          "checkpoint are drawn by pretrain, not ", ModeName(mode));
-  }
-
-  const std::initializer_list<absl::string_view> kDataSets = {"IMNET", "image_folder", "CIFAR",
-                                                            "IDX", "synthetic"};
-  check(OneOf(d.data_set(), kDataSets), "data.data_set: '", d.data_set(),
-        "' is not one of: ", Quoted(kDataSets));
-  check(d.data_set() == "synthetic" || !d.data_path().empty(),
-        "data.data_path: empty; data_set ", d.data_set(), " needs a dataset folder");
-  check(d.num_workers() >= 0, "data.num_workers: ", d.num_workers(), " must be >= 0");
-  check(d.prefetch_batches() >= 0, "data.prefetch_batches: ", d.prefetch_batches(),
-        " must be >= 0");
-  check(!d.has_crop_pct() || (d.crop_pct() > 0 && d.crop_pct() <= 1), "data.crop_pct: ",
-        d.crop_pct(), " must be in (0, 1]");
-  check(d.synthetic_train_size() > 0, "data.synthetic_train_size: ", d.synthetic_train_size(),
-        " must be positive");
-  check(d.max_train_images() >= 0, "data.max_train_images: ", d.max_train_images(),
-        " must be >= 0 (0: the whole training set)");
-  check(d.synthetic_eval_size() > 0, "data.synthetic_eval_size: ", d.synthetic_eval_size(),
-        " must be positive");
-
-  check(a.smoothing() >= 0 && a.smoothing() < 1, "aug.smoothing: ", a.smoothing(),
-        " must be in [0, 1)");
-  const std::initializer_list<absl::string_view> kInterp = {"bicubic", "bilinear", "random"};
-  check(OneOf(a.train_interpolation(), kInterp), "aug.train_interpolation: '",
-        a.train_interpolation(), "' is not one of: ", Quoted(kInterp));
-  check(a.reprob() >= 0 && a.reprob() <= 1, "aug.reprob: ", a.reprob(), " must be in [0, 1]");
-  const std::initializer_list<absl::string_view> kRemode = {"pixel", "rand", "const"};
-  check(OneOf(a.remode(), kRemode), "aug.remode: '", a.remode(), "' is not one of: ",
-        Quoted(kRemode));
-  check(a.recount() >= 1, "aug.recount: ", a.recount(), " must be >= 1");
-  check(a.mixup() >= 0, "aug.mixup: ", a.mixup(), " must be >= 0");
-  check(a.cutmix() >= 0, "aug.cutmix: ", a.cutmix(), " must be >= 0");
-  check(a.cutmix_minmax_size() == 0 || a.cutmix_minmax_size() == 2,
-        "aug.cutmix_minmax: needs two values (min max), got ", a.cutmix_minmax_size());
-  check(a.mixup_prob() >= 0 && a.mixup_prob() <= 1, "aug.mixup_prob: ", a.mixup_prob(),
-        " must be in [0, 1]");
-  check(a.mixup_switch_prob() >= 0 && a.mixup_switch_prob() <= 1, "aug.mixup_switch_prob: ",
-        a.mixup_switch_prob(), " must be in [0, 1]");
-  const std::initializer_list<absl::string_view> kMixMode = {"batch", "pair", "elem"};
-  check(OneOf(a.mixup_mode(), kMixMode), "aug.mixup_mode: '", a.mixup_mode(),
-        "' is not one of: ", Quoted(kMixMode));
-  // The full RandAugment policy is parsed by data::RandAugment when the run starts.
-  check(a.aa().empty() || a.aa() == "none" || absl::StartsWith(a.aa(), "rand"), "aug.aa: '",
-        a.aa(), "' is not a RandAugment policy (e.g. rand-m9-mstd0.5-inc1) or none");
-  for (double v : a.cutmix_minmax()) {
-    check(v > 0 && v <= 1, "aug.cutmix_minmax: ", v, " must be in (0, 1]");
-  }
-  check(a.cutmix_minmax_size() != 2 || a.cutmix_minmax(0) < a.cutmix_minmax(1),
-        "aug.cutmix_minmax: min must be less than max");
-  check((a.mixup() <= 0 && a.cutmix() <= 0 && a.cutmix_minmax_size() == 0) ||
-            t.batch_size() % 2 == 0,
-        "train.batch_size: ", t.batch_size(), " must be even with mixup/cutmix (samples are "
-        "mixed with the flipped batch)");
-  const std::initializer_list<absl::string_view> kCorrupt = {"fail", "skip"};
-  check(OneOf(d.corrupt_images(), kCorrupt), "data.corrupt_images: '", d.corrupt_images(),
-        "' is not one of: ", Quoted(kCorrupt));
-  check(a.hflip() >= 0 && a.hflip() <= 1, "aug.hflip: ", a.hflip(), " must be in [0, 1]");
-  check(!a.has_color_jitter() || a.color_jitter() >= 0, "aug.color_jitter: ", a.color_jitter(),
-        " must be >= 0");
-
-  const std::initializer_list<absl::string_view> kOpts = {"adamw", "adam", "sgd", "momentum"};
-  check(OneOf(o.opt(), kOpts), "optim.opt: '", o.opt(), "' is not one of: ", Quoted(kOpts));
-  check(o.opt_eps() > 0, "optim.opt_eps: ", o.opt_eps(), " must be positive");
-  check(o.opt_betas_size() == 0 || o.opt_betas_size() == 2,
-        "optim.opt_betas: needs two values (beta1 beta2), got ", o.opt_betas_size());
-  for (double b : o.opt_betas()) {
-    check(b >= 0 && b < 1, "optim.opt_betas: ", b, " must be in [0, 1)");
-  }
-  check(o.momentum() >= 0 && o.momentum() < 1, "optim.momentum: ", o.momentum(),
-        " must be in [0, 1)");
-  check(o.opt() != "sgd" || o.momentum() > 0, "optim.momentum: ", o.momentum(),
-        " must be positive for opt sgd (Nesterov momentum); use opt momentum or adamw otherwise");
-  check(o.weight_decay() >= 0, "optim.weight_decay: ", o.weight_decay(), " must be >= 0");
-  check(!o.has_weight_decay_end() || o.weight_decay_end() >= 0, "optim.weight_decay_end: ",
-        o.weight_decay_end(), " must be >= 0");
-  check(!o.has_lr() || o.lr() >= 0, "optim.lr: ", o.lr(), " must be >= 0");
-  check(o.blr() > 0, "optim.blr: ", o.blr(), " must be positive");
-  check(o.layer_decay() > 0, "optim.layer_decay: ", o.layer_decay(), " must be positive");
-  const std::initializer_list<absl::string_view> kLayerDecay = {"single", "group"};
-  check(OneOf(o.layer_decay_type(), kLayerDecay), "optim.layer_decay_type: '",
-        o.layer_decay_type(), "' is not one of: ", Quoted(kLayerDecay));
-  check(!o.has_clip_grad() || o.clip_grad() > 0, "optim.clip_grad: ", o.clip_grad(),
-        " must be positive (leave it unset for no clipping)");
-
-  check(s.min_lr() >= 0, "schedule.min_lr: ", s.min_lr(), " must be >= 0");
-  check(s.warmup_epochs() >= 0, "schedule.warmup_epochs: ", s.warmup_epochs(), " must be >= 0");
-  // warmup_epochs >= epochs is allowed: the official adjust_learning_rate then warms up for the
-  // whole run (the linear ramp, cut off where training ends; no cosine phase).
-
-  check(t.batch_size() > 0, "train.batch_size: ", t.batch_size(), " must be positive");
-  check(t.epochs() > 0, "train.epochs: ", t.epochs(), " must be positive");
-  check(t.update_freq() >= 1, "train.update_freq: ", t.update_freq(), " must be >= 1");
-  check(t.start_epoch() >= 0 && t.start_epoch() < std::max(t.epochs(), 1), "train.start_epoch: ",
-        t.start_epoch(), " must be in [0, epochs)");
-  const std::initializer_list<absl::string_view> kDevices = {"", "cpu", "cuda"};
-  check(OneOf(t.device(), kDevices) || absl::StartsWith(t.device(), "cuda:"), "train.device: '",
-        t.device(), "' is not one of: cpu, cuda, cuda:N, or empty for automatic");
-  check(t.num_threads() >= 0, "train.num_threads: ", t.num_threads(), " must be >= 0");
-  check(t.print_freq() > 0, "train.print_freq: ", t.print_freq(), " must be positive");
-  const std::initializer_list<absl::string_view> kAmpDtypes = {"", "bfloat16", "float16"};
-  check(OneOf(t.amp_dtype(), kAmpDtypes), "train.amp_dtype: '", t.amp_dtype(),
-        "' is not one of: bfloat16, float16, or empty for automatic");
-  check(t.amp_dtype() != "float16" || t.device() != "cpu", "train.amp_dtype: ",
-        "float16 needs a CUDA device (CPU autocast supports bfloat16 only)");
-
-  check(c.ema().model_ema_decay() >= 0 && c.ema().model_ema_decay() <= 1,
-        "ema.model_ema_decay: ", c.ema().model_ema_decay(), " must be in [0, 1]");
-  check(!c.ema().model_ema_eval() || c.ema().model_ema(),
-        "ema.model_ema_eval: true needs ema.model_ema: true (there is no EMA to evaluate)");
-  check(!c.ema().model_ema_force_cpu() || c.ema().model_ema(),
-        "ema.model_ema_force_cpu: true needs ema.model_ema: true");
-  check(k.save_ckpt_freq() > 0, "checkpoint.save_ckpt_freq: ", k.save_ckpt_freq(),
-        " must be positive");
-  check(k.save_ckpt_num() > 0, "checkpoint.save_ckpt_num: ", k.save_ckpt_num(),
-        " must be positive");
-  check(k.save_ckpt_steps() >= 0, "checkpoint.save_ckpt_steps: ", k.save_ckpt_steps(),
-        " must be >= 0 (0: no periodic mid-epoch checkpoints)");
-  check(k.preempt_lead_seconds() >= 0, "checkpoint.preempt_lead_seconds: ",
-        k.preempt_lead_seconds(), " must be >= 0 (0: do not watch the Slurm time limit)");
-  if (absl::StatusOr<int> sig = util::ParseSignalName(k.preempt_signal()); !sig.ok()) {
-    check(false, "checkpoint.preempt_signal: ", sig.status().message());
-  }
-  check(!absl::StrContains(k.model_key(), "||") && !k.model_key().empty(),
-        "checkpoint.model_key: '", k.model_key(), "' must be key names separated by '|'");
-  check(k.resume().empty() || k.finetune().empty(), "checkpoint.resume and checkpoint.finetune ",
-        "are both set: resume continues a run (all state), finetune only initializes weights");
-  const std::initializer_list<absl::string_view> kEvalWeights = {"model", "ema"};
-  check(OneOf(c.eval().eval_weights(), kEvalWeights), "eval.eval_weights: '",
-        c.eval().eval_weights(), "' is not one of: ", Quoted(kEvalWeights));
-  // As main_finetune.py: without resume, auto_resume evaluates output_dir's newest checkpoint.
-  check(!c.eval().eval() || !k.resume().empty() || !k.finetune().empty() ||
-            (k.auto_resume() && !c.output().output_dir().empty()),
-        "eval.eval: evaluation only needs weights: set checkpoint.resume (a convnextv2 "
-        "checkpoint, checkpoint-best.pth included), checkpoint.finetune (PyTorch or "
-        "pre-training weights), or output.output_dir with checkpoint.auto_resume (its newest "
-        "checkpoint-N.pth is evaluated)");
-  check(c.eval().eval_weights() != "ema" || k.finetune().empty(),
-        "eval.eval_weights: ema needs a convnextv2 checkpoint in checkpoint.resume");
-  check(c.distributed().world_size() >= 1, "distributed.world_size: ",
-        c.distributed().world_size(), " must be >= 1");
-  check(c.distributed().dist_timeout() >= 1, "distributed.dist_timeout: ",
-        c.distributed().dist_timeout(), " must be >= 1 (seconds)");
-  check(c.distributed().bucket_cap_mb() >= 1, "distributed.bucket_cap_mb: ",
-        c.distributed().bucket_cap_mb(), " must be >= 1 (MiB)");
-
-  // Features whose issues have not landed yet: refuse them instead of silently ignoring them.
-  auto unsupported = [&](bool used, absl::string_view what) {
-    check(!used, what, " is not supported by this build yet");
-  };
-  if (mode == Mode::kPretrain) {
-    // main_pretrain.py hard-codes AdamW without gradient clipping or layer decay.
-    check(o.opt() == "adamw", "optim.opt: '", o.opt(), "' cannot be used: pretrain uses AdamW");
-    check(!o.has_clip_grad(), "optim.clip_grad: pretrain does not clip gradients");
-    check(o.layer_decay() == 1.0, "optim.layer_decay: ", o.layer_decay(),
-          " cannot be used in pretrain (it is a fine-tuning setting)");
-    unsupported(o.has_weight_decay_end(), "optim.weight_decay_end");
-    unsupported(!k.finetune().empty(), "checkpoint.finetune");
-  }
-  if (errors.empty()) return absl::OkStatus();
-  return absl::InvalidArgumentError(absl::StrCat("invalid ", ModeName(mode), " config:\n  ",
-                                                 absl::StrJoin(errors, "\n  ")));
+  // Each package checks the settings it reads; all of them run, so every error shows at once.
+  Checks checks(mode == Mode::kPretrain);
+  models::CheckModelConfig(c, checks);
+  data::CheckDataConfig(c, checks);
+  optim::CheckOptimConfig(c, checks);
+  run::CheckRunConfig(c, checks);
+  return checks.ToStatus(absl::StrCat("invalid ", ModeName(mode), " config"));
 }
 
 absl::Status CheckPaths(const ExperimentConfig& c, Mode mode) {
   const auto& d = c.data();
-  if (d.data_set() == "synthetic") return absl::OkStatus();
+  absl::StatusOr<const data::DatasetEntry*> entry = data::FindDataset(d.data_set());
+  CONVNEXTV2_RETURN_IF_ERROR(entry);
+  if (!(*entry)->reads_files) return absl::OkStatus();
   // pretrain --visualize reads its data settings from the checkpoint's config and checks them.
   if (mode == Mode::kPretrain && !c.fcmae().visualize().empty()) return absl::OkStatus();
   std::error_code ec;

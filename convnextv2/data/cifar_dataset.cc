@@ -2,7 +2,9 @@
 
 #include <filesystem>
 
+#include "absl/base/attributes.h"
 #include "absl/strings/str_cat.h"
+#include "convnextv2/data/datasets.h"
 #include "convnextv2/util/files.h"
 #include "convnextv2/util/status_macros.h"
 
@@ -93,5 +95,29 @@ absl::StatusOr<Example> CifarDataset::Get(int64_t index) const {
   ex.label = labels_[index];
   return ex;
 }
+
+namespace {
+
+absl::StatusOr<std::unique_ptr<Dataset>> OpenCifar(const ExperimentConfig& config, Split split,
+                                                   Labels labels) {
+  const std::string& dir = config.data().data_path();
+  absl::StatusOr<std::unique_ptr<CifarDataset>> ds = CifarDataset::Open(dir, split);
+  CONVNEXTV2_RETURN_IF_ERROR(ds);
+  // The binaries take nb_classes from the files (config::ResolveDataClasses), as the official
+  // build_dataset does; a config that bypassed that must not train a wrong head.
+  if (labels == Labels::kUsed && (*ds)->num_classes() != config.model().nb_classes()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "model.nb_classes is ", config.model().nb_classes(), " but CIFAR folder '", dir,
+        "' holds CIFAR-", (*ds)->num_classes(), " (", (*ds)->num_classes(),
+        " classes); the binaries set it from the files (config::ResolveDataClasses)"));
+  }
+  return std::unique_ptr<Dataset>(std::move(*ds));
+}
+
+}  // namespace
+
+ABSL_CONST_INIT const DatasetEntry kCifarDataset = {
+    "CIFAR", /*reads_files=*/true, /*small_images=*/false, /*check=*/nullptr, OpenCifar,
+    CifarClassCount};
 
 }  // namespace convnextv2::data

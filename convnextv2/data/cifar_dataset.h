@@ -18,6 +18,10 @@
 
 namespace convnextv2::data {
 
+struct DatasetEntry;
+// Registry entry (datasets.h): data_set CIFAR; fine-tuning takes nb_classes from the files.
+extern const DatasetEntry kCifarDataset;
+
 // The class count of the CIFAR files in `dir`, from which layout is there (nothing is read):
 // 100 for CIFAR-100 (train.bin or test.bin), 10 for CIFAR-10 (data_batch_1.bin or
 // test_batch.bin); NotFound naming the folder and both layouts otherwise.

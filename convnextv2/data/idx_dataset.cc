@@ -4,7 +4,9 @@
 
 #include <filesystem>
 
+#include "absl/base/attributes.h"
 #include "absl/strings/str_cat.h"
+#include "convnextv2/data/datasets.h"
 #include "convnextv2/util/status_macros.h"
 
 namespace convnextv2::data {
@@ -114,5 +116,21 @@ absl::StatusOr<Example> IdxDataset::Get(int64_t index) const {
   ex.image.pixels.assign(pixels_.begin() + index * n, pixels_.begin() + (index + 1) * n);
   return ex;
 }
+
+namespace {
+
+absl::StatusOr<std::unique_ptr<Dataset>> OpenIdx(const ExperimentConfig& config, Split split,
+                                                 Labels labels) {
+  absl::StatusOr<std::unique_ptr<IdxDataset>> ds =
+      IdxDataset::Open(config.data().data_path(), split);
+  CONVNEXTV2_RETURN_IF_ERROR(ds);
+  return std::unique_ptr<Dataset>(std::move(*ds));
+}
+
+}  // namespace
+
+ABSL_CONST_INIT const DatasetEntry kIdxDataset = {
+    "IDX", /*reads_files=*/true, /*small_images=*/true, /*check=*/nullptr, OpenIdx,
+    /*classes_in_files=*/nullptr};
 
 }  // namespace convnextv2::data

@@ -16,6 +16,10 @@
 
 namespace convnextv2::data {
 
+struct DatasetEntry;
+// Registry entry (datasets.h): data_set IDX, (Fashion-)MNIST files in data_path.
+extern const DatasetEntry kIdxDataset;
+
 class IdxDataset : public Dataset {
  public:
   // Errors name the file: missing, not IDX (bad magic), truncated, images and labels disagreeing,

@@ -4,8 +4,10 @@
 #include <filesystem>
 #include <system_error>
 
+#include "absl/base/attributes.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "convnextv2/data/datasets.h"
 #include "convnextv2/util/files.h"
 #include "convnextv2/util/progress.h"
 #include "convnextv2/util/status_macros.h"
@@ -100,5 +102,74 @@ std::string ImageFolder::Describe() const {
   return absl::StrCat("ImageFolder ", root_, ": ", size(), " images, ", num_classes(),
                       " classes");
 }
+
+namespace {
+
+// Folder datasets: the class count must be nb_classes (as the official script asserts), and the
+// evaluation classes must be the training ones, or labels would silently mean different things.
+absl::StatusOr<std::unique_ptr<Dataset>> OpenFolder(const ExperimentConfig& config,
+                                                    const std::string& root,
+                                                    const std::string& train_root,
+                                                    Labels labels) {
+  absl::StatusOr<std::unique_ptr<ImageFolder>> ds = ImageFolder::Open(root);
+  CONVNEXTV2_RETURN_IF_ERROR(ds);
+  if (labels == Labels::kUsed && (*ds)->num_classes() != config.model().nb_classes()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "model.nb_classes is ", config.model().nb_classes(), " but image folder '", root,
+        "' has ", (*ds)->num_classes(), " class folders"));
+  }
+  if (!train_root.empty() && train_root != root) {
+    absl::StatusOr<std::unique_ptr<ImageFolder>> train = ImageFolder::Open(train_root);
+    CONVNEXTV2_RETURN_IF_ERROR(train);
+    const auto& a = (*train)->classes();
+    const auto& b = (*ds)->classes();
+    for (size_t i = 0; i < a.size() && i < b.size(); ++i) {
+      if (a[i] != b[i]) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "class folders differ between '", train_root, "' and '", root, "': class ", i,
+            " is '", a[i], "' in one and '", b[i], "' in the other"));
+      }
+    }
+  }
+  return std::unique_ptr<Dataset>(std::move(*ds));
+}
+
+absl::StatusOr<std::unique_ptr<Dataset>> OpenImageNet(const ExperimentConfig& config, Split split,
+                                                      Labels labels) {
+  const std::string train_dir = (fs::path(config.data().data_path()) / "train").string();
+  if (split == Split::kTrain) return OpenFolder(config, train_dir, "", labels);
+  const std::string val_dir = (fs::path(config.data().data_path()) / "val").string();
+  return OpenFolder(config, val_dir, train_dir, labels);
+}
+
+absl::StatusOr<std::unique_ptr<Dataset>> OpenImageFolder(const ExperimentConfig& config,
+                                                         Split split, Labels labels) {
+  const DataConfig& d = config.data();
+  if (split == Split::kTrain) return OpenFolder(config, d.data_path(), "", labels);
+  if (d.eval_data_path().empty()) {
+    return absl::InvalidArgumentError(
+        "data.eval_data_path: empty; data_set image_folder evaluates on that folder "
+        "(or set eval.disable_eval)");
+  }
+  return OpenFolder(config, d.eval_data_path(), d.data_path(), labels);
+}
+
+// Fine-tuning evaluates on eval_data_path (main_finetune.py's --eval_data_path).
+void CheckImageFolder(const ExperimentConfig& config, config::Checks& checks) {
+  const bool evaluates = !checks.pretrain() && (!config.eval().disable_eval() || config.eval().eval());
+  checks.Require(!evaluates || !config.data().eval_data_path().empty(),
+                 "data.eval_data_path: empty; data_set image_folder evaluates on that folder "
+                 "(or set eval.disable_eval)");
+}
+
+}  // namespace
+
+ABSL_CONST_INIT const DatasetEntry kImageNetDataset = {
+    "IMNET", /*reads_files=*/true, /*small_images=*/false, /*check=*/nullptr, OpenImageNet,
+    /*classes_in_files=*/nullptr};
+
+ABSL_CONST_INIT const DatasetEntry kImageFolderDataset = {
+    "image_folder", /*reads_files=*/true, /*small_images=*/false, CheckImageFolder,
+    OpenImageFolder, /*classes_in_files=*/nullptr};
 
 }  // namespace convnextv2::data

@@ -18,6 +18,13 @@
 
 namespace convnextv2::data {
 
+struct DatasetEntry;
+// Registry entries (datasets.h): IMNET reads data_path/train and data_path/val; image_folder reads
+// data_path and evaluates on eval_data_path. Class folders must match model.nb_classes when
+// labels are used, and the evaluation classes must be the training ones.
+extern const DatasetEntry kImageNetDataset;
+extern const DatasetEntry kImageFolderDataset;
+
 // Extensions (lower case, with the dot) counted as images: jpg jpeg png bmp webp ppm pgm tif
 // tiff, matched case-insensitively.
 bool HasImageExtension(absl::string_view path);

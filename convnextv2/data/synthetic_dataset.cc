@@ -2,7 +2,9 @@
 
 #include <algorithm>
 
+#include "absl/base/attributes.h"
 #include "absl/strings/str_cat.h"
+#include "convnextv2/data/datasets.h"
 #include "convnextv2/data/rng.h"
 
 namespace convnextv2::data {
@@ -42,5 +44,24 @@ absl::StatusOr<Example> SyntheticDataset::Get(int64_t index) const {
   }
   return ex;
 }
+
+namespace {
+
+absl::StatusOr<std::unique_ptr<Dataset>> OpenSynthetic(const ExperimentConfig& config,
+                                                       Split split, Labels labels) {
+  const DataConfig& d = config.data();
+  const int64_t size = split == Split::kTrain ? d.synthetic_train_size() : d.synthetic_eval_size();
+  // Train and eval images differ (another seed) but follow the same class patterns.
+  const uint64_t seed =
+      static_cast<uint64_t>(config.train().seed()) * 2 + (split == Split::kEval);
+  return std::unique_ptr<Dataset>(new SyntheticDataset(size, config.model().nb_classes(),
+                                                       config.model().input_size(), seed));
+}
+
+}  // namespace
+
+ABSL_CONST_INIT const DatasetEntry kSyntheticDataset = {
+    "synthetic", /*reads_files=*/false, /*small_images=*/true, /*check=*/nullptr, OpenSynthetic,
+    /*classes_in_files=*/nullptr};
 
 }  // namespace convnextv2::data

@@ -11,6 +11,11 @@
 
 namespace convnextv2::data {
 
+struct DatasetEntry;
+// Registry entry (datasets.h): data_set synthetic, data.synthetic_train_size and
+// synthetic_eval_size images generated from train.seed.
+extern const DatasetEntry kSyntheticDataset;
+
 class SyntheticDataset : public Dataset {
  public:
   SyntheticDataset(int64_t size, int num_classes, int image_size, uint64_t seed);

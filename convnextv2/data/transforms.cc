@@ -8,6 +8,7 @@
 #include <numeric>
 
 #include "absl/strings/str_cat.h"
+#include "convnextv2/data/datasets.h"
 #include "convnextv2/data/decode.h"
 #include "convnextv2/util/status_macros.h"
 
@@ -355,9 +356,6 @@ std::array<float, 3> Mean(const ExperimentConfig& c) {
 std::array<float, 3> Std(const ExperimentConfig& c) {
   return c.data().imagenet_default_mean_and_std() ? kImagenetStd : kInceptionStd;
 }
-bool SmallDataset(const ExperimentConfig& c) {
-  return c.data().data_set() == "IDX" || c.data().data_set() == "synthetic";
-}
 
 }  // namespace
 
@@ -365,7 +363,11 @@ absl::StatusOr<std::unique_ptr<Transform>> MakeTransform(const ExperimentConfig&
                                                          Split split) {
   const int s = config.model().input_size();
   const bool train = split == Split::kTrain;
-  if (SmallDataset(config)) {
+  absl::StatusOr<const DatasetEntry*> dataset = FindDataset(config.data().data_set());
+  if (!dataset.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("data.data_set: ", dataset.status().message()));
+  }
+  if ((*dataset)->small_images) {
     SmallImageTransform::Options o;
     o.input_size = s;
     o.hflip = train ? config.aug().hflip() : 0.0;

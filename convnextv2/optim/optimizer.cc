@@ -8,6 +8,7 @@
 #include <limits>
 
 #include "absl/strings/str_cat.h"
+#include "convnextv2/optim/optimizers.h"
 
 namespace convnextv2::optim {
 namespace {
@@ -38,30 +39,37 @@ void SetAdamFamily(const OptimConfig& o, Options* options) {
 absl::StatusOr<std::unique_ptr<torch::optim::Optimizer>> CreateOptimizer(
     const ExperimentConfig& config, const std::vector<ParamGroup>& groups, double lr) {
   const OptimConfig& o = config.optim();
-  std::unique_ptr<torch::optim::Optimizer> optimizer;
-  if (o.opt() == "adamw") {
-    torch::optim::AdamWOptions defaults(lr);
-    SetAdamFamily(o, &defaults);
-    defaults.weight_decay(0.0);
-    optimizer = std::make_unique<torch::optim::AdamW>(TorchGroups(defaults, groups, lr), defaults);
-  } else if (o.opt() == "adam") {
-    torch::optim::AdamOptions defaults(lr);
-    SetAdamFamily(o, &defaults);
-    optimizer = std::make_unique<torch::optim::Adam>(TorchGroups(defaults, groups, lr), defaults);
-  } else if (o.opt() == "sgd" || o.opt() == "momentum") {
-    if (o.opt() == "sgd" && o.momentum() <= 0) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("optim.opt sgd uses Nesterov momentum, which needs optim.momentum > 0 (got ",
-                       o.momentum(), ")"));
-    }
-    torch::optim::SGDOptions defaults(lr);
-    defaults.momentum(o.momentum()).nesterov(o.opt() == "sgd");
-    optimizer = std::make_unique<torch::optim::SGD>(TorchGroups(defaults, groups, lr), defaults);
-  } else {
-    return absl::InvalidArgumentError(
-        absl::StrCat("optim.opt '", o.opt(), "' is not one of: adamw, adam, sgd, momentum"));
+  absl::StatusOr<const OptimizerEntry*> entry = FindOptimizer(o.opt());
+  if (!entry.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("optim.opt: ", entry.status().message()));
   }
-  return optimizer;
+  switch ((*entry)->algorithm) {
+    case Algorithm::kAdamW: {
+      torch::optim::AdamWOptions defaults(lr);
+      SetAdamFamily(o, &defaults);
+      defaults.weight_decay(0.0);
+      return std::unique_ptr<torch::optim::Optimizer>(
+          new torch::optim::AdamW(TorchGroups(defaults, groups, lr), defaults));
+    }
+    case Algorithm::kAdam: {
+      torch::optim::AdamOptions defaults(lr);
+      SetAdamFamily(o, &defaults);
+      return std::unique_ptr<torch::optim::Optimizer>(
+          new torch::optim::Adam(TorchGroups(defaults, groups, lr), defaults));
+    }
+    case Algorithm::kSgd: {
+      if ((*entry)->nesterov && o.momentum() <= 0) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "optim.opt ", o.opt(), " uses Nesterov momentum, which needs optim.momentum > 0 (got ",
+            o.momentum(), ")"));
+      }
+      torch::optim::SGDOptions defaults(lr);
+      defaults.momentum(o.momentum()).nesterov((*entry)->nesterov);
+      return std::unique_ptr<torch::optim::Optimizer>(
+          new torch::optim::SGD(TorchGroups(defaults, groups, lr), defaults));
+    }
+  }
+  return absl::InternalError(absl::StrCat("optim.opt ", o.opt(), ": no torch optimizer"));
 }
 
 void SetLearningRates(torch::optim::Optimizer& optimizer, const std::vector<ParamGroup>& groups,

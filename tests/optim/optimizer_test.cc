@@ -92,8 +92,10 @@ TEST(CreateOptimizer, OptionsReachTheOptimizer) {
   c.mutable_optim()->set_opt_eps(1e-7);
   c.mutable_optim()->add_opt_betas(0.8);
   c.mutable_optim()->add_opt_betas(0.95);
+  c.mutable_optim()->set_opt("AdamW");
   auto adamw = CreateOptimizer(c, f.groups, 0.02);
   ASSERT_TRUE(adamw.ok()) << adamw.status();
+  ASSERT_NE(dynamic_cast<torch::optim::AdamW*>(adamw->get()), nullptr);
   ASSERT_EQ((*adamw)->param_groups().size(), 2u);
   for (size_t g = 0; g < 2; ++g) {
     const auto& o =
@@ -108,16 +110,18 @@ TEST(CreateOptimizer, OptionsReachTheOptimizer) {
   EXPECT_TRUE((*adamw)->param_groups()[0].params()[0].is_same(f.w));
   EXPECT_TRUE((*adamw)->param_groups()[1].params()[0].is_same(f.b));
 
-  for (const std::string name : {"sgd", "momentum"}) {
+  // timm's "sgd" and "nesterov" are Nesterov, "momentum" is not; names in any case (opt.lower()).
+  for (const std::string name : {"sgd", "nesterov", "Momentum"}) {
     SCOPED_TRACE(name);
     ExperimentConfig s = WithOpt(name);
     s.mutable_optim()->set_momentum(0.7);
     auto sgd = CreateOptimizer(s, f.groups, 0.1);
     ASSERT_TRUE(sgd.ok()) << sgd.status();
+    ASSERT_NE(dynamic_cast<torch::optim::SGD*>(sgd->get()), nullptr);
     const auto& o =
         static_cast<const torch::optim::SGDOptions&>((*sgd)->param_groups()[0].options());
     EXPECT_DOUBLE_EQ(o.momentum(), 0.7);
-    EXPECT_EQ(o.nesterov(), name == "sgd");  // timm's "sgd" is Nesterov, "momentum" is not
+    EXPECT_EQ(o.nesterov(), name != "Momentum");
     EXPECT_DOUBLE_EQ(o.lr(), 0.05);
     EXPECT_DOUBLE_EQ(o.weight_decay(), 0.1);
   }

@@ -1,0 +1,100 @@
+#include "convnextv2/run/config_checks.h"
+
+#include <algorithm>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "convnextv2/util/signals.h"
+
+namespace convnextv2::run {
+namespace {
+
+void CheckTrain(const TrainConfig& t, config::Checks& checks) {
+  checks.Require(t.batch_size() > 0, "train.batch_size: ", t.batch_size(), " must be positive");
+  checks.Require(t.epochs() > 0, "train.epochs: ", t.epochs(), " must be positive");
+  checks.Require(t.update_freq() >= 1, "train.update_freq: ", t.update_freq(), " must be >= 1");
+  checks.Require(t.start_epoch() >= 0 && t.start_epoch() < std::max(t.epochs(), 1),
+                 "train.start_epoch: ", t.start_epoch(), " must be in [0, epochs)");
+  const absl::string_view device = t.device();
+  checks.Require(device.empty() || device == "cpu" || device == "cuda" ||
+                     absl::StartsWith(device, "cuda:"),
+                 "train.device: '", device,
+                 "' is not one of: cpu, cuda, cuda:N, or empty for automatic");
+  checks.Require(t.num_threads() >= 0, "train.num_threads: ", t.num_threads(), " must be >= 0");
+  checks.Require(t.print_freq() > 0, "train.print_freq: ", t.print_freq(), " must be positive");
+  const absl::string_view amp = t.amp_dtype();
+  checks.Require(amp.empty() || amp == "bfloat16" || amp == "float16", "train.amp_dtype: '", amp,
+                 "' is not one of: bfloat16, float16, or empty for automatic");
+  checks.Require(amp != "float16" || device != "cpu", "train.amp_dtype: ",
+                 "float16 needs a CUDA device (CPU autocast supports bfloat16 only)");
+}
+
+void CheckEma(const EmaConfig& e, config::Checks& checks) {
+  checks.Require(e.model_ema_decay() >= 0 && e.model_ema_decay() <= 1, "ema.model_ema_decay: ",
+                 e.model_ema_decay(), " must be in [0, 1]");
+  checks.Require(!e.model_ema_eval() || e.model_ema(),
+                 "ema.model_ema_eval: true needs ema.model_ema: true (there is no EMA to "
+                 "evaluate)");
+  checks.Require(!e.model_ema_force_cpu() || e.model_ema(),
+                 "ema.model_ema_force_cpu: true needs ema.model_ema: true");
+}
+
+void CheckCheckpoint(const CheckpointConfig& k, config::Checks& checks) {
+  checks.Require(k.save_ckpt_freq() > 0, "checkpoint.save_ckpt_freq: ", k.save_ckpt_freq(),
+                 " must be positive");
+  checks.Require(k.save_ckpt_num() > 0, "checkpoint.save_ckpt_num: ", k.save_ckpt_num(),
+                 " must be positive");
+  checks.Require(k.save_ckpt_steps() >= 0, "checkpoint.save_ckpt_steps: ", k.save_ckpt_steps(),
+                 " must be >= 0 (0: no periodic mid-epoch checkpoints)");
+  checks.Require(k.preempt_lead_seconds() >= 0, "checkpoint.preempt_lead_seconds: ",
+                 k.preempt_lead_seconds(),
+                 " must be >= 0 (0: do not watch the Slurm time limit)");
+  if (absl::StatusOr<int> sig = util::ParseSignalName(k.preempt_signal()); !sig.ok()) {
+    checks.Add(absl::StrCat("checkpoint.preempt_signal: ", sig.status().message()));
+  }
+  checks.Require(!absl::StrContains(k.model_key(), "||") && !k.model_key().empty(),
+                 "checkpoint.model_key: '", k.model_key(),
+                 "' must be key names separated by '|'");
+  checks.Require(k.resume().empty() || k.finetune().empty(),
+                 "checkpoint.resume and checkpoint.finetune are both set: resume continues a "
+                 "run (all state), finetune only initializes weights");
+  if (checks.pretrain()) {
+    checks.Require(k.finetune().empty(), "checkpoint.finetune is not supported by this build yet");
+  }
+}
+
+void CheckEval(const ExperimentConfig& c, config::Checks& checks) {
+  const EvalConfig& e = c.eval();
+  const CheckpointConfig& k = c.checkpoint();
+  checks.RequireOneOf("eval.eval_weights", e.eval_weights(), {"model", "ema"});
+  // As main_finetune.py: without resume, auto_resume evaluates output_dir's newest checkpoint.
+  checks.Require(!e.eval() || !k.resume().empty() || !k.finetune().empty() ||
+                     (k.auto_resume() && !c.output().output_dir().empty()),
+                 "eval.eval: evaluation only needs weights: set checkpoint.resume (a convnextv2 "
+                 "checkpoint, checkpoint-best.pth included), checkpoint.finetune (PyTorch or "
+                 "pre-training weights), or output.output_dir with checkpoint.auto_resume (its "
+                 "newest checkpoint-N.pth is evaluated)");
+  checks.Require(e.eval_weights() != "ema" || k.finetune().empty(),
+                 "eval.eval_weights: ema needs a convnextv2 checkpoint in checkpoint.resume");
+}
+
+void CheckDistributed(const DistributedConfig& d, config::Checks& checks) {
+  checks.Require(d.world_size() >= 1, "distributed.world_size: ", d.world_size(),
+                 " must be >= 1");
+  checks.Require(d.dist_timeout() >= 1, "distributed.dist_timeout: ", d.dist_timeout(),
+                 " must be >= 1 (seconds)");
+  checks.Require(d.bucket_cap_mb() >= 1, "distributed.bucket_cap_mb: ", d.bucket_cap_mb(),
+                 " must be >= 1 (MiB)");
+}
+
+}  // namespace
+
+void CheckRunConfig(const ExperimentConfig& config, config::Checks& checks) {
+  CheckTrain(config.train(), checks);
+  CheckEma(config.ema(), checks);
+  CheckCheckpoint(config.checkpoint(), checks);
+  CheckEval(config, checks);
+  CheckDistributed(config.distributed(), checks);
+}
+
+}  // namespace convnextv2::run
