@@ -356,6 +356,14 @@ std::array<float, 3> Mean(const ExperimentConfig& c) {
 std::array<float, 3> Std(const ExperimentConfig& c) {
   return c.data().imagenet_default_mean_and_std() ? kImagenetStd : kInceptionStd;
 }
+// Whether the dataset registered as data.data_set takes the small-image transform.
+absl::StatusOr<bool> SmallImages(const ExperimentConfig& c) {
+  absl::StatusOr<const DatasetEntry*> dataset = FindDataset(c.data().data_set());
+  if (!dataset.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("data.data_set: ", dataset.status().message()));
+  }
+  return (*dataset)->small_images;
+}
 
 }  // namespace
 
@@ -363,11 +371,8 @@ absl::StatusOr<std::unique_ptr<Transform>> MakeTransform(const ExperimentConfig&
                                                          Split split) {
   const int s = config.model().input_size();
   const bool train = split == Split::kTrain;
-  absl::StatusOr<const DatasetEntry*> dataset = FindDataset(config.data().data_set());
-  if (!dataset.ok()) {
-    return absl::InvalidArgumentError(absl::StrCat("data.data_set: ", dataset.status().message()));
-  }
-  if ((*dataset)->small_images) {
+  CONVNEXTV2_ASSIGN_OR_RETURN(const bool small, SmallImages(config));
+  if (small) {
     SmallImageTransform::Options o;
     o.input_size = s;
     o.hflip = train ? config.aug().hflip() : 0.0;
@@ -412,7 +417,8 @@ absl::StatusOr<std::unique_ptr<Transform>> MakeTransform(const ExperimentConfig&
 }
 
 absl::StatusOr<std::unique_ptr<Transform>> MakePretrainTransform(const ExperimentConfig& config) {
-  if (SmallDataset(config)) return MakeTransform(config, Split::kTrain);
+  CONVNEXTV2_ASSIGN_OR_RETURN(const bool small, SmallImages(config));
+  if (small) return MakeTransform(config, Split::kTrain);
   TrainTransform::Options o;
   o.input_size = config.model().input_size();
   o.scale_min = 0.2;
