@@ -36,6 +36,173 @@ struct Assignment {
   bool list = false;  // from --set: one string to split
 };
 
+// What the command line says, before any config is built.
+struct Flags {
+  bool help = false;
+  bool print_config = false;
+  std::string config_arg;
+  std::vector<Assignment> assignments;
+  std::vector<std::string> passthrough;  // gflags' own flags (--v, --logtostderr ...)
+  bool sets_data_path = false;
+};
+
+// Walks argv one flag at a time; a flag's value is inline (--lr=1e-3) or the next argument.
+class FlagReader {
+ public:
+  FlagReader(int argc, const char* const* argv) : argc_(argc), argv_(argv) {}
+
+  // Moves to the next flag; false at the end. An argument that is not a flag is an error.
+  absl::StatusOr<bool> Next() {
+    if (++i_ >= argc_) return false;
+    arg_ = argv_[i_];
+    if (!IsFlag(arg_)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "unexpected argument '", arg_, "': flags start with --; see --help"));
+    }
+    absl::string_view body = arg_.substr(arg_[1] == '-' ? 2 : 1);
+    const size_t eq = body.find('=');
+    name_ = std::string(body.substr(0, eq));
+    inline_value_.reset();
+    if (eq != absl::string_view::npos) inline_value_ = std::string(body.substr(eq + 1));
+    return true;
+  }
+
+  const std::string& name() const { return name_; }
+  absl::string_view arg() const { return arg_; }
+  const std::optional<std::string>& inline_value() const { return inline_value_; }
+  // Whether a value (not a flag) follows.
+  bool ValueFollows() const { return i_ + 1 < argc_ && !IsFlag(argv_[i_ + 1]); }
+
+  // The flag's one value.
+  absl::StatusOr<std::string> Value() {
+    if (inline_value_) return *inline_value_;
+    if (ValueFollows()) return std::string(argv_[++i_]);
+    return absl::InvalidArgumentError(absl::StrCat("flag --", name_, " needs a value"));
+  }
+
+  // Every following non-flag argument (argparse nargs='+').
+  std::vector<std::string> Values() {
+    std::vector<std::string> values;
+    while (ValueFollows()) values.push_back(argv_[++i_]);
+    return values;
+  }
+
+ private:
+  int argc_;
+  const char* const* argv_;
+  int i_ = 0;
+  absl::string_view arg_;
+  std::string name_;
+  std::optional<std::string> inline_value_;
+};
+
+// --set path.to.field=value.
+absl::StatusOr<Assignment> SetAssignment(absl::string_view value) {
+  const size_t eq = value.find('=');
+  if (eq == absl::string_view::npos || eq == 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--set '", value, "' is not of the form path.to.field=value"));
+  }
+  absl::StatusOr<std::string> path = CanonicalPath(absl::StripAsciiWhitespace(value.substr(0, eq)));
+  if (!path.ok()) {
+    return absl::Status(path.status().code(), absl::StrCat("--set: ", path.status().message()));
+  }
+  return Assignment{*path, {std::string(value.substr(eq + 1))}, true};
+}
+
+const pb::FieldDescriptor* LeafField(const std::string& path) {
+  const pb::FieldDescriptor* field = nullptr;
+  const pb::Descriptor* d = ExperimentConfig::descriptor();
+  for (absl::string_view part : absl::StrSplit(path, '.')) {
+    field = d->FindFieldByName(std::string(part));
+    if (field->type() == pb::FieldDescriptor::TYPE_MESSAGE) d = field->message_type();
+  }
+  return field;
+}
+
+// An official flag (--lr 1e-3, --opt_betas 0.9 0.999, --norm_pix_loss) for the field at `path`.
+absl::StatusOr<Assignment> FieldAssignment(const std::string& path, FlagReader& flags) {
+  const pb::FieldDescriptor* field = LeafField(path);
+  Assignment a{path, {}, false};
+  if (flags.inline_value()) {
+    a.values.push_back(*flags.inline_value());
+    a.list = field->is_repeated();
+  } else if (field->is_repeated()) {
+    a.values = flags.Values();  // argparse nargs='+'
+    if (a.values.empty()) {
+      return absl::InvalidArgumentError(absl::StrCat("flag --", flags.name(), " needs values"));
+    }
+  } else if (field->cpp_type() == pb::FieldDescriptor::CPPTYPE_BOOL && !flags.ValueFollows()) {
+    a.values.push_back("true");  // store_true style, e.g. --norm_pix_loss
+  } else {
+    CONVNEXTV2_ASSIGN_OR_RETURN(std::string value, flags.Value());
+    a.values.push_back(std::move(value));
+  }
+  return a;
+}
+
+absl::StatusOr<Flags> ReadFlags(int argc, const char* const* argv,
+                                bool (*gflags_known)(absl::string_view name)) {
+  Flags out;
+  FlagReader flags(argc, argv);
+  for (;;) {
+    CONVNEXTV2_ASSIGN_OR_RETURN(const bool more, flags.Next());
+    if (!more) return out;
+    const std::string& name = flags.name();
+    if (name == "help" || name == "h" || name == "helpfull") {
+      out.help = true;
+    } else if (name == "print_config") {
+      out.print_config = true;
+    } else if (name == "config") {
+      CONVNEXTV2_ASSIGN_OR_RETURN(out.config_arg, flags.Value());
+    } else if (name == "set") {
+      CONVNEXTV2_ASSIGN_OR_RETURN(const std::string value, flags.Value());
+      CONVNEXTV2_ASSIGN_OR_RETURN(Assignment a, SetAssignment(value));
+      out.assignments.push_back(std::move(a));
+    } else if (absl::StatusOr<std::string> path = CanonicalPath(name); path.ok()) {
+      CONVNEXTV2_ASSIGN_OR_RETURN(Assignment a, FieldAssignment(*path, flags));
+      out.assignments.push_back(std::move(a));
+    } else if (gflags_known != nullptr && gflags_known(name)) {
+      out.passthrough.push_back(std::string(flags.arg()));
+      continue;
+    } else {
+      return absl::Status(path.status().code(),
+                          absl::StrCat("flag --", name, ": ", path.status().message()));
+    }
+    if (!out.assignments.empty() && out.assignments.back().path == "data.data_path") {
+      out.sets_data_path = true;
+    }
+  }
+}
+
+// The config the flags apply to: the official defaults of `mode` under `--config official` (or
+// when the command sets data_path, as an official command line does), else the built-in default
+// or the file --config names. `base` says which, for the log.
+absl::StatusOr<ExperimentConfig> BaseConfig(const Flags& flags, Mode mode,
+                                            const BuiltinDefault& builtin,
+                                            const std::string& working_dir, std::string* base) {
+  ExperimentConfig config = ModeDefaults(mode);
+  const std::string& arg = flags.config_arg;
+  if (arg == "official" || (arg.empty() && flags.sets_data_path)) {
+    *base = absl::StrCat("the official ", ModeName(mode), " defaults");
+    return config;
+  }
+  if (arg.empty() || arg == "default") {
+    CONVNEXTV2_ASSIGN_OR_RETURN(ExperimentConfig parsed, ParseText(builtin.text, builtin.name));
+    config.MergeFrom(parsed);
+    *base = absl::StrCat("the built-in default (", builtin.name, ")");
+    return config;
+  }
+  std::string path = arg;
+  if (!std::filesystem::path(path).is_absolute()) {
+    path = (std::filesystem::path(working_dir) / path).lexically_normal().string();
+  }
+  CONVNEXTV2_ASSIGN_OR_RETURN(ExperimentConfig parsed, LoadTextFile(path));
+  config.MergeFrom(parsed);
+  *base = path;
+  return config;
+}
+
 }  // namespace
 
 std::string UserWorkingDirectory() {
@@ -51,119 +218,15 @@ absl::StatusOr<CommandLine> ParseCommandLine(int argc, const char* const* argv, 
                                              bool (*gflags_known)(absl::string_view name)) {
   CommandLine cl;
   cl.working_dir = UserWorkingDirectory();
-  std::string config_arg;
-  std::vector<Assignment> assignments;
-  bool sets_data_path = false;
-
-  for (int i = 1; i < argc; ++i) {
-    absl::string_view arg = argv[i];
-    if (!IsFlag(arg)) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "unexpected argument '", arg, "': flags start with --; see --help"));
-    }
-    absl::string_view body = arg.substr(arg[1] == '-' ? 2 : 1);
-    std::string name(body.substr(0, body.find('=')));
-    std::optional<std::string> inline_value;
-    if (body.find('=') != absl::string_view::npos) {
-      inline_value = std::string(body.substr(body.find('=') + 1));
-    }
-    // A value following the flag, when there is one.
-    auto next_value = [&]() -> absl::StatusOr<std::string> {
-      if (inline_value) return *inline_value;
-      if (i + 1 < argc && !IsFlag(argv[i + 1])) return std::string(argv[++i]);
-      return absl::InvalidArgumentError(absl::StrCat("flag --", name, " needs a value"));
-    };
-    if (name == "help" || name == "h" || name == "helpfull") {
-      cl.help = true;
-      continue;
-    }
-    if (name == "print_config") {
-      cl.print_config = true;
-      continue;
-    }
-    if (name == "config") {
-      absl::StatusOr<std::string> v = next_value();
-      CONVNEXTV2_RETURN_IF_ERROR(v);
-      config_arg = *v;
-      continue;
-    }
-    if (name == "set") {
-      absl::StatusOr<std::string> v = next_value();
-      CONVNEXTV2_RETURN_IF_ERROR(v);
-      const size_t eq = v->find('=');
-      if (eq == std::string::npos || eq == 0) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("--set '", *v, "' is not of the form path.to.field=value"));
-      }
-      absl::StatusOr<std::string> path = CanonicalPath(absl::StripAsciiWhitespace(v->substr(0, eq)));
-      if (!path.ok()) return absl::Status(path.status().code(), absl::StrCat("--set: ", path.status().message()));
-      assignments.push_back({*path, {v->substr(eq + 1)}, true});
-      sets_data_path |= *path == "data.data_path";
-      continue;
-    }
-    absl::StatusOr<std::string> path = CanonicalPath(name);
-    if (!path.ok()) {
-      if (gflags_known != nullptr && gflags_known(name)) {
-        cl.passthrough.push_back(std::string(arg));
-        continue;
-      }
-      return absl::Status(path.status().code(),
-                          absl::StrCat("flag --", name, ": ", path.status().message()));
-    }
-    const pb::FieldDescriptor* field = nullptr;
-    {
-      const pb::Descriptor* d = ExperimentConfig::descriptor();
-      for (absl::string_view part : absl::StrSplit(*path, '.')) {
-        field = d->FindFieldByName(std::string(part));
-        if (field->type() == pb::FieldDescriptor::TYPE_MESSAGE) d = field->message_type();
-      }
-    }
-    Assignment a{*path, {}, false};
-    if (inline_value) {
-      a.values.push_back(*inline_value);
-      if (field->is_repeated()) a.list = true;
-    } else if (field->is_repeated()) {
-      // argparse nargs='+': every following non-flag token.
-      while (i + 1 < argc && !IsFlag(argv[i + 1])) a.values.push_back(argv[++i]);
-      if (a.values.empty()) {
-        return absl::InvalidArgumentError(absl::StrCat("flag --", name, " needs values"));
-      }
-    } else if (field->cpp_type() == pb::FieldDescriptor::CPPTYPE_BOOL &&
-               (i + 1 >= argc || IsFlag(argv[i + 1]))) {
-      a.values.push_back("true");  // store_true style, e.g. --norm_pix_loss
-    } else {
-      absl::StatusOr<std::string> v = next_value();
-      CONVNEXTV2_RETURN_IF_ERROR(v);
-      a.values.push_back(*v);
-    }
-    sets_data_path |= *path == "data.data_path";
-    assignments.push_back(std::move(a));
-  }
-
-  // The base config.
-  ExperimentConfig config = ModeDefaults(mode);
-  if (config_arg == "official" || (config_arg.empty() && sets_data_path)) {
-    cl.base = absl::StrCat("the official ", ModeName(mode), " defaults");
-  } else if (config_arg.empty() || config_arg == "default") {
-    absl::StatusOr<ExperimentConfig> parsed = ParseText(builtin.text, builtin.name);
-    CONVNEXTV2_RETURN_IF_ERROR(parsed);
-    config.MergeFrom(*parsed);
-    cl.base = absl::StrCat("the built-in default (", builtin.name, ")");
-  } else {
-    std::string path = config_arg;
-    if (!std::filesystem::path(path).is_absolute()) {
-      path = (std::filesystem::path(cl.working_dir) / path).lexically_normal().string();
-    }
-    absl::StatusOr<ExperimentConfig> parsed = LoadTextFile(path);
-    CONVNEXTV2_RETURN_IF_ERROR(parsed);
-    config.MergeFrom(*parsed);
-    cl.base = path;
-  }
-
-  for (const Assignment& a : assignments) {
-    absl::Status s = a.list ? SetField(a.path, a.values[0], &config)
-                            : SetRepeatedField(a.path, a.values, &config);
-    CONVNEXTV2_RETURN_IF_ERROR(s);
+  CONVNEXTV2_ASSIGN_OR_RETURN(Flags flags, ReadFlags(argc, argv, gflags_known));
+  cl.help = flags.help;
+  cl.print_config = flags.print_config;
+  cl.passthrough = flags.passthrough;
+  CONVNEXTV2_ASSIGN_OR_RETURN(ExperimentConfig config,
+                              BaseConfig(flags, mode, builtin, cl.working_dir, &cl.base));
+  for (const Assignment& a : flags.assignments) {
+    CONVNEXTV2_RETURN_IF_ERROR(a.list ? SetField(a.path, a.values[0], &config)
+                                      : SetRepeatedField(a.path, a.values, &config));
     cl.assignments.push_back(absl::StrCat(a.path, "=", absl::StrJoin(a.values, " ")));
   }
   ResolvePaths(cl.working_dir, &config);

@@ -15,11 +15,11 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "convnextv2/config/checks.h"
+#include "convnextv2/config/run_checks.h"
 #include "convnextv2/data/config_checks.h"
 #include "convnextv2/data/datasets.h"
 #include "convnextv2/models/config_checks.h"
 #include "convnextv2/optim/optimizers.h"
-#include "convnextv2/run/config_checks.h"
 #include "convnextv2/util/status_macros.h"
 #include "google/protobuf/descriptor.h"
 #include "google/protobuf/io/tokenizer.h"
@@ -380,7 +380,7 @@ absl::Status Validate(const ExperimentConfig& c, Mode mode) {
   models::CheckModelConfig(c, checks);
   data::CheckDataConfig(c, checks);
   optim::CheckOptimConfig(c, checks);
-  run::CheckRunConfig(c, checks);
+  CheckRunConfig(c, checks);
   return checks.ToStatus(absl::StrCat("invalid ", ModeName(mode), " config"));
 }
 

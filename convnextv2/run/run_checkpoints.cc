@@ -13,6 +13,7 @@
 #include "convnextv2/checkpoint/policy.h"
 #include "convnextv2/checkpoint/state.h"
 #include "convnextv2/config/config.h"
+#include "convnextv2/optim/optimizers.h"
 #include "convnextv2/util/fault_points.h"
 #include "convnextv2/util/files.h"
 #include "convnextv2/util/status_macros.h"
@@ -167,7 +168,11 @@ absl::Status RunCheckpoints::CheckResumable(const checkpoint::CheckpointHeader& 
                                                       model_name_, " (model.model ",
                                                       config_.model().model(), ")"));
   }
-  if (h.optimizer() != config_.optim().opt()) {
+  // Names compare as timm does: "AdamW" is adamw; "nesterov" is "sgd".
+  absl::StatusOr<const optim::OptimizerEntry*> saved = optim::FindOptimizer(h.optimizer());
+  absl::StatusOr<const optim::OptimizerEntry*> wanted = optim::FindOptimizer(config_.optim().opt());
+  if (!saved.ok() || !wanted.ok() || (*saved)->algorithm != (*wanted)->algorithm ||
+      (*saved)->nesterov != (*wanted)->nesterov) {
     return absl::FailedPreconditionError(absl::StrCat(
         what, " holds ", h.optimizer(), " optimizer state, the config says optim.opt ",
         config_.optim().opt(), "; resume with the same optimizer, or start from its weights "

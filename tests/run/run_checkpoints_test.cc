@@ -102,6 +102,35 @@ TEST(RunCheckpoints, MidEpochSaveResumesWeightsOptimizerAndPosition) {
       << refused.status();
 }
 
+// Optimizer names compare as timm's create_optimizer reads them: in lower case, "nesterov" as
+// "sgd"; Nesterov and classic momentum are different optimizers.
+TEST(RunCheckpoints, OptimizerNamesCompareAsTimmReadsThem) {
+  const std::string dir = Dir("optimizer_names");
+  TestRun a(Config(dir));  // opt momentum
+  a.Step();
+  LoopState state;
+  state.next_step = 1;
+  state.global_step = 1;
+  ASSERT_TRUE(a.ckpts.SaveMidEpoch(0, state).ok());
+
+  ExperimentConfig same = Config(dir);
+  same.mutable_optim()->set_opt("Momentum");
+  TestRun b(same);
+  absl::StatusOr<LoopState> s = b.ckpts.Resume();
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_TRUE(s->resumed);
+
+  ExperimentConfig other = Config(dir);
+  other.mutable_optim()->set_opt("nesterov");
+  TestRun c(other);
+  absl::StatusOr<LoopState> refused = c.ckpts.Resume();
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.status().message().find(
+                "holds momentum optimizer state, the config says optim.opt nesterov"),
+            std::string::npos)
+      << refused.status();
+}
+
 TEST(RunCheckpoints, EpochEndByPolicyReplacesStepCheckpoints) {
   const std::string dir = Dir("policy");
   ExperimentConfig c = Config(dir);

@@ -1,19 +1,19 @@
 // train.*, ema.*, checkpoint.*, eval.* and distributed.* validation, without libtorch.
-#include "convnextv2/run/config_checks.h"
+#include "convnextv2/config/run_checks.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <string>
 
-namespace convnextv2::run {
+namespace convnextv2::config {
 namespace {
 
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 
 std::vector<std::string> Errors(const ExperimentConfig& c, bool pretrain = false) {
-  config::Checks checks(pretrain);
+  Checks checks(pretrain);
   CheckRunConfig(c, checks);
   return checks.errors();
 }
@@ -61,4 +61,4 @@ TEST(CheckRunConfig, CheckpointsEvaluationAndRanks) {
 }
 
 }  // namespace
-}  // namespace convnextv2::run
+}  // namespace convnextv2::config

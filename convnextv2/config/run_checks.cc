@@ -1,4 +1,4 @@
-#include "convnextv2/run/config_checks.h"
+#include "convnextv2/config/run_checks.h"
 
 #include <algorithm>
 
@@ -6,10 +6,10 @@
 #include "absl/strings/str_cat.h"
 #include "convnextv2/util/signals.h"
 
-namespace convnextv2::run {
+namespace convnextv2::config {
 namespace {
 
-void CheckTrain(const TrainConfig& t, config::Checks& checks) {
+void CheckTrain(const TrainConfig& t, Checks& checks) {
   checks.Require(t.batch_size() > 0, "train.batch_size: ", t.batch_size(), " must be positive");
   checks.Require(t.epochs() > 0, "train.epochs: ", t.epochs(), " must be positive");
   checks.Require(t.update_freq() >= 1, "train.update_freq: ", t.update_freq(), " must be >= 1");
@@ -29,7 +29,7 @@ void CheckTrain(const TrainConfig& t, config::Checks& checks) {
                  "float16 needs a CUDA device (CPU autocast supports bfloat16 only)");
 }
 
-void CheckEma(const EmaConfig& e, config::Checks& checks) {
+void CheckEma(const EmaConfig& e, Checks& checks) {
   checks.Require(e.model_ema_decay() >= 0 && e.model_ema_decay() <= 1, "ema.model_ema_decay: ",
                  e.model_ema_decay(), " must be in [0, 1]");
   checks.Require(!e.model_ema_eval() || e.model_ema(),
@@ -39,7 +39,7 @@ void CheckEma(const EmaConfig& e, config::Checks& checks) {
                  "ema.model_ema_force_cpu: true needs ema.model_ema: true");
 }
 
-void CheckCheckpoint(const CheckpointConfig& k, config::Checks& checks) {
+void CheckCheckpoint(const CheckpointConfig& k, Checks& checks) {
   checks.Require(k.save_ckpt_freq() > 0, "checkpoint.save_ckpt_freq: ", k.save_ckpt_freq(),
                  " must be positive");
   checks.Require(k.save_ckpt_num() > 0, "checkpoint.save_ckpt_num: ", k.save_ckpt_num(),
@@ -63,7 +63,7 @@ void CheckCheckpoint(const CheckpointConfig& k, config::Checks& checks) {
   }
 }
 
-void CheckEval(const ExperimentConfig& c, config::Checks& checks) {
+void CheckEval(const ExperimentConfig& c, Checks& checks) {
   const EvalConfig& e = c.eval();
   const CheckpointConfig& k = c.checkpoint();
   checks.RequireOneOf("eval.eval_weights", e.eval_weights(), {"model", "ema"});
@@ -78,7 +78,7 @@ void CheckEval(const ExperimentConfig& c, config::Checks& checks) {
                  "eval.eval_weights: ema needs a convnextv2 checkpoint in checkpoint.resume");
 }
 
-void CheckDistributed(const DistributedConfig& d, config::Checks& checks) {
+void CheckDistributed(const DistributedConfig& d, Checks& checks) {
   checks.Require(d.world_size() >= 1, "distributed.world_size: ", d.world_size(),
                  " must be >= 1");
   checks.Require(d.dist_timeout() >= 1, "distributed.dist_timeout: ", d.dist_timeout(),
@@ -89,7 +89,7 @@ void CheckDistributed(const DistributedConfig& d, config::Checks& checks) {
 
 }  // namespace
 
-void CheckRunConfig(const ExperimentConfig& config, config::Checks& checks) {
+void CheckRunConfig(const ExperimentConfig& config, Checks& checks) {
   CheckTrain(config.train(), checks);
   CheckEma(config.ema(), checks);
   CheckCheckpoint(config.checkpoint(), checks);
@@ -97,4 +97,4 @@ void CheckRunConfig(const ExperimentConfig& config, config::Checks& checks) {
   CheckDistributed(config.distributed(), checks);
 }
 
-}  // namespace convnextv2::run
+}  // namespace convnextv2::config
