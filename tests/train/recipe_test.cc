@@ -531,6 +531,9 @@ TEST(RecipeEma, OnlyWhenConfiguredAndAllowedUpdatedAtBoundaries) {
   const at::Tensor after = model->head->weight.detach();
   ASSERT_FALSE(at::equal(after, before));
   EXPECT_TRUE(at::allclose(r->ema_model()->head->weight, 0.5 * before + 0.5 * after));
+  const at::Tensor averaged = r->ema_model()->head->weight.detach().clone();
+  r->Backward(Loss(model, 3), 0);  // the next group's first micro-batch: the average stays
+  EXPECT_TRUE(at::equal(r->ema_model()->head->weight, averaged));
 
   // ResetEmaFromModel copies the current weights.
   ASSERT_TRUE(r->ResetEmaFromModel().ok());
