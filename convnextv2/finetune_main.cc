@@ -12,9 +12,9 @@ int main(int argc, char** argv) {
   return convnextv2::BinaryMain(
       argc, argv, convnextv2::config::Mode::kFinetune, "finetune",
       [](const convnextv2::ExperimentConfig& config, const std::string& command_line) {
-        absl::StatusOr<convnextv2::engine::FinetuneResult> result =
-            convnextv2::engine::RunFinetune(config, {command_line});
+        absl::StatusOr<convnextv2::apps::FinetuneResult> result =
+            convnextv2::apps::RunFinetune(config, {command_line});
         if (!result.ok()) return absl::StatusOr<int>(result.status());
-        return absl::StatusOr<int>(result->preempted ? convnextv2::engine::kExitRequeue : 0);
+        return absl::StatusOr<int>(result->preempted ? convnextv2::run::kExitRequeue : 0);
       });
 }

@@ -14,22 +14,22 @@
 #include "convnextv2/util/status_macros.h"
 
 int main(int argc, char** argv) {
-  namespace engine = convnextv2::engine;
+  namespace apps = convnextv2::apps;
   return convnextv2::BinaryMain(
       argc, argv, convnextv2::config::Mode::kPretrain, "pretrain",
       [argc, argv](const convnextv2::ExperimentConfig& config,
                    const std::string& command_line) -> absl::StatusOr<int> {
         if (!config.fcmae().visualize().empty()) {
-          absl::StatusOr<convnextv2::ExperimentConfig> c = engine::VisualizeConfig(argc, argv);
+          absl::StatusOr<convnextv2::ExperimentConfig> c = apps::VisualizeConfig(argc, argv);
           CONVNEXTV2_RETURN_IF_ERROR(c);
-          absl::StatusOr<std::string> png = engine::VisualizeCheckpoint(*c);
+          absl::StatusOr<std::string> png = apps::VisualizeCheckpoint(*c);
           CONVNEXTV2_RETURN_IF_ERROR(png);
           std::printf("%s\n", png->c_str());
           return 0;
         }
-        absl::StatusOr<engine::PretrainResult> result =
-            engine::RunPretrain(config, {command_line});
+        absl::StatusOr<apps::PretrainResult> result =
+            apps::RunPretrain(config, {command_line});
         CONVNEXTV2_RETURN_IF_ERROR(result);
-        return result->preempted ? engine::kExitRequeue : 0;
+        return result->preempted ? convnextv2::run::kExitRequeue : 0;
       });
 }

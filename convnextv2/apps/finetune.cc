@@ -31,7 +31,7 @@
 #include "convnextv2/util/fault_points.h"
 #include "convnextv2/util/status_macros.h"
 
-namespace convnextv2::engine {
+namespace convnextv2::apps {
 namespace {
 
 // engine_finetune.py's evaluate() progress (its MetricLogger.log_every(data_loader, 10)):
@@ -54,13 +54,13 @@ class EvalProgress {
         "Test:  [%*d/%d]  eta: %s  loss: %.4f (%.4f)  acc1: %.3f (%.3f)  acc5: %.3f (%.3f)  "
         "time: %.4f",
         static_cast<int>(std::to_string(batches_).size()), b, batches_,
-        FormatDuration(time_.recent() * static_cast<double>(batches_ - b - 1)), loss,
+        train::FormatDuration(time_.recent() * static_cast<double>(batches_ - b - 1)), loss,
         loss_.mean(), acc1, acc1_.mean(), acc5, acc5_.mean(), seconds);
   }
   void Finish() const {
     if (batches_ == 0) return;
     const double total = Seconds(start_);
-    LOG(INFO) << absl::StrFormat("Test: Total time: %s (%.4f s / it)", FormatDuration(total),
+    LOG(INFO) << absl::StrFormat("Test: Total time: %s (%.4f s / it)", train::FormatDuration(total),
                                  total / static_cast<double>(batches_));
   }
 
@@ -71,14 +71,15 @@ class EvalProgress {
   }
   int64_t batches_;
   Clock::time_point start_ = Clock::now(), last_ = start_;
-  MeanMeter time_, loss_, acc1_, acc5_;
+  train::MeanMeter time_, loss_, acc1_, acc5_;
 };
 
 // With `comm` (dist_eval in a multi-process run) every rank evaluates its shard and the sums
 // are added up; the samples the sampler repeated to even out the ranks are not counted, so the
 // result is exactly that of one process over the whole set, for any number of processes.
 EvalStats Evaluate(models::ConvNeXtV2& model, const data::Loader& loader, c10::Device device,
-                   const TrainingRecipe& recipe, dist::Communicator* comm, absl::Status* error) {
+                   const train::TrainingRecipe& recipe, dist::Communicator* comm,
+                   absl::Status* error) {
   c10::NoGradGuard no_grad;
   model->eval();
   EvalStats stats;
@@ -109,12 +110,13 @@ EvalStats Evaluate(models::ConvNeXtV2& model, const data::Loader& loader, c10::D
     labels = labels.to(device);
     at::Tensor logits;
     {
-      AutocastGuard autocast = recipe.Autocast();  // the official evaluate(use_amp=...)
+      train::AutocastGuard autocast = recipe.Autocast();  // the official evaluate(use_amp=...)
       logits = model->forward(images).to(at::kFloat);
     }
     const int64_t n = labels.size(0);
     const double loss = at::cross_entropy_loss(logits, labels).item<double>();
-    const int64_t c1 = TopKCorrect(logits, labels, 1), c5 = TopKCorrect(logits, labels, 5);
+    const int64_t c1 = train::TopKCorrect(logits, labels, 1);
+    const int64_t c5 = train::TopKCorrect(logits, labels, 5);
     loss_sum += loss * n;
     correct1 += c1;
     correct5 += c5;
@@ -192,7 +194,8 @@ void LogPretrained(const std::string& path, const checkpoint::PretrainedReport& 
 // weights, evaluated once. Strict: evaluating a partly loaded model would mislead.
 absl::StatusOr<EvalStats> EvaluateOnly(const ExperimentConfig& config, models::ConvNeXtV2& model,
                                        const data::Loader* loader, c10::Device device,
-                                       const TrainingRecipe& recipe, dist::Communicator* comm) {
+                                       const train::TrainingRecipe& recipe,
+                                       dist::Communicator* comm) {
   if (loader == nullptr) {
     return absl::InvalidArgumentError("eval.eval with eval.disable_eval: nothing to evaluate");
   }
@@ -250,27 +253,27 @@ absl::StatusOr<EvalStats> EvaluateOnly(const ExperimentConfig& config, models::C
 }
 
 // Supervised training of a ConvNeXtV2 classifier: main_finetune.py / engine_finetune.py.
-class FinetuneTask : public TrainingTask {
+class FinetuneTask : public run::TrainingTask {
  public:
   explicit FinetuneTask(FinetuneResult* result) : result_(*result) {}
 
-  absl::Status Build(const ExperimentConfig& config, const Runtime& runtime) override;
+  absl::Status Build(const ExperimentConfig& config, const run::Runtime& runtime) override;
   const data::Loader& train_loader() const override { return *train_loader_; }
   std::shared_ptr<torch::nn::Module> model() const override { return model_.ptr(); }
   std::string DescribeModel() const override {
     return absl::StrCat("model ", config_->model().model());
   }
-  RecipeOptions recipe_options() override {
-    RecipeOptions options;
-    options.groups = [this] { return FinetuneParamGroups(*config_, model_); };
+  train::RecipeOptions recipe_options() override {
+    train::RecipeOptions options;
+    options.groups = [this] { return train::FinetuneParamGroups(*config_, model_); };
     return options;
   }
-  absl::StatusOr<bool> BeforeResume(TrainingRecipe& recipe) override;
-  absl::Status AfterResume(const LoopState& state, TrainingRecipe& recipe) override;
+  absl::StatusOr<bool> BeforeResume(train::TrainingRecipe& recipe) override;
+  absl::Status AfterResume(const run::LoopState& state, train::TrainingRecipe& recipe) override;
 
   // As engine_finetune.py's MetricLogger: the epoch's log.txt row has the means of lr,
   // min_lr and weight_decay (the same on every rank: not reduced), class_acc only without mixup.
-  void DeclareMeters(LoopMeters* meters) const override {
+  void DeclareMeters(run::LoopMeters* meters) const override {
     if (!mixup_) meters->Declare("acc", /*reduce=*/true);
     meters->Declare("grad_norm", /*reduce=*/false);
     meters->Declare("lr", /*reduce=*/false);
@@ -278,30 +281,31 @@ class FinetuneTask : public TrainingTask {
     meters->Declare("weight_decay", /*reduce=*/false);
   }
   absl::StatusOr<at::Tensor> Loss(const data::Batch& batch, int epoch, int64_t step,
-                                  TrainingRecipe& recipe) override;
-  void FinishStep(const StepInfo& step, LoopMeters* meters, metrics::TrainRow* row) override;
+                                  train::TrainingRecipe& recipe) override;
+  void FinishStep(const run::StepInfo& step, run::LoopMeters* meters,
+                  metrics::TrainRow* row) override;
   absl::StatusOr<std::vector<std::pair<std::string, double>>> StepScalars(
-      const StepInfo& step, const metrics::TrainRow& row) override;
-  std::string ProgressFields(const StepInfo& step, const LoopMeters& meters,
+      const run::StepInfo& step, const metrics::TrainRow& row) override;
+  std::string ProgressFields(const run::StepInfo& step, const run::LoopMeters& meters,
                              const metrics::TrainRow& row) const override;
   std::string NonFiniteAdvice() const override {
     return "Lower the learning rate (blr/lr), set clip_grad, or check the data.";
   }
 
-  void SummarizeEpoch(const EpochInfo& epoch, const LoopMeters& meters) override;
-  absl::StatusOr<std::optional<metrics::EvalRow>> Evaluate(int epoch, LoopState* state,
-                                                           RunCheckpoints& ckpts) override;
-  absl::StatusOr<std::string> EndEpoch(const EpochInfo& epoch) override;
+  void SummarizeEpoch(const run::EpochInfo& epoch, const run::LoopMeters& meters) override;
+  absl::StatusOr<std::optional<metrics::EvalRow>> Evaluate(int epoch, run::LoopState* state,
+                                                           run::RunCheckpoints& ckpts) override;
+  absl::StatusOr<std::string> EndEpoch(const run::EpochInfo& epoch) override;
 
  private:
   absl::Status OpenData();
-  absl::StatusOr<bool> EvaluateEma(int epoch, LoopState* state, RunCheckpoints& ckpts,
+  absl::StatusOr<bool> EvaluateEma(int epoch, run::LoopState* state, run::RunCheckpoints& ckpts,
                                    EvalStats* out);
 
   FinetuneResult& result_;
   const ExperimentConfig* config_ = nullptr;
-  const Runtime* runtime_ = nullptr;
-  TrainingRecipe* recipe_ = nullptr;
+  const run::Runtime* runtime_ = nullptr;
+  train::TrainingRecipe* recipe_ = nullptr;
   // dist_eval: each rank evaluates its shard (exact: padding not counted); otherwise every rank
   // evaluates the whole set, as the official script does without --dist_eval.
   dist::Communicator* eval_comm_ = nullptr;
@@ -330,7 +334,7 @@ absl::Status FinetuneTask::OpenData() {
   if (eval_set_) LOG(INFO) << "eval: " << eval_set_->Describe();
   CONVNEXTV2_ASSIGN_OR_RETURN(train_transform_, data::MakeTransform(config, data::Split::kTrain));
   CONVNEXTV2_ASSIGN_OR_RETURN(eval_transform_, data::MakeTransform(config, data::Split::kEval));
-  const Runtime& rt = *runtime_;
+  const run::Runtime& rt = *runtime_;
   train_loader_ = std::make_unique<data::Loader>(
       train_set_.get(), train_transform_.get(),
       data::LoaderOptions(config, data::Split::kTrain, rt.rank, rt.world_size, rt.device));
@@ -350,7 +354,7 @@ absl::Status FinetuneTask::OpenData() {
   return absl::OkStatus();
 }
 
-absl::Status FinetuneTask::Build(const ExperimentConfig& config, const Runtime& runtime) {
+absl::Status FinetuneTask::Build(const ExperimentConfig& config, const run::Runtime& runtime) {
   config_ = &config;
   runtime_ = &runtime;
   if (runtime.comm != nullptr && config.eval().dist_eval()) eval_comm_ = runtime.comm.get();
@@ -364,7 +368,7 @@ absl::Status FinetuneTask::Build(const ExperimentConfig& config, const Runtime& 
 }
 
 // eval.eval ends the run after evaluating; otherwise training follows.
-absl::StatusOr<bool> FinetuneTask::BeforeResume(TrainingRecipe& recipe) {
+absl::StatusOr<bool> FinetuneTask::BeforeResume(train::TrainingRecipe& recipe) {
   recipe_ = &recipe;
   if (!config_->eval().eval()) return false;
   CONVNEXTV2_ASSIGN_OR_RETURN(result_.eval_only,
@@ -375,7 +379,7 @@ absl::StatusOr<bool> FinetuneTask::BeforeResume(TrainingRecipe& recipe) {
 }
 
 // A fresh run with checkpoint.finetune starts from pre-trained weights.
-absl::Status FinetuneTask::AfterResume(const LoopState& state, TrainingRecipe& recipe) {
+absl::Status FinetuneTask::AfterResume(const run::LoopState& state, train::TrainingRecipe& recipe) {
   const auto& k = config_->checkpoint();
   if (!state.resumed && !k.finetune().empty()) {
     CONVNEXTV2_ASSIGN_OR_RETURN(
@@ -386,7 +390,7 @@ absl::Status FinetuneTask::AfterResume(const LoopState& state, TrainingRecipe& r
     // The re-initialized head differs per rank: rank 0's wins. The EMA starts from the loaded
     // weights, as the official script creates it after loading them.
     if (runtime_->comm != nullptr) {
-      CONVNEXTV2_RETURN_IF_ERROR(BroadcastModule(*runtime_->comm, *model_));
+      CONVNEXTV2_RETURN_IF_ERROR(train::BroadcastModule(*runtime_->comm, *model_));
     }
     CONVNEXTV2_RETURN_IF_ERROR(recipe.ResetEmaFromModel());
   }
@@ -396,7 +400,7 @@ absl::Status FinetuneTask::AfterResume(const LoopState& state, TrainingRecipe& r
 }
 
 absl::StatusOr<at::Tensor> FinetuneTask::Loss(const data::Batch& batch, int epoch, int64_t step,
-                                              TrainingRecipe& recipe) {
+                                              train::TrainingRecipe& recipe) {
   at::Tensor images = batch.images;
   at::Tensor soft_targets;
   const c10::Device device = runtime_->device;
@@ -409,15 +413,16 @@ absl::StatusOr<at::Tensor> FinetuneTask::Loss(const data::Batch& batch, int epoc
   labels_ = batch.labels.to(device);
   at::Tensor loss;
   {
-    AutocastGuard autocast = recipe.Autocast();
+    train::AutocastGuard autocast = recipe.Autocast();
     logits_ = model_->forward(images);
-    loss = mixup_ ? SoftTargetCrossEntropy(logits_, soft_targets)
-                  : CrossEntropy(logits_, labels_, config_->aug().smoothing());
+    loss = mixup_ ? train::SoftTargetCrossEntropy(logits_, soft_targets)
+                  : train::CrossEntropy(logits_, labels_, config_->aug().smoothing());
   }
   return loss;
 }
 
-void FinetuneTask::FinishStep(const StepInfo& step, LoopMeters* meters, metrics::TrainRow* row) {
+void FinetuneTask::FinishStep(const run::StepInfo& step, run::LoopMeters* meters,
+                              metrics::TrainRow* row) {
   if (step.result.boundary && step.result.stepped) {
     (*meters)["grad_norm"].Add(step.result.grad_norm);
   }
@@ -433,7 +438,7 @@ void FinetuneTask::FinishStep(const StepInfo& step, LoopMeters* meters, metrics:
 // engine_finetune.py's log_writer, every micro-batch: class_acc only without mixup, the weight
 // decay only when some group has one, the gradient norm only under AMP at optimizer steps.
 absl::StatusOr<std::vector<std::pair<std::string, double>>> FinetuneTask::StepScalars(
-    const StepInfo& step, const metrics::TrainRow& row) {
+    const run::StepInfo& step, const metrics::TrainRow& row) {
   std::vector<std::pair<std::string, double>> values{{"loss/loss", row.loss}};
   if (!mixup_) values.emplace_back("loss/class_acc", row.class_acc);
   values.emplace_back("opt/lr", row.lr);
@@ -445,7 +450,7 @@ absl::StatusOr<std::vector<std::pair<std::string, double>>> FinetuneTask::StepSc
   return values;
 }
 
-std::string FinetuneTask::ProgressFields(const StepInfo& step, const LoopMeters& meters,
+std::string FinetuneTask::ProgressFields(const run::StepInfo& step, const run::LoopMeters& meters,
                                          const metrics::TrainRow& row) const {
   const std::string class_acc =
       mixup_ ? "" : absl::StrFormat("  class_acc: %.4f (%.4f)", meters.at("acc").recent(),
@@ -456,11 +461,11 @@ std::string FinetuneTask::ProgressFields(const StepInfo& step, const LoopMeters&
 }
 
 absl::StatusOr<std::optional<metrics::EvalRow>> FinetuneTask::Evaluate(int epoch,
-                                                                       LoopState* state,
-                                                                       RunCheckpoints& ckpts) {
+                                                                       run::LoopState* state,
+                                                                       run::RunCheckpoints& ckpts) {
   if (!eval_loader_) return std::nullopt;
   absl::Status eval_error;
-  stats_.test = engine::Evaluate(model_, *eval_loader_, runtime_->device, *recipe_, eval_comm_,
+  stats_.test = apps::Evaluate(model_, *eval_loader_, runtime_->device, *recipe_, eval_comm_,
                                  &eval_error);
   CONVNEXTV2_RETURN_IF_ERROR(eval_error);
   stats_.evaluated = true;
@@ -491,12 +496,12 @@ absl::StatusOr<std::optional<metrics::EvalRow>> FinetuneTask::Evaluate(int epoch
 }
 
 // model_ema_eval: the EMA weights evaluated too. Returns whether they were.
-absl::StatusOr<bool> FinetuneTask::EvaluateEma(int epoch, LoopState* state,
-                                               RunCheckpoints& ckpts, EvalStats* out) {
+absl::StatusOr<bool> FinetuneTask::EvaluateEma(int epoch, run::LoopState* state,
+                                               run::RunCheckpoints& ckpts, EvalStats* out) {
   if (!config_->ema().model_ema() || !config_->ema().model_ema_eval()) return false;
   models::ConvNeXtV2 ema_model(recipe_->ema_model());
   absl::Status eval_error;
-  *out = engine::Evaluate(ema_model, *eval_loader_, recipe_->ema_device(), *recipe_, eval_comm_,
+  *out = apps::Evaluate(ema_model, *eval_loader_, recipe_->ema_device(), *recipe_, eval_comm_,
                           &eval_error);
   CONVNEXTV2_RETURN_IF_ERROR(eval_error);
   result_.max_accuracy_ema = std::max(result_.max_accuracy_ema, out->acc1);
@@ -510,7 +515,7 @@ absl::StatusOr<bool> FinetuneTask::EvaluateEma(int epoch, LoopState* state,
   return true;
 }
 
-void FinetuneTask::SummarizeEpoch(const EpochInfo& epoch, const LoopMeters& meters) {
+void FinetuneTask::SummarizeEpoch(const run::EpochInfo& epoch, const run::LoopMeters& meters) {
   stats_ = EpochStats();
   stats_.epoch = epoch.epoch;
   stats_.train_lr = meters.at("lr").mean();
@@ -521,13 +526,13 @@ void FinetuneTask::SummarizeEpoch(const EpochInfo& epoch, const LoopMeters& mete
   stats_.train_grad_norm = meters.at("grad_norm").mean();
   stats_.images_per_second = epoch.images_per_second;
   LOG(INFO) << absl::StrFormat(
-      "Epoch %d done in %s: loss %.4f%s, %.0f img/s", epoch.epoch, FormatDuration(epoch.seconds),
-      stats_.train_loss,
+      "Epoch %d done in %s: loss %.4f%s, %.0f img/s", epoch.epoch,
+      train::FormatDuration(epoch.seconds), stats_.train_loss,
       mixup_ ? "" : absl::StrFormat(", class_acc %.4f", stats_.train_class_acc),
       stats_.images_per_second);
 }
 
-absl::StatusOr<std::string> FinetuneTask::EndEpoch(const EpochInfo& epoch) {
+absl::StatusOr<std::string> FinetuneTask::EndEpoch(const run::EpochInfo& epoch) {
   result_.epochs.push_back(stats_);
   return EpochJson(stats_, epoch.n_parameters);
 }
@@ -535,14 +540,14 @@ absl::StatusOr<std::string> FinetuneTask::EndEpoch(const EpochInfo& epoch) {
 }  // namespace
 
 absl::StatusOr<FinetuneResult> RunFinetune(const ExperimentConfig& config,
-                                           const RunOptions& options) {
+                                           const run::RunOptions& options) {
   FinetuneResult result;
   FinetuneTask task(&result);
-  CONVNEXTV2_ASSIGN_OR_RETURN(const LoopResult loop,
-                              RunTraining("finetune", config, options, task));
+  CONVNEXTV2_ASSIGN_OR_RETURN(const run::LoopResult loop,
+                              run::RunTraining("finetune", config, options, task));
   result.n_parameters = loop.n_parameters;
   result.preempted = loop.preempted;
   return result;
 }
 
-}  // namespace convnextv2::engine
+}  // namespace convnextv2::apps

@@ -21,7 +21,7 @@
 #include "convnextv2/proto/experiment.pb.h"
 #include "convnextv2/run/run_options.h"
 
-namespace convnextv2::engine {
+namespace convnextv2::apps {
 
 struct EvalStats {
   double acc1 = 0;  // percent
@@ -53,14 +53,14 @@ struct FinetuneResult {
   double max_accuracy_ema = 0;  // with model_ema_eval
   int64_t n_parameters = 0;
   // Stopped on a signal (or RunOptions::stop_at) after saving a mid-epoch checkpoint: the
-  // binary exits with engine::kExitRequeue.
+  // binary exits with run::kExitRequeue.
   bool preempted = false;
   EvalStats eval_only;  // eval.eval: the evaluation of the loaded weights
 };
 
 absl::StatusOr<FinetuneResult> RunFinetune(const ExperimentConfig& config,
-                                           const RunOptions& options = {});
+                                           const run::RunOptions& options = {});
 
-}  // namespace convnextv2::engine
+}  // namespace convnextv2::apps
 
 #endif  // CONVNEXTV2_APPS_FINETUNE_H_

@@ -24,7 +24,7 @@
 #include "convnextv2/train/meters.h"
 #include "convnextv2/util/status_macros.h"
 
-namespace convnextv2::engine {
+namespace convnextv2::apps {
 namespace {
 
 double SecondsSince(std::chrono::steady_clock::time_point start) {
@@ -51,16 +51,16 @@ std::string ReconstructionFileName(int epoch, int64_t step) {
 namespace {
 
 // FCMAE pre-training: main_pretrain.py / engine_pretrain.py.
-class PretrainTask : public TrainingTask {
+class PretrainTask : public run::TrainingTask {
  public:
   explicit PretrainTask(PretrainResult* result) : result_(*result) {}
 
-  absl::Status Build(const ExperimentConfig& config, const Runtime& runtime) override;
+  absl::Status Build(const ExperimentConfig& config, const run::Runtime& runtime) override;
   const data::Loader& train_loader() const override { return *train_loader_; }
   std::shared_ptr<torch::nn::Module> model() const override { return model_.ptr(); }
   std::string DescribeModel() const override;
-  RecipeOptions recipe_options() override {
-    RecipeOptions options;
+  train::RecipeOptions recipe_options() override {
+    train::RecipeOptions options;
     options.groups = [this]() -> absl::StatusOr<std::vector<optim::ParamGroup>> {
       return optim::PretrainParamGroups(model_->named_parameters(),
                                         config_->optim().weight_decay());
@@ -69,23 +69,24 @@ class PretrainTask : public TrainingTask {
     return options;
   }
   std::string checkpoint_model_name() const override {
-    return FcmaeModelName(config_->model().model());
+    return run::FcmaeModelName(config_->model().model());
   }
   absl::Status OpenOutputs(const std::string& out_dir) override;
 
-  void DeclareMeters(LoopMeters* meters) const override {
+  void DeclareMeters(run::LoopMeters* meters) const override {
     meters->Declare("lr", /*reduce=*/false);
   }
   absl::StatusOr<at::Tensor> Loss(const data::Batch& batch, int epoch, int64_t step,
-                                  TrainingRecipe& recipe) override;
-  void FinishStep(const StepInfo& step, LoopMeters* meters, metrics::TrainRow* row) override {
+                                  train::TrainingRecipe& recipe) override;
+  void FinishStep(const run::StepInfo& step, run::LoopMeters* meters,
+                  metrics::TrainRow* row) override {
     (*meters)["lr"].Add(step.lr);
   }
   absl::Status AfterStep(int epoch, int64_t global_step) override;
   int64_t ScalarStep(int epoch, int64_t step, int64_t steps_per_epoch) const override;
   absl::StatusOr<std::vector<std::pair<std::string, double>>> StepScalars(
-      const StepInfo& step, const metrics::TrainRow& row) override;
-  std::string ProgressFields(const StepInfo& step, const LoopMeters& meters,
+      const run::StepInfo& step, const metrics::TrainRow& row) override;
+  std::string ProgressFields(const run::StepInfo& step, const run::LoopMeters& meters,
                              const metrics::TrainRow& row) const override {
     return absl::StrFormat("loss: %.4f (%.4f)", meters.at("loss").recent(),
                            meters.at("loss").mean());
@@ -95,8 +96,8 @@ class PretrainTask : public TrainingTask {
     return "Lower the learning rate (blr/lr) or check the data.";
   }
 
-  void SummarizeEpoch(const EpochInfo& epoch, const LoopMeters& meters) override;
-  absl::StatusOr<std::string> EndEpoch(const EpochInfo& epoch) override;
+  void SummarizeEpoch(const run::EpochInfo& epoch, const run::LoopMeters& meters) override;
+  absl::StatusOr<std::string> EndEpoch(const run::EpochInfo& epoch) override;
 
  private:
   absl::Status Draw(const std::string& name);
@@ -104,7 +105,7 @@ class PretrainTask : public TrainingTask {
 
   PretrainResult& result_;
   const ExperimentConfig* config_ = nullptr;
-  const Runtime* runtime_ = nullptr;
+  const run::Runtime* runtime_ = nullptr;
   std::unique_ptr<data::Dataset> train_set_;
   std::unique_ptr<data::Transform> train_transform_;
   std::unique_ptr<data::Loader> train_loader_;
@@ -114,7 +115,7 @@ class PretrainTask : public TrainingTask {
   PretrainEpochStats stats_;  // of the current epoch
 };
 
-absl::Status PretrainTask::Build(const ExperimentConfig& config, const Runtime& runtime) {
+absl::Status PretrainTask::Build(const ExperimentConfig& config, const run::Runtime& runtime) {
   config_ = &config;
   runtime_ = &runtime;
   // Labels are unused: an image folder may hold any number of classes whatever nb_classes says.
@@ -185,12 +186,12 @@ absl::Status PretrainTask::SaveWeights(int epoch) {
 }
 
 absl::StatusOr<at::Tensor> PretrainTask::Loss(const data::Batch& batch, int epoch, int64_t step,
-                                              TrainingRecipe& recipe) {
+                                              train::TrainingRecipe& recipe) {
   const c10::Device device = runtime_->device;
   const at::Tensor images = batch.images.to(device, /*non_blocking=*/train_loader_->pinned());
   const at::Tensor mask =
       models::SampleMasks(*model_, config_->train().seed(), epoch, batch.indices).to(device);
-  AutocastGuard autocast = recipe.Autocast();
+  train::AutocastGuard autocast = recipe.Autocast();
   return model_->forward(images, mask).loss;
 }
 
@@ -210,7 +211,7 @@ int64_t PretrainTask::ScalarStep(int epoch, int64_t step, int64_t steps_per_epoc
 // engine_pretrain.py's log_writer, once per optimizer step (the group's last micro-batch): its
 // loss averaged over the ranks (all_reduce_mean) and the lr.
 absl::StatusOr<std::vector<std::pair<std::string, double>>> PretrainTask::StepScalars(
-    const StepInfo& step, const metrics::TrainRow& row) {
+    const run::StepInfo& step, const metrics::TrainRow& row) {
   std::vector<std::pair<std::string, double>> values;
   if (!step.result.boundary) return values;
   double loss = step.loss;
@@ -224,18 +225,18 @@ absl::StatusOr<std::vector<std::pair<std::string, double>>> PretrainTask::StepSc
   return values;
 }
 
-void PretrainTask::SummarizeEpoch(const EpochInfo& epoch, const LoopMeters& meters) {
+void PretrainTask::SummarizeEpoch(const run::EpochInfo& epoch, const run::LoopMeters& meters) {
   stats_ = PretrainEpochStats();
   stats_.epoch = epoch.epoch;
   stats_.train_loss = meters.at("loss").mean();
   stats_.train_lr = meters.at("lr").mean();
   stats_.images_per_second = epoch.images_per_second;
   LOG(INFO) << absl::StrFormat("Epoch %d done in %s: loss %.4f, %.1f img/s", epoch.epoch,
-                               FormatDuration(epoch.seconds), stats_.train_loss,
+                               train::FormatDuration(epoch.seconds), stats_.train_loss,
                                stats_.images_per_second);
 }
 
-absl::StatusOr<std::string> PretrainTask::EndEpoch(const EpochInfo& epoch) {
+absl::StatusOr<std::string> PretrainTask::EndEpoch(const run::EpochInfo& epoch) {
   const auto& k = config_->checkpoint();
   const int epochs = config_->train().epochs();
   if (!out_dir_.empty()) {
@@ -255,11 +256,11 @@ absl::StatusOr<PretrainResult> RunPretrain(const ExperimentConfig& config,
                                            const PretrainOptions& options) {
   PretrainResult result;
   PretrainTask task(&result);
-  CONVNEXTV2_ASSIGN_OR_RETURN(const LoopResult loop,
-                              RunTraining("pretrain", config, options, task));
+  CONVNEXTV2_ASSIGN_OR_RETURN(const run::LoopResult loop,
+                              run::RunTraining("pretrain", config, options, task));
   result.n_parameters = loop.n_parameters;
   result.preempted = loop.preempted;
   return result;
 }
 
-}  // namespace convnextv2::engine
+}  // namespace convnextv2::apps

@@ -39,7 +39,7 @@
 #include "convnextv2/proto/experiment.pb.h"
 #include "convnextv2/run/run_options.h"
 
-namespace convnextv2::engine {
+namespace convnextv2::apps {
 
 struct PretrainEpochStats {
   int epoch = 0;
@@ -53,11 +53,11 @@ struct PretrainResult {
   int64_t n_parameters = 0;
   std::string weights_path;  // empty when nothing was saved
   // Stopped on a signal (or PretrainOptions::stop_*) after saving a mid-epoch checkpoint: the
-  // binary exits with engine::kExitRequeue.
+  // binary exits with run::kExitRequeue.
   bool preempted = false;
 };
 
-using PretrainOptions = RunOptions;
+using PretrainOptions = run::RunOptions;
 
 absl::StatusOr<PretrainResult> RunPretrain(const ExperimentConfig& config,
                                            const PretrainOptions& options = {});
@@ -68,6 +68,6 @@ std::string ReconstructionFileName(int epoch);  // "reconstruction-0007.png"
 // "reconstruction-0007-step000120.png": after `step` batches of the run (fcmae.vis_freq).
 std::string ReconstructionFileName(int epoch, int64_t step);
 
-}  // namespace convnextv2::engine
+}  // namespace convnextv2::apps
 
 #endif  // CONVNEXTV2_APPS_PRETRAIN_H_

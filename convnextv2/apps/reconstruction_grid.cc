@@ -11,7 +11,7 @@
 #include "convnextv2/models/fcmae.h"
 #include "convnextv2/util/files.h"
 
-namespace convnextv2::engine {
+namespace convnextv2::apps {
 
 at::Tensor ReconstructionGrid(const at::Tensor& images_in, const at::Tensor& pred_in,
                               const at::Tensor& mask_in, const GridOptions& o) {
@@ -69,4 +69,4 @@ absl::Status WritePng(const at::Tensor& rgb_in, const std::string& path) {
   return util::WriteFileAtomically(path, *bytes);
 }
 
-}  // namespace convnextv2::engine
+}  // namespace convnextv2::apps

@@ -19,7 +19,7 @@
 
 #include "absl/status/status.h"
 
-namespace convnextv2::engine {
+namespace convnextv2::apps {
 
 struct GridOptions {
   int64_t patch_size = 32;
@@ -39,6 +39,6 @@ at::Tensor ReconstructionGrid(const at::Tensor& images, const at::Tensor& pred,
 // Writes an (H, W, 3) uint8 RGB tensor as a PNG, atomically.
 absl::Status WritePng(const at::Tensor& rgb, const std::string& path);
 
-}  // namespace convnextv2::engine
+}  // namespace convnextv2::apps
 
 #endif  // CONVNEXTV2_APPS_RECONSTRUCTION_GRID_H_

@@ -11,7 +11,7 @@
 #include "convnextv2/models/fcmae_build.h"
 #include "convnextv2/util/status_macros.h"
 
-namespace convnextv2::engine {
+namespace convnextv2::apps {
 
 absl::StatusOr<ReconstructionWriter> ReconstructionWriter::Create(
     const ExperimentConfig& config, const data::Dataset& train_set, uint64_t seed,
@@ -54,4 +54,4 @@ absl::StatusOr<double> ReconstructionWriter::Write(models::FCMAEImpl& model,
   return out.loss.item<double>();
 }
 
-}  // namespace convnextv2::engine
+}  // namespace convnextv2::apps

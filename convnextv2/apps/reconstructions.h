@@ -25,7 +25,7 @@
 #include "convnextv2/models/fcmae.h"
 #include "convnextv2/proto/experiment.pb.h"
 
-namespace convnextv2::engine {
+namespace convnextv2::apps {
 
 class ReconstructionWriter {
  public:
@@ -50,6 +50,6 @@ class ReconstructionWriter {
   GridOptions options_;
 };
 
-}  // namespace convnextv2::engine
+}  // namespace convnextv2::apps
 
 #endif  // CONVNEXTV2_APPS_RECONSTRUCTIONS_H_

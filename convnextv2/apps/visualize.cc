@@ -22,7 +22,7 @@
 #include "convnextv2/util/files.h"
 #include "convnextv2/util/status_macros.h"
 
-namespace convnextv2::engine {
+namespace convnextv2::apps {
 
 std::string DefaultVisOutput(const std::string& checkpoint) {
   absl::string_view stem = checkpoint;
@@ -72,11 +72,11 @@ absl::StatusOr<ExperimentConfig> VisualizeConfig(int argc, const char* const* ar
 
 absl::StatusOr<std::string> VisualizeCheckpoint(const ExperimentConfig& config) {
   const std::string& path = config.fcmae().visualize();
-  absl::StatusOr<Runtime> runtime = SetUpRuntime(config);
+  absl::StatusOr<run::Runtime> runtime = run::SetUpRuntime(config);
   CONVNEXTV2_RETURN_IF_ERROR(runtime);
   absl::StatusOr<checkpoint::Checkpoint> ckpt = checkpoint::ReadCheckpoint(path);
   CONVNEXTV2_RETURN_IF_ERROR(ckpt);
-  const std::string expected = FcmaeModelName(config.model().model());
+  const std::string expected = run::FcmaeModelName(config.model().model());
   if (ckpt->header.model() != expected) {
     return absl::InvalidArgumentError(absl::StrCat(
         path, " is a ", ckpt->header.model(), " checkpoint, not ", expected,
@@ -109,4 +109,4 @@ absl::StatusOr<std::string> VisualizeCheckpoint(const ExperimentConfig& config) 
   return out;
 }
 
-}  // namespace convnextv2::engine
+}  // namespace convnextv2::apps

@@ -18,7 +18,7 @@
 #include "absl/status/statusor.h"
 #include "convnextv2/proto/experiment.pb.h"
 
-namespace convnextv2::engine {
+namespace convnextv2::apps {
 
 // The config of a `pretrain --visualize CKPT [flags]` command line: the run config stored in the
 // checkpoint (its model, fcmae settings, data and seed), with the command line's flags applied
@@ -34,6 +34,6 @@ absl::StatusOr<std::string> VisualizeCheckpoint(const ExperimentConfig& config);
 // "/runs/x/checkpoint-41.pth" -> "/runs/x/checkpoint-41-reconstruction.png".
 std::string DefaultVisOutput(const std::string& checkpoint);
 
-}  // namespace convnextv2::engine
+}  // namespace convnextv2::apps
 
 #endif  // CONVNEXTV2_APPS_VISUALIZE_H_

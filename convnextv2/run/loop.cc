@@ -25,17 +25,17 @@
 #include "convnextv2/util/signals.h"
 #include "convnextv2/util/status_macros.h"
 
-namespace convnextv2::engine {
+namespace convnextv2::run {
 
 void LoopMeters::Declare(const std::string& name, bool reduce) {
-  entries_.push_back({name, MeanMeter(), reduce});
+  entries_.push_back({name, train::MeanMeter(), reduce});
 }
 
-MeanMeter& LoopMeters::operator[](const std::string& name) {
-  return const_cast<MeanMeter&>(static_cast<const LoopMeters&>(*this).at(name));
+train::MeanMeter& LoopMeters::operator[](const std::string& name) {
+  return const_cast<train::MeanMeter&>(static_cast<const LoopMeters&>(*this).at(name));
 }
 
-const MeanMeter& LoopMeters::at(const std::string& name) const {
+const train::MeanMeter& LoopMeters::at(const std::string& name) const {
   auto it = std::find_if(entries_.begin(), entries_.end(),
                          [&name](const Entry& e) { return e.name == name; });
   CHECK(it != entries_.end()) << "no meter '" << name << "' was declared";
@@ -62,8 +62,8 @@ void LoopMeters::Restore(const std::map<std::string, double>& scalars) {
   }
 }
 
-std::vector<MeanMeter*> LoopMeters::Reduced() {
-  std::vector<MeanMeter*> out;
+std::vector<train::MeanMeter*> LoopMeters::Reduced() {
+  std::vector<train::MeanMeter*> out;
   for (Entry& e : entries_) {
     if (e.reduce) out.push_back(&e.meter);
   }
@@ -80,17 +80,17 @@ double Seconds(Clock::time_point since) {
 
 // The recipe's state beyond model and optimizer: the EMA weights ("model_ema.<name>") and the
 // loss scaler ("scaler.scale", "scaler.growth_tracker"), so that a resumed run continues both.
-void AddRecipeState(TrainingRecipe& recipe, std::shared_ptr<torch::nn::Module> model,
+void AddRecipeState(train::TrainingRecipe& recipe, std::shared_ptr<torch::nn::Module> model,
                     RunCheckpoints* ckpts) {
   const std::string kEma = "model_ema.";
   ckpts->AddExtraState(
       [&recipe, kEma](checkpoint::Checkpoint* ckpt) {
-        if (ModelEma* ema = recipe.ema()) {
+        if (train::ModelEma* ema = recipe.ema()) {
           for (const auto& item : ema->StateDict()) ckpt->Add(kEma + item.key(), item.value());
         }
       },
       [&recipe, kEma, model](const checkpoint::Checkpoint& ckpt) -> absl::Status {
-        ModelEma* ema = recipe.ema();
+        train::ModelEma* ema = recipe.ema();
         if (ema == nullptr) return absl::OkStatus();
         torch::OrderedDict<std::string, at::Tensor> state;
         for (auto& [name, tensor] : ckpt.WithPrefix(kEma)) state.insert(name, tensor);
@@ -124,11 +124,11 @@ class Loop {
   // One epoch from state_.next_step; false when the run stopped at a step boundary.
   absl::StatusOr<bool> TrainEpoch(int epoch);
   absl::Status Step(int epoch, int64_t it, data::BatchIterator& batches, LoopMeters& meters,
-                    MeanMeter& step_time, metrics::TrainRow* row);
+                    train::MeanMeter& step_time, metrics::TrainRow* row);
   absl::Status EndEpoch(int epoch, int64_t first_step, Clock::time_point start,
                         LoopMeters& meters);
-  void LogProgress(const StepInfo& step, const LoopMeters& meters, const MeanMeter& step_time,
-                   const metrics::TrainRow& row) const;
+  void LogProgress(const StepInfo& step, const LoopMeters& meters,
+                   const train::MeanMeter& step_time, const metrics::TrainRow& row) const;
 
   // ---- records: the hook points of logging ----
   absl::Status RecordStep(const StepInfo& step, const metrics::TrainRow& row);
@@ -148,7 +148,7 @@ class Loop {
   Runtime runtime_;
   std::shared_ptr<torch::nn::Module> model_;
   int64_t steps_per_epoch_ = 0;
-  std::unique_ptr<TrainingRecipe> recipe_;
+  std::unique_ptr<train::TrainingRecipe> recipe_;
   std::unique_ptr<RunCheckpoints> ckpts_;
   LoopState state_;
   std::string out_dir_;
@@ -177,14 +177,14 @@ absl::Status Loop::SetUp() {
   model_ = task_.model();
   // Every rank starts from rank 0's weights (each rank's seed differs).
   if (runtime_.comm != nullptr) {
-    CONVNEXTV2_RETURN_IF_ERROR(BroadcastModule(*runtime_.comm, *model_));
+    CONVNEXTV2_RETURN_IF_ERROR(train::BroadcastModule(*runtime_.comm, *model_));
   }
   for (const at::Tensor& p : model_->parameters()) {
     if (p.requires_grad()) result_.n_parameters += p.numel();
   }
   LOG(INFO) << task_.DescribeModel() << ", number of params: " << result_.n_parameters;
   CONVNEXTV2_ASSIGN_OR_RETURN(
-      recipe_, TrainingRecipe::Create(config_, model_, runtime_.device, steps_per_epoch_,
+      recipe_, train::TrainingRecipe::Create(config_, model_, runtime_.device, steps_per_epoch_,
                                       runtime_.world_size, task_.recipe_options()));
   if (runtime_.comm != nullptr) recipe_->EnableDataParallel(runtime_.comm, config_.distributed());
   config_.mutable_optim()->set_lr(recipe_->lr());  // recorded: a rerun uses this lr
@@ -262,8 +262,8 @@ absl::Status Loop::TrainEpochs() {
   // No rank reports success before rank 0 has written the run's last files: a rank killed while
   // saving them makes the others fail.
   if (runtime_.comm != nullptr) CONVNEXTV2_RETURN_IF_ERROR(runtime_.comm->Barrier());
-  LOG(INFO) << "Training time " << FormatDuration(Seconds(train_start)) << " (total "
-            << FormatDuration(Seconds(start_)) << ")";
+  LOG(INFO) << "Training time " << train::FormatDuration(Seconds(train_start)) << " (total "
+            << train::FormatDuration(Seconds(start_)) << ")";
   return absl::OkStatus();
 }
 
@@ -272,7 +272,7 @@ absl::StatusOr<bool> Loop::TrainEpoch(int epoch) {
   LoopMeters meters;
   meters.Declare("loss", /*reduce=*/true);
   task_.DeclareMeters(&meters);
-  MeanMeter step_time;
+  train::MeanMeter step_time;
   const auto epoch_start = Clock::now();
   recipe_->StartEpoch();
   int64_t first_step = 0;
@@ -298,7 +298,7 @@ absl::StatusOr<bool> Loop::TrainEpoch(int epoch) {
 }
 
 absl::Status Loop::Step(int epoch, int64_t it, data::BatchIterator& batches, LoopMeters& meters,
-                        MeanMeter& step_time, metrics::TrainRow* row) {
+                        train::MeanMeter& step_time, metrics::TrainRow* row) {
   const auto step_start = Clock::now();
   // The checkpoint holds rank 0's generator only: the other ranks reseed theirs (drop path) from
   // the step at every step, so a run resumed at any step draws what an unstopped one does.
@@ -346,12 +346,12 @@ absl::Status Loop::Step(int epoch, int64_t it, data::BatchIterator& batches, Loo
 }
 
 void Loop::LogProgress(const StepInfo& step, const LoopMeters& meters,
-                       const MeanMeter& step_time, const metrics::TrainRow& row) const {
+                       const train::MeanMeter& step_time, const metrics::TrainRow& row) const {
   const double eta = step_time.recent() * (steps_per_epoch_ - step.step - 1);
   LOG(INFO) << absl::StrFormat(
       "Epoch: [%d]  [%*d/%d]  eta: %s  lr: %.6f  %s  img/s: %.*f  time: %.3f", step.epoch,
       static_cast<int>(std::to_string(steps_per_epoch_).size()), step.step + 1, steps_per_epoch_,
-      FormatDuration(eta), step.lr, task_.ProgressFields(step, meters, row),
+      train::FormatDuration(eta), step.lr, task_.ProgressFields(step, meters, row),
       task_.images_per_second_decimals(), ImagesPerSecond(step_time.recent()), step_time.recent());
 }
 
@@ -363,7 +363,7 @@ absl::Status Loop::EndEpoch(int epoch, int64_t first_step, Clock::time_point sta
   info.seconds = Seconds(start);
   info.n_parameters = result_.n_parameters;
   if (runtime_.comm != nullptr) {  // the epoch's averages over all ranks
-    CONVNEXTV2_RETURN_IF_ERROR(ReduceMeters(*runtime_.comm, meters.Reduced()));
+    CONVNEXTV2_RETURN_IF_ERROR(train::ReduceMeters(*runtime_.comm, meters.Reduced()));
   }
   info.images_per_second = static_cast<double>(steps_per_epoch_ - first_step) *
                            config_.train().batch_size() * runtime_.world_size / info.seconds;
@@ -436,4 +436,4 @@ absl::StatusOr<LoopResult> RunTraining(const std::string& program, const Experim
   return result;
 }
 
-}  // namespace convnextv2::engine
+}  // namespace convnextv2::run

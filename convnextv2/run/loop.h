@@ -51,7 +51,7 @@
 #include "convnextv2/train/meters.h"
 #include "convnextv2/train/recipe.h"
 
-namespace convnextv2::engine {
+namespace convnextv2::run {
 
 // The epoch's running means, by name. "loss" is always there; a task adds its own. A mid-epoch
 // checkpoint saves each as "train.<name>_sum" / "train.<name>_count", so a resumed epoch
@@ -60,16 +60,16 @@ class LoopMeters {
  public:
   // `reduce`: averaged over the ranks at the epoch's end (as synchronize_between_processes).
   void Declare(const std::string& name, bool reduce);
-  MeanMeter& operator[](const std::string& name);
-  const MeanMeter& at(const std::string& name) const;
+  train::MeanMeter& operator[](const std::string& name);
+  const train::MeanMeter& at(const std::string& name) const;
   std::map<std::string, double> Sums() const;
   void Restore(const std::map<std::string, double>& scalars);
-  std::vector<MeanMeter*> Reduced();
+  std::vector<train::MeanMeter*> Reduced();
 
  private:
   struct Entry {
     std::string name;
-    MeanMeter meter;
+    train::MeanMeter meter;
     bool reduce = false;
   };
   std::vector<Entry> entries_;  // declaration order: the order of the reduction
@@ -82,7 +82,7 @@ struct StepInfo {
   int64_t steps_per_epoch = 0;
   double loss = 0;
   double lr = 0;               // largest group lr of this step (set before the forward pass)
-  MicroStepResult result;      // boundary, stepped, grad_norm
+  train::MicroStepResult result;  // boundary, stepped, grad_norm
 };
 
 // The epoch as the loop saw it, for the task's log lines and stats.
@@ -105,15 +105,15 @@ class TrainingTask {
   virtual std::shared_ptr<torch::nn::Module> model() const = 0;
   // "model convnextv2_atto": the log line's start before ", number of params: N".
   virtual std::string DescribeModel() const = 0;
-  virtual RecipeOptions recipe_options() = 0;
+  virtual train::RecipeOptions recipe_options() = 0;
   // After the recipe exists, before resume. Returning true ends the run here (evaluation only).
-  virtual absl::StatusOr<bool> BeforeResume(TrainingRecipe& recipe) { return false; }
+  virtual absl::StatusOr<bool> BeforeResume(train::TrainingRecipe& recipe) { return false; }
   // The checkpoint header's model name (empty: model.model); runs resume only their own kind.
   virtual std::string checkpoint_model_name() const { return ""; }
   // Further checkpoint state beyond model, optimizer, RNGs and the recipe's EMA / loss scaler.
   virtual void AddCheckpointState(RunCheckpoints* ckpts) {}
   // After resume (or a fresh start): e.g. initialize from pre-trained weights.
-  virtual absl::Status AfterResume(const LoopState& state, TrainingRecipe& recipe) {
+  virtual absl::Status AfterResume(const LoopState& state, train::TrainingRecipe& recipe) {
     return absl::OkStatus();
   }
   // Rank 0 with an output dir only, after config.pbtxt is written.
@@ -124,7 +124,7 @@ class TrainingTask {
   virtual void DeclareMeters(LoopMeters* meters) const {}
   // The mean loss of one micro-batch, computed under recipe.Autocast().
   virtual absl::StatusOr<at::Tensor> Loss(const data::Batch& batch, int epoch, int64_t step,
-                                          TrainingRecipe& recipe) = 0;
+                                          train::TrainingRecipe& recipe) = 0;
   // After backward and the optimizer's work: the task's meters and its fields of the row.
   virtual void FinishStep(const StepInfo& step, LoopMeters* meters, metrics::TrainRow* row) {}
   // After the row is recorded (`global_step` micro-batches done): e.g. pictures every N steps.
@@ -168,7 +168,7 @@ class TrainingTask {
 struct LoopResult {
   int64_t n_parameters = 0;
   // Stopped on a signal (or RunOptions::stop_*) after saving a mid-epoch checkpoint: the
-  // binary exits with engine::kExitRequeue.
+  // binary exits with run::kExitRequeue.
   bool preempted = false;
   bool ended_before_training = false;  // task.BeforeResume finished the run
 };
@@ -177,6 +177,6 @@ struct LoopResult {
 absl::StatusOr<LoopResult> RunTraining(const std::string& program, const ExperimentConfig& config,
                                        const RunOptions& options, TrainingTask& task);
 
-}  // namespace convnextv2::engine
+}  // namespace convnextv2::run
 
 #endif  // CONVNEXTV2_RUN_LOOP_H_

@@ -5,7 +5,7 @@
 #include <string>
 #include <utility>
 
-namespace convnextv2::engine {
+namespace convnextv2::run {
 namespace {
 
 volatile std::sig_atomic_t g_signal = 0;
@@ -53,4 +53,4 @@ void PreemptionWatch::LogStop(int epoch, int64_t step) const {
                << "; the checkpoint resumes from here";
 }
 
-}  // namespace convnextv2::engine
+}  // namespace convnextv2::run

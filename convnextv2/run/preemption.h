@@ -14,7 +14,7 @@
 
 #include "convnextv2/metrics/time_limit.h"
 
-namespace convnextv2::engine {
+namespace convnextv2::run {
 
 // EX_TEMPFAIL: "stopped on a signal after saving a checkpoint; requeue me".
 inline constexpr int kExitRequeue = 75;
@@ -45,6 +45,6 @@ class PreemptionWatch {
   struct sigaction old_term_ {}, old_extra_ {};
 };
 
-}  // namespace convnextv2::engine
+}  // namespace convnextv2::run
 
 #endif  // CONVNEXTV2_RUN_PREEMPTION_H_

@@ -20,7 +20,7 @@
 #include "google/protobuf/descriptor.h"
 #include "google/protobuf/text_format.h"
 
-namespace convnextv2::engine {
+namespace convnextv2::run {
 namespace {
 
 namespace pb = google::protobuf;
@@ -319,7 +319,7 @@ absl::Status RunCheckpoints::SaveBest(int epoch, const LoopState& state,
   return Write(checkpoint::BestPath(dir, ema), ckpt);
 }
 
-void AddLossScalerState(LossScaler* scaler, RunCheckpoints* ckpts) {
+void AddLossScalerState(train::LossScaler* scaler, RunCheckpoints* ckpts) {
   ckpts->AddExtraState(
       [scaler](checkpoint::Checkpoint* ckpt) {
         ckpt->Add("scaler.scale", at::scalar_tensor(scaler->state().scale, at::kDouble));
@@ -330,7 +330,8 @@ void AddLossScalerState(LossScaler* scaler, RunCheckpoints* ckpts) {
         const at::Tensor* scale = ckpt.Find("scaler.scale");
         const at::Tensor* tracker = ckpt.Find("scaler.growth_tracker");
         if (scale != nullptr && tracker != nullptr) {
-          scaler->set_state(LossScalerState{scale->item<double>(), tracker->item<int64_t>()});
+          scaler->set_state(
+              train::LossScalerState{scale->item<double>(), tracker->item<int64_t>()});
         } else {
           LOG(WARNING) << "the checkpoint holds no loss-scaler state (saved without use_amp): "
                           "the scaler starts at "
@@ -346,4 +347,4 @@ bool RunCheckpoints::PeriodicSaveDue(int64_t global_step, int64_t step) const {
          config_.checkpoint().save_ckpt() && !config_.output().output_dir().empty();
 }
 
-}  // namespace convnextv2::engine
+}  // namespace convnextv2::run

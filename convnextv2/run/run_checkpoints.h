@@ -26,7 +26,7 @@
 #include "convnextv2/run/run_record.h"
 #include "convnextv2/train/loss_scaler.h"
 
-namespace convnextv2::engine {
+namespace convnextv2::run {
 
 // The loop's position (the next batch to run) and its exact running values.
 struct LoopState {
@@ -109,7 +109,7 @@ class RunCheckpoints {
 // Saves a use_amp run's loss scaler with every training checkpoint ("scaler.scale",
 // "scaler.growth_tracker") and restores it on resume; a checkpoint without them (saved without
 // use_amp) leaves the scaler at its initial scale, with a warning. `scaler` must outlive ckpts.
-void AddLossScalerState(LossScaler* scaler, RunCheckpoints* ckpts);
+void AddLossScalerState(train::LossScaler* scaler, RunCheckpoints* ckpts);
 
 // The header model name of FCMAE pre-training checkpoints: "fcmae_convnextv2_atto".
 std::string FcmaeModelName(absl::string_view variant);
@@ -128,6 +128,6 @@ absl::Status StartLogs(const ExperimentConfig& config, const LoopState& state,
 std::vector<std::string> ConfigChanges(const std::string& stored_text,
                                        const ExperimentConfig& current);
 
-}  // namespace convnextv2::engine
+}  // namespace convnextv2::run
 
 #endif  // CONVNEXTV2_RUN_RUN_CHECKPOINTS_H_

@@ -6,7 +6,7 @@
 #include <cstdint>
 #include <string>
 
-namespace convnextv2::engine {
+namespace convnextv2::run {
 
 struct RunOptions {
   std::string command_line;  // for the log
@@ -16,6 +16,6 @@ struct RunOptions {
   int64_t stop_step = -1;
 };
 
-}  // namespace convnextv2::engine
+}  // namespace convnextv2::run
 
 #endif  // CONVNEXTV2_RUN_RUN_OPTIONS_H_

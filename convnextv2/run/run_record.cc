@@ -10,7 +10,7 @@
 #include "convnextv2/util/files.h"
 #include "convnextv2/util/status_macros.h"
 
-namespace convnextv2::engine {
+namespace convnextv2::run {
 
 RunRecord::RunRecord(std::string program, std::string command_line)
     : program_(std::move(program)),
@@ -87,4 +87,4 @@ double RunRecord::WallTime() const {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
 }
 
-}  // namespace convnextv2::engine
+}  // namespace convnextv2::run

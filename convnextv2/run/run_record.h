@@ -20,7 +20,7 @@
 #include "convnextv2/proto/experiment.pb.h"
 #include "convnextv2/proto/run_manifest.pb.h"
 
-namespace convnextv2::engine {
+namespace convnextv2::run {
 
 class RunRecord {
  public:
@@ -50,6 +50,6 @@ class RunRecord {
   bool finished_ = false;
 };
 
-}  // namespace convnextv2::engine
+}  // namespace convnextv2::run
 
 #endif  // CONVNEXTV2_RUN_RUN_RECORD_H_

@@ -11,7 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "convnextv2/util/status_macros.h"
 
-namespace convnextv2::engine {
+namespace convnextv2::run {
 
 int AvailableCpus() {
   cpu_set_t set;
@@ -88,4 +88,4 @@ absl::StatusOr<Runtime> SetUpRuntime(const ExperimentConfig& config) {
   return rt;
 }
 
-}  // namespace convnextv2::engine
+}  // namespace convnextv2::run

@@ -17,7 +17,7 @@
 #include "convnextv2/dist/process_group.h"
 #include "convnextv2/proto/experiment.pb.h"
 
-namespace convnextv2::engine {
+namespace convnextv2::run {
 
 // train.device: "cpu", "cuda", "cuda:N", or "" for cuda when available and cpu otherwise.
 // "cuda" in a multi-process run means cuda:<local rank> (one GPU per process). Asking for cuda
@@ -50,6 +50,6 @@ absl::StatusOr<Runtime> SetUpRuntime(const ExperimentConfig& config);
 // CPUs in this process's affinity mask.
 int AvailableCpus();
 
-}  // namespace convnextv2::engine
+}  // namespace convnextv2::run
 
 #endif  // CONVNEXTV2_RUN_RUNTIME_H_

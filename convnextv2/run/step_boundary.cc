@@ -9,7 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "convnextv2/util/status_macros.h"
 
-namespace convnextv2::engine {
+namespace convnextv2::run {
 namespace {
 
 // Every rank's `mine` (the same keys on every rank) gathered by one all-reduce of a zeroed
@@ -74,4 +74,4 @@ absl::StatusOr<bool> StepBoundaries::Reached(
   return stop;
 }
 
-}  // namespace convnextv2::engine
+}  // namespace convnextv2::run

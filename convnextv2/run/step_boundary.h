@@ -25,7 +25,7 @@
 #include "convnextv2/run/preemption.h"
 #include "convnextv2/run/run_checkpoints.h"
 
-namespace convnextv2::engine {
+namespace convnextv2::run {
 
 // The running sums rank `rank` of a run with `world_size` ranks resumes with, from the scalars
 // of a mid-epoch checkpoint: rank 0's are stored under their own keys, rank r's under
@@ -63,6 +63,6 @@ class StepBoundaries {
   int64_t stop_step_;
 };
 
-}  // namespace convnextv2::engine
+}  // namespace convnextv2::run
 
 #endif  // CONVNEXTV2_RUN_STEP_BOUNDARY_H_

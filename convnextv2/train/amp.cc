@@ -5,7 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "convnextv2/util/torch_compat.h"
 
-namespace convnextv2::engine {
+namespace convnextv2::train {
 namespace {
 
 // The libtorch 1.13 / 2.x difference lives in util/torch_compat.h.
@@ -45,4 +45,4 @@ AutocastGuard::~AutocastGuard() {
   SetDtype(device_, prev_dtype_);
 }
 
-}  // namespace convnextv2::engine
+}  // namespace convnextv2::train

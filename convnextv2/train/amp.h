@@ -16,7 +16,7 @@
 #include "absl/status/statusor.h"
 #include "convnextv2/proto/experiment.pb.h"
 
-namespace convnextv2::engine {
+namespace convnextv2::train {
 
 // The autocast dtype of a run: train.amp_dtype when set, else bfloat16 on CPU (the only one CPU
 // autocast supports) and float16 on CUDA (the official torch.cuda.amp default).
@@ -36,6 +36,6 @@ class AutocastGuard {
   c10::ScalarType prev_dtype_ = c10::ScalarType::Float;
 };
 
-}  // namespace convnextv2::engine
+}  // namespace convnextv2::train
 
 #endif  // CONVNEXTV2_TRAIN_AMP_H_

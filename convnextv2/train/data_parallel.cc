@@ -4,7 +4,7 @@
 #include <ATen/ATen.h>
 #include <glog/logging.h>
 
-namespace convnextv2::engine {
+namespace convnextv2::train {
 
 absl::Status BroadcastModule(dist::Communicator& comm, const torch::nn::Module& module) {
   std::vector<at::Tensor> tensors = module.parameters();
@@ -42,4 +42,4 @@ absl::Status ReduceMeters(dist::Communicator& comm, const std::vector<MeanMeter*
   return absl::OkStatus();
 }
 
-}  // namespace convnextv2::engine
+}  // namespace convnextv2::train

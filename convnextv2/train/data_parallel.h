@@ -18,7 +18,7 @@
 #include "convnextv2/train/meters.h"
 #include "convnextv2/train/train_step.h"
 
-namespace convnextv2::engine {
+namespace convnextv2::train {
 
 // Copies rank 0's parameters and buffers into every rank's module.
 absl::Status BroadcastModule(dist::Communicator& comm, const torch::nn::Module& module);
@@ -34,6 +34,6 @@ std::unique_ptr<dist::GradientSync> SyncGradients(std::shared_ptr<dist::Communic
 // Replaces each meter's (sum, count) by its sum over ranks, so mean() is the global mean.
 absl::Status ReduceMeters(dist::Communicator& comm, const std::vector<MeanMeter*>& meters);
 
-}  // namespace convnextv2::engine
+}  // namespace convnextv2::train
 
 #endif  // CONVNEXTV2_TRAIN_DATA_PARALLEL_H_

@@ -5,7 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 
-namespace convnextv2::engine {
+namespace convnextv2::train {
 namespace {
 
 torch::OrderedDict<std::string, at::Tensor> Entries(const torch::nn::Module& m) {
@@ -68,4 +68,4 @@ absl::Status ModelEma::LoadStateDict(const torch::OrderedDict<std::string, at::T
   return absl::OkStatus();
 }
 
-}  // namespace convnextv2::engine
+}  // namespace convnextv2::train

@@ -21,7 +21,7 @@
 
 #include "absl/status/status.h"
 
-namespace convnextv2::engine {
+namespace convnextv2::train {
 
 class ModelEma {
  public:
@@ -51,6 +51,6 @@ class ModelEma {
   double decay_;
 };
 
-}  // namespace convnextv2::engine
+}  // namespace convnextv2::train
 
 #endif  // CONVNEXTV2_TRAIN_EMA_H_

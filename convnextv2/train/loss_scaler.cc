@@ -2,7 +2,7 @@
 
 #include <ATen/ATen.h>
 
-namespace convnextv2::engine {
+namespace convnextv2::train {
 
 LossScaler::LossScaler(LossScalerOptions options) : options_(options) {
   TORCH_CHECK(options_.init_scale > 0 && options_.growth_factor > 1 &&
@@ -52,4 +52,4 @@ void LossScaler::Update(bool found_inf) {
   }
 }
 
-}  // namespace convnextv2::engine
+}  // namespace convnextv2::train

@@ -17,7 +17,7 @@
 #include <cstdint>
 #include <vector>
 
-namespace convnextv2::engine {
+namespace convnextv2::train {
 
 struct LossScalerOptions {
   double init_scale = 65536.0;  // 2^16
@@ -56,6 +56,6 @@ class LossScaler {
   LossScalerState state_;
 };
 
-}  // namespace convnextv2::engine
+}  // namespace convnextv2::train
 
 #endif  // CONVNEXTV2_TRAIN_LOSS_SCALER_H_

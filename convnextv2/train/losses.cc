@@ -2,7 +2,7 @@
 
 #include <ATen/ATen.h>
 
-namespace convnextv2::engine {
+namespace convnextv2::train {
 
 at::Tensor SoftTargetCrossEntropy(const at::Tensor& logits, const at::Tensor& soft_targets) {
   TORCH_CHECK(logits.dim() == 2 && soft_targets.sizes() == logits.sizes(),
@@ -23,4 +23,4 @@ at::Tensor CrossEntropy(const at::Tensor& logits, const at::Tensor& labels, doub
   return ((1.0 - smoothing) * nll + smoothing * uniform).mean();
 }
 
-}  // namespace convnextv2::engine
+}  // namespace convnextv2::train

@@ -12,7 +12,7 @@
 
 #include <ATen/core/Tensor.h>
 
-namespace convnextv2::engine {
+namespace convnextv2::train {
 
 // mean_i sum_c -soft_targets[i, c] * log_softmax(logits)[i, c]; soft_targets is (N, C).
 at::Tensor SoftTargetCrossEntropy(const at::Tensor& logits, const at::Tensor& soft_targets);
@@ -21,6 +21,6 @@ at::Tensor SoftTargetCrossEntropy(const at::Tensor& logits, const at::Tensor& so
 // (timm's LabelSmoothingCrossEntropy; smoothing 0 is plain cross-entropy). labels: (N,) int64.
 at::Tensor CrossEntropy(const at::Tensor& logits, const at::Tensor& labels, double smoothing = 0.0);
 
-}  // namespace convnextv2::engine
+}  // namespace convnextv2::train
 
 #endif  // CONVNEXTV2_TRAIN_LOSSES_H_

@@ -7,7 +7,7 @@
 
 #include "absl/strings/str_format.h"
 
-namespace convnextv2::engine {
+namespace convnextv2::train {
 
 void MeanMeter::Add(double value, double weight) {
   sum_ += value * weight;
@@ -32,4 +32,4 @@ std::string FormatDuration(double seconds) {
   return absl::StrFormat("%d:%02d:%02d", s / 3600, (s / 60) % 60, s % 60);
 }
 
-}  // namespace convnextv2::engine
+}  // namespace convnextv2::train

@@ -11,7 +11,7 @@
 #include <deque>
 #include <string>
 
-namespace convnextv2::engine {
+namespace convnextv2::train {
 
 // Weighted global average plus the average of the last `window` values (for progress lines).
 class MeanMeter {
@@ -41,6 +41,6 @@ int64_t TopKCorrect(const at::Tensor& logits, const at::Tensor& labels, int64_t 
 // "1:02:03" for seconds.
 std::string FormatDuration(double seconds);
 
-}  // namespace convnextv2::engine
+}  // namespace convnextv2::train
 
 #endif  // CONVNEXTV2_TRAIN_METERS_H_

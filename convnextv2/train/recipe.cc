@@ -12,7 +12,7 @@
 #include "convnextv2/train/data_parallel.h"
 #include "convnextv2/util/status_macros.h"
 
-namespace convnextv2::engine {
+namespace convnextv2::train {
 
 TrainingRecipe::TrainingRecipe(const ExperimentConfig& config, int64_t steps_per_epoch, double lr)
     : lr_(lr),
@@ -144,4 +144,4 @@ std::shared_ptr<models::ConvNeXtV2Impl> TrainingRecipe::ema_model() const {
   return ema_ ? ema_->As<models::ConvNeXtV2Impl>() : nullptr;
 }
 
-}  // namespace convnextv2::engine
+}  // namespace convnextv2::train

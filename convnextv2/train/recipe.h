@@ -42,7 +42,7 @@
 #include "convnextv2/train/ema.h"
 #include "convnextv2/train/train_step.h"
 
-namespace convnextv2::engine {
+namespace convnextv2::train {
 
 // What a task chooses about its recipe; the rest comes from the config.
 struct RecipeOptions {
@@ -126,6 +126,6 @@ class TrainingRecipe {
   bool ema_on_cpu_ = false;
 };
 
-}  // namespace convnextv2::engine
+}  // namespace convnextv2::train
 
 #endif  // CONVNEXTV2_TRAIN_RECIPE_H_

@@ -5,7 +5,7 @@
 
 #include <cmath>
 
-namespace convnextv2::engine {
+namespace convnextv2::train {
 
 double GradNorm(const std::vector<at::Tensor>& params) {
   // Squared norms summed per device, one host read per device (not per gradient).
@@ -79,4 +79,4 @@ MicroStepResult OptimizerStepper::Backward(const at::Tensor& loss, int64_t micro
   return result;
 }
 
-}  // namespace convnextv2::engine
+}  // namespace convnextv2::train

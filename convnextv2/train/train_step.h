@@ -28,7 +28,7 @@
 #include "convnextv2/dist/grad_sync.h"
 #include "convnextv2/train/loss_scaler.h"
 
-namespace convnextv2::engine {
+namespace convnextv2::train {
 
 // Global L2 norm of the defined gradients of `params` (0 when there are none).
 double GradNorm(const std::vector<at::Tensor>& params);
@@ -76,6 +76,6 @@ class OptimizerStepper {
   dist::GradientSync* grad_sync_ = nullptr;
 };
 
-}  // namespace convnextv2::engine
+}  // namespace convnextv2::train
 
 #endif  // CONVNEXTV2_TRAIN_TRAIN_STEP_H_

@@ -27,7 +27,7 @@
 #include "convnextv2/models/fcmae.h"
 #include "convnextv2/util/files.h"
 
-namespace convnextv2::engine {
+namespace convnextv2::apps {
 namespace {
 
 std::string TempDir(const std::string& name) {
@@ -425,4 +425,4 @@ TEST(PretrainAmpTest, LossFallsAndResumeIsBitwiseIdenticalWithTheScaler) {
 }
 
 }  // namespace
-}  // namespace convnextv2::engine
+}  // namespace convnextv2::apps

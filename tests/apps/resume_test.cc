@@ -13,7 +13,7 @@
 #include "convnextv2/checkpoint/file.h"
 #include "convnextv2/config/config.h"
 
-namespace convnextv2::engine {
+namespace convnextv2::apps {
 namespace {
 
 namespace fs = std::filesystem;
@@ -156,4 +156,4 @@ TEST_F(ResumeTest, MismatchedOptimizerOrModelIsAnError) {
 }
 
 }  // namespace
-}  // namespace convnextv2::engine
+}  // namespace convnextv2::apps

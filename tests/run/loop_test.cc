@@ -26,7 +26,7 @@
 #include "convnextv2/tensorboard/event.pb.h"
 #include "convnextv2/tensorboard/event_writer.h"
 
-namespace convnextv2::engine {
+namespace convnextv2::run {
 namespace {
 
 namespace fs = std::filesystem;
@@ -70,8 +70,8 @@ class FakeTask : public TrainingTask {
   const data::Loader& train_loader() const override { return *loader_; }
   std::shared_ptr<torch::nn::Module> model() const override { return model_; }
   std::string DescribeModel() const override { return "model scalar"; }
-  RecipeOptions recipe_options() override {
-    RecipeOptions o;
+  train::RecipeOptions recipe_options() override {
+    train::RecipeOptions o;
     o.groups = [this]() -> absl::StatusOr<std::vector<optim::ParamGroup>> {
       return std::vector<optim::ParamGroup>{{"all", 0.0, 1.0, -1, {"w"}, {model_->w}}};
     };
@@ -79,7 +79,7 @@ class FakeTask : public TrainingTask {
   }
   void DeclareMeters(LoopMeters* meters) const override { meters->Declare("w", false); }
   absl::StatusOr<at::Tensor> Loss(const data::Batch& batch, int epoch, int64_t step,
-                                  TrainingRecipe& recipe) override {
+                                  train::TrainingRecipe& recipe) override {
     calls.push_back({epoch, step, batch.indices, model_->w.item<float>()});
     if (nan_at_step == step) return model_->w.sum() * std::nan("");
     return (model_->w * model_->w).sum();
@@ -344,7 +344,7 @@ TEST(Loop, TensorBoardValuesSurviveAStopAndResume) {
 
 TEST(Loop, EndingBeforeTrainingRunsNoStep) {
   struct EvalOnly : FakeTask {
-    absl::StatusOr<bool> BeforeResume(TrainingRecipe&) override { return true; }
+    absl::StatusOr<bool> BeforeResume(train::TrainingRecipe&) override { return true; }
   } task;
   const std::string dir = Dir("eval_only");
   absl::StatusOr<LoopResult> r = RunTraining("fake", FakeRun(dir), {}, task);
@@ -355,4 +355,4 @@ TEST(Loop, EndingBeforeTrainingRunsNoStep) {
 }
 
 }  // namespace
-}  // namespace convnextv2::engine
+}  // namespace convnextv2::run

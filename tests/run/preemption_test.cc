@@ -5,7 +5,7 @@
 #include <chrono>
 #include <csignal>
 
-namespace convnextv2::engine {
+namespace convnextv2::run {
 namespace {
 
 using Clock = metrics::TimeLimit::Clock;
@@ -50,4 +50,4 @@ TEST(PreemptionWatchTest, FarTimeLimitDoesNotStop) {
 }
 
 }  // namespace
-}  // namespace convnextv2::engine
+}  // namespace convnextv2::run

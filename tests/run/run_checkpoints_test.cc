@@ -15,7 +15,7 @@
 #include "convnextv2/run/preemption.h"
 #include "convnextv2/run/step_boundary.h"
 
-namespace convnextv2::engine {
+namespace convnextv2::run {
 namespace {
 
 namespace fs = std::filesystem;
@@ -248,4 +248,4 @@ TEST(RankScalars, GivesEachRankItsOwnSums) {
 }
 
 }  // namespace
-}  // namespace convnextv2::engine
+}  // namespace convnextv2::run

@@ -8,7 +8,7 @@
 #include "convnextv2/metrics/manifest.h"
 #include "convnextv2/metrics/metrics_log.h"
 
-namespace convnextv2::engine {
+namespace convnextv2::run {
 namespace {
 
 namespace fs = std::filesystem;
@@ -91,4 +91,4 @@ TEST(RunRecord, AnUnfinishedRunIsRecordedAsFailed) {
 }
 
 }  // namespace
-}  // namespace convnextv2::engine
+}  // namespace convnextv2::run

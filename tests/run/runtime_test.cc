@@ -5,7 +5,7 @@
 #include <ATen/Parallel.h>
 #include <gtest/gtest.h>
 
-namespace convnextv2::engine {
+namespace convnextv2::run {
 namespace {
 
 ExperimentConfig WithDevice(const std::string& device) {
@@ -60,4 +60,4 @@ TEST(SetUpRuntime, SingleProcessSeedsTorch) {
 }
 
 }  // namespace
-}  // namespace convnextv2::engine
+}  // namespace convnextv2::run

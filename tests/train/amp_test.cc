@@ -14,7 +14,7 @@
 #include "convnextv2/train/train_step.h"
 #include "convnextv2/util/torch_compat.h"
 
-namespace convnextv2::engine {
+namespace convnextv2::train {
 namespace {
 
 models::ConvNeXtV2 TinyModel() {
@@ -66,4 +66,4 @@ TEST(Amp, CpuAutocastRunsTheModelInBfloat16AndRestores) {
 }
 
 }  // namespace
-}  // namespace convnextv2::engine
+}  // namespace convnextv2::train

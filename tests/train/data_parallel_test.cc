@@ -25,7 +25,7 @@
 #include "convnextv2/train/data_parallel.h"
 #include "convnextv2/train/train_step.h"
 
-namespace convnextv2::dist {
+namespace convnextv2::train {
 namespace {
 
 using ::testing::HasSubstr;
@@ -49,7 +49,7 @@ absl::StatusOr<std::vector<pid_t>> Spawn(const std::string& role, int world,
                                   absl::StrCat("TEST_TMPDIR=", std::getenv("TEST_TMPDIR")),
                                   "OMP_NUM_THREADS=1"};
   if (!extra_env.empty()) env.push_back(extra_env);
-  return SpawnLocalRanks(ranks, world, {}, env);
+  return dist::SpawnLocalRanks(ranks, world, {}, env);
 }
 
 // The same tiny training on every path: atto on 32x32 inputs, SGD with momentum (no Adam, whose
@@ -57,14 +57,14 @@ absl::StatusOr<std::vector<pid_t>> Spawn(const std::string& role, int world,
 struct Trainer {
   models::ConvNeXtV2 model{nullptr};
   std::unique_ptr<torch::optim::SGD> sgd;
-  std::unique_ptr<engine::OptimizerStepper> stepper;
+  std::unique_ptr<OptimizerStepper> stepper;
   explicit Trainer(int update_freq, uint64_t init_seed) {
     at::manual_seed(init_seed);
     model = *models::CreateConvNeXtV2("convnextv2_atto", 5, /*drop_path=*/0.0, 1.0);
     sgd = std::make_unique<torch::optim::SGD>(model->parameters(),
                                               torch::optim::SGDOptions(0.05).momentum(0.9));
-    stepper = std::make_unique<engine::OptimizerStepper>(
-        sgd.get(), model->parameters(), engine::StepperOptions{.update_freq = update_freq});
+    stepper = std::make_unique<OptimizerStepper>(
+        sgd.get(), model->parameters(), StepperOptions{.update_freq = update_freq});
   }
   // Micro-batch `m` of step `s`: `count` images starting at `first` of that micro-batch's
   // global batch of 2 * kPerRank.
@@ -74,7 +74,7 @@ struct Trainer {
     const at::Tensor y = at::randint(0, 5, {2 * kPerRank}, at::kLong);
     const at::Tensor logits = model->forward(x.narrow(0, first, count));
     const at::Tensor loss = at::cross_entropy_loss(logits, y.narrow(0, first, count));
-    engine::MicroStepResult r = stepper->Backward(loss, m);
+    MicroStepResult r = stepper->Backward(loss, m);
     ASSERT_TRUE(r.error.ok()) << r.error;
   }
   at::Tensor Flat() const {
@@ -100,14 +100,14 @@ at::Tensor ReadTensor(const std::string& path, int64_t n) {
 
 // ---- workers ----------------------------------------------------------------------------
 
-int TrainWorker(const DistEnv& env, int update_freq) {
-  absl::StatusOr<std::shared_ptr<Communicator>> comm =
-      Communicator::Create(env, c10::Device(c10::kCPU), std::chrono::seconds(60));
+int TrainWorker(const dist::DistEnv& env, int update_freq) {
+  absl::StatusOr<std::shared_ptr<dist::Communicator>> comm =
+      dist::Communicator::Create(env, c10::Device(c10::kCPU), std::chrono::seconds(60));
   if (!comm.ok()) return 10;
   Trainer t(update_freq, /*init_seed=*/77 + env.rank);  // different per rank: broadcast fixes it
-  if (!engine::BroadcastModule(**comm, *t.model).ok()) return 11;
+  if (!BroadcastModule(**comm, *t.model).ok()) return 11;
   // Small buckets so that several are in flight during backward.
-  GradientSync sync(*comm, t.model->parameters(), /*bucket_bytes=*/64 << 10);
+  dist::GradientSync sync(*comm, t.model->parameters(), /*bucket_bytes=*/64 << 10);
   t.stepper->set_grad_sync(&sync);
   for (int s = 0; s < kSteps; ++s) {
     for (int m = 0; m < update_freq; ++m) t.Micro(s, m, env.rank * kPerRank, kPerRank);
@@ -117,14 +117,14 @@ int TrainWorker(const DistEnv& env, int update_freq) {
 }
 
 int WorkerMain(const std::string& role) {
-  absl::StatusOr<DistEnv> env = ResolveDistEnv(DistributedConfig());
+  absl::StatusOr<dist::DistEnv> env = dist::ResolveDistEnv(DistributedConfig());
   if (!env.ok()) return 9;
   at::set_num_threads(1);
   if (role == "train1") return TrainWorker(*env, 1);
   if (role == "train2") return TrainWorker(*env, 2);
   const auto timeout = std::chrono::seconds(std::atoi(std::getenv("DP_TIMEOUT")));
-  absl::StatusOr<std::shared_ptr<Communicator>> comm =
-      Communicator::Create(*env, c10::Device(c10::kCPU), timeout);
+  absl::StatusOr<std::shared_ptr<dist::Communicator>> comm =
+      dist::Communicator::Create(*env, c10::Device(c10::kCPU), timeout);
   if (!comm.ok()) {
     std::ofstream(OutPath(role, env->rank)) << comm.status().message();
     return 20;
@@ -149,7 +149,7 @@ void ExpectSameAsOneProcess(int update_freq) {
   const absl::StatusOr<std::vector<pid_t>> pids =
       Spawn(absl::StrCat("train", update_freq), 2, {0, 1});
   ASSERT_TRUE(pids.ok()) << pids.status();
-  for (pid_t pid : *pids) ASSERT_EQ(WaitExitStatus(pid), 0);
+  for (pid_t pid : *pids) ASSERT_EQ(dist::WaitExitStatus(pid), 0);
   // One process, batches of 2 * kPerRank, the same micro-batches.
   at::set_num_threads(1);
   Trainer one(update_freq, /*init_seed=*/77);
@@ -179,8 +179,8 @@ TEST(DataParallelTest, ARankThatExitsFailsTheOthersWithAClearError) {
   const auto start = std::chrono::steady_clock::now();
   const absl::StatusOr<std::vector<pid_t>> pids = Spawn("die", 2, {0, 1}, "DP_TIMEOUT=20");
   ASSERT_TRUE(pids.ok()) << pids.status();
-  EXPECT_EQ(WaitExitStatus((*pids)[1]), 3);
-  EXPECT_EQ(WaitExitStatus((*pids)[0]), 22);
+  EXPECT_EQ(dist::WaitExitStatus((*pids)[1]), 3);
+  EXPECT_EQ(dist::WaitExitStatus((*pids)[0]), 22);
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(40));
   EXPECT_THAT(ReadAll(OutPath("die", 0)), HasSubstr("rank 0: all-reduce failed"));
 }
@@ -189,10 +189,10 @@ TEST(DataParallelTest, AHangingRankFailsTheOthersWithinTheTimeout) {
   const auto start = std::chrono::steady_clock::now();
   const absl::StatusOr<std::vector<pid_t>> pids = Spawn("hang", 2, {0, 1}, "DP_TIMEOUT=3");
   ASSERT_TRUE(pids.ok()) << pids.status();
-  EXPECT_EQ(WaitExitStatus((*pids)[0]), 22);
+  EXPECT_EQ(dist::WaitExitStatus((*pids)[0]), 22);
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(30));
   kill((*pids)[1], SIGKILL);
-  WaitExitStatus((*pids)[1]);
+  dist::WaitExitStatus((*pids)[1]);
   EXPECT_THAT(ReadAll(OutPath("hang", 0)), HasSubstr("rank 0: all-reduce failed"));
 }
 
@@ -200,17 +200,17 @@ TEST(DataParallelTest, AMissingRankFailsTheRendezvousWithinTheTimeout) {
   const auto start = std::chrono::steady_clock::now();
   const absl::StatusOr<std::vector<pid_t>> pids = Spawn("noshow", 2, {0}, "DP_TIMEOUT=3");
   ASSERT_TRUE(pids.ok()) << pids.status();
-  EXPECT_EQ(WaitExitStatus((*pids)[0]), 20);
+  EXPECT_EQ(dist::WaitExitStatus((*pids)[0]), 20);
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(30));
   EXPECT_THAT(ReadAll(OutPath("noshow", 0)), HasSubstr("rendezvous at 127.0.0.1:"));
 }
 
 }  // namespace
-}  // namespace convnextv2::dist
+}  // namespace convnextv2::train
 
 int main(int argc, char** argv) {
   if (const char* role = std::getenv("DP_TEST_ROLE")) {
-    return convnextv2::dist::WorkerMain(role);
+    return convnextv2::train::WorkerMain(role);
   }
   testing::InitGoogleTest(&argc, argv);
   return RUN_ALL_TESTS();

@@ -11,7 +11,7 @@
 
 #include "convnextv2/models/registry.h"
 
-namespace convnextv2::engine {
+namespace convnextv2::train {
 namespace {
 
 using ::testing::HasSubstr;
@@ -63,4 +63,4 @@ TEST(Ema, StateDictByNameRoundTrip) {
 }
 
 }  // namespace
-}  // namespace convnextv2::engine
+}  // namespace convnextv2::train

@@ -12,7 +12,7 @@
 
 #include "convnextv2/train/train_step.h"
 
-namespace convnextv2::engine {
+namespace convnextv2::train {
 namespace {
 
 TEST(LossScaler, SkipsAStepWithAnInfGradientAndBacksOff) {
@@ -62,4 +62,4 @@ TEST(LossScaler, DoublesAfter2000CleanStepsAndRestoresItsState) {
 }
 
 }  // namespace
-}  // namespace convnextv2::engine
+}  // namespace convnextv2::train

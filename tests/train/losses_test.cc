@@ -10,7 +10,7 @@
 
 #include "convnextv2/data/mixup.h"
 
-namespace convnextv2::engine {
+namespace convnextv2::train {
 namespace {
 
 TEST(Losses, LabelSmoothingByHand) {
@@ -59,4 +59,4 @@ TEST(LossTest, SoftTargetCrossEntropyEqualsHardOnOneHot) {
 }
 
 }  // namespace
-}  // namespace convnextv2::engine
+}  // namespace convnextv2::train

@@ -4,7 +4,7 @@
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
-namespace convnextv2::engine {
+namespace convnextv2::train {
 namespace {
 
 TEST(MeanMeter, WeightedMeanRecentWindowAndLast) {
@@ -47,4 +47,4 @@ TEST(FormatDuration, HoursMinutesSeconds) {
 }
 
 }  // namespace
-}  // namespace convnextv2::engine
+}  // namespace convnextv2::train

@@ -12,7 +12,7 @@
 #include "convnextv2/models/registry.h"
 #include "convnextv2/train/losses.h"
 
-namespace convnextv2::engine {
+namespace convnextv2::train {
 namespace {
 
 TEST(Clip, CapsTheGlobalNormAndReportsTheNormBefore) {
@@ -79,4 +79,4 @@ TEST(Accumulation, ClippingInTheStepper) {
 }
 
 }  // namespace
-}  // namespace convnextv2::engine
+}  // namespace convnextv2::train

@@ -31,7 +31,7 @@ DEFINE_string(device, "cpu", "cpu or cuda");
 
 namespace {
 
-using convnextv2::engine::AutocastGuard;
+using convnextv2::train::AutocastGuard;
 
 double MedianStepMs(bool amp, c10::Device device) {
   at::manual_seed(0);
@@ -40,7 +40,7 @@ double MedianStepMs(bool amp, c10::Device device) {
   model->to(device);
   model->train();
   torch::optim::AdamW opt(model->parameters(), torch::optim::AdamWOptions(1e-4));
-  convnextv2::engine::OptimizerStepper stepper(&opt, model->parameters(),
+  convnextv2::train::OptimizerStepper stepper(&opt, model->parameters(),
                                                {.update_freq = 1, .use_scaler = amp});
   const at::Tensor x = at::randn({FLAGS_batch, 3, FLAGS_size, FLAGS_size}).to(device);
   const at::Tensor y = at::randint(0, 10, {FLAGS_batch}).to(device);
@@ -51,7 +51,7 @@ double MedianStepMs(bool amp, c10::Device device) {
     at::Tensor loss;
     {
       AutocastGuard autocast(device.type(), dtype, amp);
-      loss = convnextv2::engine::CrossEntropy(model->forward(x), y, 0.1);
+      loss = convnextv2::train::CrossEntropy(model->forward(x), y, 0.1);
     }
     stepper.Backward(loss, i);
     if (device.is_cuda()) loss.item<double>();  // wait for the device

@@ -105,10 +105,10 @@ int StepWorker(bool distributed) {
   at::manual_seed(0);
   auto model = *convnextv2::models::CreateConvNeXtV2(FLAGS_model, 1000, 0.0, 1.0);
   torch::optim::SGD sgd(model->parameters(), torch::optim::SGDOptions(0.01).momentum(0.9));
-  convnextv2::engine::OptimizerStepper stepper(&sgd, model->parameters(), {});
+  convnextv2::train::OptimizerStepper stepper(&sgd, model->parameters(), {});
   std::unique_ptr<convnextv2::dist::GradientSync> sync;
   if (comm) {
-    if (!convnextv2::engine::BroadcastModule(*comm, *model).ok()) return 1;
+    if (!convnextv2::train::BroadcastModule(*comm, *model).ok()) return 1;
     sync = std::make_unique<convnextv2::dist::GradientSync>(comm, model->parameters(),
                                                             int64_t{FLAGS_bucket_mb} << 20);
     stepper.set_grad_sync(sync.get());
