@@ -23,11 +23,16 @@ struct Variant {
   std::array<int, 4> dims;     // channels per stage
 };
 
-// All variants, smallest first.
+// All official variants, smallest first.
 const std::vector<Variant>& AllVariants();
 
-// The variant called `name` (the official names, e.g. convnextv2_tiny); NotFound names the
-// allowed ones.
+// Not an official variant: a tiny model (depths 1-1-2-1, widths 8-16-32-64, 73 thousand
+// parameters before the head) for tests that need "a model" but nothing of a real one's size.
+// FindVariant accepts the name; AllVariants and VariantNamesList (--help, errors) leave it out.
+inline constexpr char kTestVariant[] = "convnextv2_test";
+
+// The variant called `name` (the official names, e.g. convnextv2_tiny, or kTestVariant);
+// NotFound names the allowed ones.
 absl::StatusOr<Variant> FindVariant(absl::string_view name);
 
 // "convnextv2_atto, convnextv2_femto, ..." for error messages and --help.

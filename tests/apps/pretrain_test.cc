@@ -72,7 +72,8 @@ TEST(ReconstructionGridTest, ColumnsShowOriginalMaskedAndDenormalizedPrediction)
   EXPECT_EQ(px[0], grid[g + 5][g + 7][2].item<uint8_t>());
 }
 
-// The pretrain defaults with `body` (text format) merged in, writing to `out_dir`.
+// The pretrain defaults with `body` (text format) merged in, writing to `out_dir`. The runs
+// below use the test-only tiny model (models/variants.h): they check the run, not the model.
 ExperimentConfig PretrainConfig(const char* body, const std::string& out_dir) {
   ExperimentConfig c = config::ModeDefaults(config::Mode::kPretrain);
   absl::StatusOr<ExperimentConfig> parsed = config::ParseText(body, "inline");
@@ -90,7 +91,7 @@ ExperimentConfig PretrainConfig(const char* body, const std::string& out_dir) {
 TEST(RunPretrainTest, TinyRunWritesLogPicturesAndWeights) {
   const std::string dir = TempDir("run");
   ExperimentConfig c = PretrainConfig(R"pb(
-    model { model: "convnextv2_atto" input_size: 64 }
+    model { model: "convnextv2_test" input_size: 64 }
     fcmae { decoder_embed_dim: 32 vis_images: 3 mask_ratio: 0.5 }
     data { data_set: "synthetic" synthetic_train_size: 24 }
     optim { blr: 1e-2 }
@@ -119,7 +120,7 @@ TEST(RunPretrainTest, TinyRunWritesLogPicturesAndWeights) {
   }
   EXPECT_EQ(r->weights_path, dir + "/fcmae_weights.pt");
   EXPECT_TRUE(
-      checkpoint::ReadNamedTensor(r->weights_path, "encoder.stages.2.5.pwconv2.weight").ok());
+      checkpoint::ReadNamedTensor(r->weights_path, "encoder.stages.2.1.pwconv2.weight").ok());
   // Not enough images for one optimizer step: a clear error, not a silent empty run.
   c.mutable_train()->set_batch_size(16);
   absl::StatusOr<PretrainResult> none = RunPretrain(c);
@@ -132,7 +133,7 @@ TEST(RunPretrainTest, TinyRunWritesLogPicturesAndWeights) {
 // from (seed, epoch, step) generators.
 ExperimentConfig ResumeRun(const std::string& out_dir) {
   return PretrainConfig(R"pb(
-    model { model: "convnextv2_atto" input_size: 64 drop_path: 0.2 }
+    model { model: "convnextv2_test" input_size: 64 drop_path: 0.2 }
     fcmae { decoder_embed_dim: 16 vis_images: 0 mask_ratio: 0.5 }
     data { data_set: "synthetic" synthetic_train_size: 16 }
     optim { blr: 1e-2 }
@@ -151,7 +152,7 @@ void ExpectSameCheckpoint(const std::string& a_path, const std::string& b_path) 
   absl::StatusOr<checkpoint::Checkpoint> b = checkpoint::ReadCheckpoint(b_path);
   ASSERT_TRUE(a.ok()) << a.status();
   ASSERT_TRUE(b.ok()) << b.status();
-  EXPECT_EQ(a->header.model(), "fcmae_convnextv2_atto");
+  EXPECT_EQ(a->header.model(), "fcmae_convnextv2_test");
   EXPECT_EQ(a->header.global_step(), b->header.global_step());
   ASSERT_EQ(a->tensors.size(), b->tensors.size());
   int model_tensors = 0, optimizer_tensors = 0;
@@ -163,7 +164,7 @@ void ExpectSameCheckpoint(const std::string& a_path, const std::string& b_path) 
     optimizer_tensors += name.rfind("optimizer.", 0) == 0;
   }
   // The FCMAE state dict: encoder, decoder, mask token, proj and pred.
-  for (const char* name : {"model.encoder.stages.3.1.pwconv2.weight", "model.mask_token",
+  for (const char* name : {"model.encoder.stages.3.0.pwconv2.weight", "model.mask_token",
                            "model.proj.weight", "model.pred.weight"}) {
     EXPECT_NE(a->Find(name), nullptr) << name;
   }
@@ -225,7 +226,7 @@ TEST_F(PretrainResumeTest, ExplicitResumeOfAnotherKindIsAnError) {
   c.mutable_model()->set_model("convnextv2_femto");
   absl::StatusOr<PretrainResult> r = RunPretrain(c);
   ASSERT_FALSE(r.ok());
-  EXPECT_NE(std::string(r.status().message()).find("is a fcmae_convnextv2_atto"),
+  EXPECT_NE(std::string(r.status().message()).find("is a fcmae_convnextv2_test"),
             std::string::npos)
       << r.status();
 }
@@ -247,7 +248,7 @@ class PretrainVisualizeTest : public ::testing::Test {
   static void SetUpTestSuite() {
     dir_ = new std::string(TempDir("vis_run"));
     absl::StatusOr<PretrainResult> r = RunPretrain(PretrainConfig(R"pb(
-      model { model: "convnextv2_atto" input_size: 64 }
+      model { model: "convnextv2_test" input_size: 64 }
       fcmae { decoder_embed_dim: 16 vis_images: 3 mask_ratio: 0.5 vis_freq: 3 }
       data { data_set: "synthetic" synthetic_train_size: 16 }
       optim { blr: 5e-2 }
@@ -343,7 +344,7 @@ TEST_F(PretrainVisualizeTest, ErrorsNameWhatIsWrong) {
   absl::StatusOr<std::string> png = VisualizeCheckpoint(*c);
   ASSERT_FALSE(png.ok());
   EXPECT_NE(std::string(png.status().message())
-                .find("is a fcmae_convnextv2_atto checkpoint, not fcmae_convnextv2_femto"),
+                .find("is a fcmae_convnextv2_test checkpoint, not fcmae_convnextv2_femto"),
             std::string::npos) << png.status();
 }
 
@@ -365,7 +366,7 @@ TEST(PretrainImageFolderTest, AnyClassCountAndImnetReadsTrain) {
   for (const auto& [data_set, path] : std::vector<std::pair<std::string, std::string>>{
            {"IMNET", root}, {"image_folder", root + "/train"}}) {
     ExperimentConfig c = PretrainConfig(R"pb(
-      model { model: "convnextv2_atto" input_size: 64 }
+      model { model: "convnextv2_test" input_size: 64 }
       fcmae { decoder_embed_dim: 16 vis_images: 2 }
       optim { blr: 1e-2 }
       schedule { warmup_epochs: 0 }
@@ -385,7 +386,7 @@ TEST(PretrainImageFolderTest, AnyClassCountAndImnetReadsTrain) {
 
 ExperimentConfig AmpRun(const std::string& out_dir) {
   return PretrainConfig(R"pb(
-    model { model: "convnextv2_atto" input_size: 64 }
+    model { model: "convnextv2_test" input_size: 64 }
     fcmae { decoder_embed_dim: 16 vis_images: 0 mask_ratio: 0.5 }
     data { data_set: "synthetic" synthetic_train_size: 16 }
     optim { blr: 1e-2 }

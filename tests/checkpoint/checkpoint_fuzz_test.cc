@@ -114,20 +114,29 @@ TEST(CheckpointFuzzTest, DamagedCheckpointsAreRefusedNamingTheFile) {
               tried, SecondsSince(t0), refused);
 }
 
-// torch.save of {'model': OrderedDict, 'epoch': 3} and of a bare state dict, by python3-torch.
+// torch.save of {'model': OrderedDict, 'epoch': 3} and of a bare state dict, by python3-torch;
+// made once for both tests below (starting python3 with torch takes seconds).
 std::string MakeTorchFile(const std::string& dir) {
+  static const std::string* const made = new std::string([] {
+    const std::string path = TempDir("torch_fixture") + "/official.pth";
+    const std::string cmd = absl::StrCat(
+        "/usr/bin/python3 -c '"
+        "import collections, torch\n"
+        "m = collections.OrderedDict()\n"
+        "m[\"head.weight\"] = torch.arange(12, dtype=torch.float32).reshape(3, 4)\n"
+        "m[\"head.bias\"] = torch.arange(3, dtype=torch.int64)\n"
+        "m[\"stages.0.0.grn.gamma\"] = torch.linspace(0, 1, 300, dtype=torch.float64)\n"
+        "torch.save({\"model\": m, \"epoch\": 3}, \"",
+        path, "\")'");
+    return std::system(cmd.c_str()) == 0 ? path : std::string();
+  }());
+  if (made->empty()) return "";
+  // A copy in the test's own directory, which it may write next to.
   const std::string path = dir + "/official.pth";
-  const std::string cmd = absl::StrCat(
-      "/usr/bin/python3 -c '"
-      "import collections, torch\n"
-      "m = collections.OrderedDict()\n"
-      "m[\"head.weight\"] = torch.arange(12, dtype=torch.float32).reshape(3, 4)\n"
-      "m[\"head.bias\"] = torch.arange(3, dtype=torch.int64)\n"
-      "m[\"stages.0.0.grn.gamma\"] = torch.linspace(0, 1, 300, dtype=torch.float64)\n"
-      "torch.save({\"model\": m, \"epoch\": 3}, \"",
-      path, "\")'");
-  if (std::system(cmd.c_str()) != 0) return "";
-  return path;
+  std::error_code error;
+  std::filesystem::copy_file(*made, path, std::filesystem::copy_options::overwrite_existing,
+                             error);
+  return error ? "" : path;
 }
 
 bool SameTensors(const TorchZipDict& a, const TorchZipDict& b) {

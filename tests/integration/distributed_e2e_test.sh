@@ -13,9 +13,10 @@ free_port() {
   /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
 
+# The test-only tiny model (models/variants.h): what is compared does not depend on the model.
 COMMON=(--data_set synthetic --nb_classes 4 --synthetic_train_size 64 --synthetic_eval_size 50
         --epochs 2 --warmup_epochs 0 --num_threads 1 --num_workers 1 --drop_path 0 --smoothing 0
-        --print_freq 100 --blr 4e-3)
+        --print_freq 100 --blr 4e-3 --model convnextv2_test)
 
 # run_ranks BINARY WORLD NAME ARGS...: starts WORLD ranks, waits, fails unless all exit 0.
 run_ranks() {
@@ -93,8 +94,9 @@ run_ranks "$FINETUNE" 3 evalnd "${COMMON[@]}" --eval true --resume "$T/weak/chec
 
 # ---- a rank that dies: the other fails within the timeout, naming what happened ----------------
 port=$(free_port)
+# atto (the last --model wins): its steps leave time to kill rank 1 long before the run ends.
 LONG=("${COMMON[@]}" --synthetic_train_size 2048 --batch_size 8 --print_freq 1 --dist_timeout 20
-      --output_dir "$T/die")
+      --output_dir "$T/die" --model convnextv2_atto)
 RANK=0 WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=$port "$FINETUNE" "${LONG[@]}" >"$T/die0.log" 2>&1 &
 p0=$!
 RANK=1 WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=$port "$FINETUNE" "${LONG[@]}" >"$T/die1.log" 2>&1 &
@@ -121,7 +123,7 @@ grep -q "rank 0 of 2: rendezvous at 127.0.0.1:.* failed within 3 s" "$T/alone.lo
 
 # ---- pre-training on 2 ranks: as 1 rank with the double batch (masks keyed by sample) -----------
 PRE=(--data_set synthetic --synthetic_train_size 16 --input_size 64 --epochs 2 --warmup_epochs 0
-     --decoder_embed_dim 32 --vis_images 2 --num_threads 1 --print_freq 1)
+     --decoder_embed_dim 32 --vis_images 2 --num_threads 1 --print_freq 1 --model convnextv2_test)
 run_ranks "$PRETRAIN" 2 pre "${PRE[@]}" --batch_size 4 --output_dir "$T/pre"
 run_ranks "$PRETRAIN" 1 pre1 "${PRE[@]}" --batch_size 8 --output_dir "$T/pre1"
 grep -q "effective batch size: 8" "$T/pre.rank0.log" || fail "pretrain effective batch size"

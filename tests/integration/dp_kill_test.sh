@@ -164,9 +164,10 @@ TOTAL_KILLS=0
 # and metrics.h5 first (atomic_write 1-3, hdf5_write 1-20); a save flushes metrics.h5 (20
 # hdf5_write, an atomic_write) before the checkpoint's atomic_write; the end writes metrics.h5
 # and manifest.pbtxt once more. (DPKILL_TRACE=1 shows them.)
+# The test-only tiny model (models/variants.h): what survives a kill does not depend on the model.
 FT=(--data_set synthetic --nb_classes 4 --synthetic_train_size 64 --synthetic_eval_size 16
     --input_size 32 --batch_size 8 --epochs 2 --warmup_epochs 0 --warmup_steps 2 --blr 8e-3
-    --drop_path 0.1 --num_threads 1 --print_freq 1 --save_ckpt_steps 2)
+    --drop_path 0.1 --num_threads 1 --print_freq 1 --save_ckpt_steps 2 --model convnextv2_test)
 # 4 steps per epoch, a checkpoint after step 1 and at the end of each epoch.
 FT_PLAN=(
   # rank 1 inside epoch 0's step 2
@@ -185,7 +186,7 @@ soak finetune "$FINETUNE" FT_PLAN "${FT[@]}"
 
 PT=(--data_set synthetic --synthetic_train_size 32 --input_size 64 --batch_size 4 --epochs 2
     --warmup_epochs 0 --blr 2e-2 --decoder_embed_dim 32 --vis_images 2 --num_threads 1
-    --print_freq 1 --save_ckpt_steps 2)
+    --print_freq 1 --save_ckpt_steps 2 --model convnextv2_test)
 # 4 steps per epoch; an epoch ends with its picture, fcmae_weights.pt, the log.txt row,
 # metrics.h5 and the checkpoint.
 PT_PLAN=(

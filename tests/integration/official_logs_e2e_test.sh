@@ -19,9 +19,11 @@ TB_PYTHON=/opt/convnextv2-venv/bin/python
 fail() { echo "FAIL: $*" >&2; exit 1; }
 [[ -x $TB_PYTHON ]] || fail "$TB_PYTHON is missing: run tools/setup.sh (it installs tensorboard there)"
 
+# The test-only tiny model (models/variants.h): the logs do not depend on the model.
 FT=(--data_set synthetic --nb_classes 4 --synthetic_train_size 48 --synthetic_eval_size 16
     --input_size 32 --batch_size 8 --epochs 2 --warmup_epochs 0 --warmup_steps 3 --blr 8e-3
-    --num_threads 1 --print_freq 1 --model_ema true --model_ema_eval true --model_ema_decay 0.9)
+    --num_threads 1 --print_freq 1 --model_ema true --model_ema_eval true --model_ema_decay 0.9
+    --model convnextv2_test)
 
 # events DIR: "raw TAG STEP VALUE" lines of every event file, as TensorBoard's loader reads them.
 events() { "$TB_PYTHON" "$READ_EVENTS" "$1" | grep '^raw ' | sort; }
@@ -124,8 +126,8 @@ diff "$T/whole.events" "$T/kill.events" >"$T/kill.diff" \
   || { head -n 20 "$T/kill.diff"; fail "the resumed run's TensorBoard values differ from the unstopped run's"; }
 
 # ---- pre-training: loss/train_loss and opt/lr per optimizer step at epoch_1000x -----------------
-"$PRETRAIN" --data_set synthetic --synthetic_train_size 24 --input_size 64 --batch_size 4 \
-  --update_freq 2 --epochs 2 --warmup_epochs 1 --decoder_embed_dim 32 --num_threads 1 \
+"$PRETRAIN" --model convnextv2_test --data_set synthetic --synthetic_train_size 24 --input_size 64 \
+  --batch_size 4 --update_freq 2 --epochs 2 --warmup_epochs 1 --decoder_embed_dim 32 --num_threads 1 \
   --output_dir "$T/pt" --log_dir "$T/pt/tb" >/dev/null 2>"$T/pt.log" \
   || { tail -n 20 "$T/pt.log"; fail "pretrain exited $?"; }
 events "$T/pt/tb" >"$T/pt.events" || fail "tensorboard could not read $T/pt/tb"

@@ -94,9 +94,11 @@ grep -q "is an FCMAE pre-training checkpoint.*use checkpoint.finetune" "$TEST_TM
   || fail "unclear error: $(cat "$TEST_TMPDIR/err")"
 
 # ---- SIGTERM: save mid-epoch, exit 75; the relaunch auto-resumes and finishes ----------------
+# The test-only tiny model (models/variants.h): 200 steps, for time to signal mid-epoch, are
+# quick with it.
 SIG_ARGS=(--data_set synthetic --synthetic_train_size 400 --input_size 64 --batch_size 4
           --epochs 2 --warmup_epochs 0 --decoder_embed_dim 32 --vis_images 0 --num_threads 1
-          --print_freq 1 --output_dir "$TEST_TMPDIR/sig")
+          --print_freq 1 --output_dir "$TEST_TMPDIR/sig" --model convnextv2_test)
 "$PRETRAIN" "${SIG_ARGS[@]}" 2>"$TEST_TMPDIR/sig1.log" &
 pid=$!
 for _ in $(seq 600); do

@@ -360,12 +360,15 @@ TEST(FcmaeModelTest, ParameterCountsMatchHandCount) {
   FCMAE atto(FCMAEOptions().depths({2, 2, 6, 2}).dims({40, 80, 160, 320}));
   EXPECT_EQ(CountParameters(*atto->encoder), 3386760);
   EXPECT_EQ(CountParameters(*atto), 3386760 + 3871232);
-  // Encoder base: stem 6528; downsample 131584 + 525312 + 2099200;
-  //   blocks 3*139392 + 3*540928 + 27*2130432 + 3*8455168 = 84928128 -> 87690752.
-  // Decoder: proj 1024*512 + 512 = 524800, 512, 2130432, 1575936 -> 4231680.
-  FCMAE base(FCMAEOptions().depths({3, 3, 27, 3}).dims({128, 256, 512, 1024}));
-  EXPECT_EQ(CountParameters(*base->encoder), 87690752);
-  EXPECT_EQ(CountParameters(*base), 87690752 + 4231680);
+  // Uneven depths and two decoder blocks of width 64 (not base, 92 million parameters to
+  // initialize for the same code): stem 3*24*16 + 24 + 48 = 1224; downsample 4704 + 18624 +
+  //   74112; blocks 3*6168 + 1*21552 + 4*79968 + 2*307392 = 974712 -> 1073376.
+  // Decoder: proj 192*64 + 64 = 12352, mask_token 64, 2*36928, pred 64*3072 + 3072 = 199680
+  //   -> 285952.
+  FCMAE other(FCMAEOptions().depths({3, 1, 4, 2}).dims({24, 48, 96, 192}).decoder_depth(2)
+                  .decoder_embed_dim(64));
+  EXPECT_EQ(CountParameters(*other->encoder), 1073376);
+  EXPECT_EQ(CountParameters(*other), 1073376 + 285952);
 }
 
 TEST(FcmaeModelTest, EncoderNamesAndShapesAreTheFineTuningModels) {
