@@ -5,6 +5,10 @@
 // 2 x (read g and h) + 1 write (dot products; apply with the bias gradient), where eager ATen
 // needs bias + GELU (read, write), the norm (read), the normalization chain (several reads and
 // writes) and the same again backward.
+//
+// //tests/models:grn_cuda_emulated_test also compiles this file with g++ against a CPU
+// emulation of the CUDA headers it includes (cuda_emulation/, which defines Launch() too) and
+// runs every kernel there; hence launches go through Launch().
 #include "convnextv2/models/grn_cuda.h"
 
 #include <cuda_bf16.h>
@@ -13,6 +17,16 @@
 #include <algorithm>
 
 namespace convnextv2::models::cuda {
+
+#ifndef CONVNEXTV2_CUDA_EMULATION
+template <typename... Params, typename... Args>
+cudaError_t Launch(void (*kernel)(Params...), dim3 grid, dim3 block, cudaStream_t stream,
+                   Args... args) {
+  kernel<<<grid, block, 0, stream>>>(args...);
+  return cudaGetLastError();
+}
+#endif
+
 namespace {
 
 constexpr int kChannelsPerBlock = 32;  // threadIdx.x: consecutive channels (coalesced)
@@ -278,14 +292,15 @@ cudaError_t Forward(const T* h, const float* bias, const float* gamma, const flo
                     float eps, GrnShape s, T* y, float* sumsq, float* g_norm, float* denom,
                     float* nx, float* scale, cudaStream_t stream) {
   const Tiling tiling = TileChannelsRows(s);
-  SumSquaresKernel<T, kGelu>
-      <<<tiling.grid, tiling.block, 0, stream>>>(h, bias, s, tiling.rows_per_block, sumsq);
-  ForwardStatsKernel<<<static_cast<unsigned>(s.n), kStatsThreads, 0, stream>>>(
-      sumsq, gamma, s.c, eps, g_norm, denom, nx, scale);
+  cudaError_t e = Launch(SumSquaresKernel<T, kGelu>, tiling.grid, tiling.block, stream, h, bias,
+                         s, tiling.rows_per_block, sumsq);
+  if (e != cudaSuccess) return e;
+  e = Launch(ForwardStatsKernel, dim3(static_cast<unsigned>(s.n)), dim3(kStatsThreads), stream,
+             sumsq, gamma, s.c, eps, g_norm, denom, nx, scale);
+  if (e != cudaSuccess) return e;
   const int threads = 256;
-  ForwardApplyKernel<T, kGelu><<<ElementwiseBlocks(s.n * s.hw * s.c, threads), threads, 0,
-                                 stream>>>(h, bias, beta, scale, s, y);
-  return cudaGetLastError();
+  return Launch(ForwardApplyKernel<T, kGelu>, dim3(ElementwiseBlocks(s.n * s.hw * s.c, threads)),
+                dim3(threads), stream, h, bias, beta, scale, s, y);
 }
 
 template <typename T, bool kGelu>
@@ -294,14 +309,14 @@ cudaError_t Backward(const T* grad, const T* h, const float* bias, const float* 
                      const float* scale, GrnShape s, T* dh, float* p, float* dbeta,
                      float* dgamma_n, float* t, float* dbias, cudaStream_t stream) {
   const Tiling tiling = TileChannelsRows(s);
-  BackwardSumsKernel<T, kGelu>
-      <<<tiling.grid, tiling.block, 0, stream>>>(grad, h, bias, s, tiling.rows_per_block, p,
-                                                 dbeta);
-  BackwardStatsKernel<<<static_cast<unsigned>(s.n), kStatsThreads, 0, stream>>>(
-      p, gamma, g_norm, denom, nx, s.c, dgamma_n, t);
-  BackwardApplyKernel<T, kGelu><<<tiling.grid, tiling.block, 0, stream>>>(
-      grad, h, bias, scale, t, s, tiling.rows_per_block, dh, dbias);
-  return cudaGetLastError();
+  cudaError_t e = Launch(BackwardSumsKernel<T, kGelu>, tiling.grid, tiling.block, stream, grad, h,
+                         bias, s, tiling.rows_per_block, p, dbeta);
+  if (e != cudaSuccess) return e;
+  e = Launch(BackwardStatsKernel, dim3(static_cast<unsigned>(s.n)), dim3(kStatsThreads), stream,
+             p, gamma, g_norm, denom, nx, s.c, dgamma_n, t);
+  if (e != cudaSuccess) return e;
+  return Launch(BackwardApplyKernel<T, kGelu>, tiling.grid, tiling.block, stream, grad, h, bias,
+                scale, t, s, tiling.rows_per_block, dh, dbias);
 }
 
 template <typename T>
@@ -336,11 +351,10 @@ template <typename R, typename T>
 cudaError_t ResidualTyped(const void* residual, const void* z, const float* bias,
                           const float* keep, GrnShape s, void* out, cudaStream_t stream) {
   const int threads = 256;
-  BiasDropPathResidualKernel<R, T>
-      <<<ElementwiseBlocks(s.n * s.hw * s.c, threads), threads, 0, stream>>>(
-          static_cast<const R*>(residual), static_cast<const T*>(z), bias, keep, s,
-          static_cast<R*>(out));
-  return cudaGetLastError();
+  return Launch(BiasDropPathResidualKernel<R, T>,
+                dim3(ElementwiseBlocks(s.n * s.hw * s.c, threads)), dim3(threads), stream,
+                static_cast<const R*>(residual), static_cast<const T*>(z), bias, keep, s,
+                static_cast<R*>(out));
 }
 
 }  // namespace
