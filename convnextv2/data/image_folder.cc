@@ -142,14 +142,16 @@ absl::StatusOr<std::unique_ptr<Dataset>> OpenImageNet(const ExperimentConfig& co
   return OpenFolder(config, val_dir, train_dir, labels);
 }
 
+constexpr char kNoEvalFolder[] =
+    "data.eval_data_path: empty; data_set image_folder evaluates on that folder "
+    "(or set eval.disable_eval)";
+
 absl::StatusOr<std::unique_ptr<Dataset>> OpenImageFolder(const ExperimentConfig& config,
                                                          Split split, Labels labels) {
   const DataConfig& d = config.data();
   if (split == Split::kTrain) return OpenFolder(config, d.data_path(), "", labels);
   if (d.eval_data_path().empty()) {
-    return absl::InvalidArgumentError(
-        "data.eval_data_path: empty; data_set image_folder evaluates on that folder "
-        "(or set eval.disable_eval)");
+    return absl::InvalidArgumentError(kNoEvalFolder);
   }
   return OpenFolder(config, d.eval_data_path(), d.data_path(), labels);
 }
@@ -157,9 +159,7 @@ absl::StatusOr<std::unique_ptr<Dataset>> OpenImageFolder(const ExperimentConfig&
 // Fine-tuning evaluates on eval_data_path (main_finetune.py's --eval_data_path).
 void CheckImageFolder(const ExperimentConfig& config, config::Checks& checks) {
   const bool evaluates = !checks.pretrain() && (!config.eval().disable_eval() || config.eval().eval());
-  checks.Require(!evaluates || !config.data().eval_data_path().empty(),
-                 "data.eval_data_path: empty; data_set image_folder evaluates on that folder "
-                 "(or set eval.disable_eval)");
+  checks.Require(!evaluates || !config.data().eval_data_path().empty(), kNoEvalFolder);
 }
 
 }  // namespace
