@@ -2,8 +2,8 @@
 // <out>/<split>/class_NNN/img_NNNNN.jpg, smooth color fields with ellipses, edges and grain
 // (so JPEG sizes and decode costs resemble photos), quality 90, 4:2:0 like most of ImageNet.
 //
-//   bazel run //tools/bench:make_image_folder -- --out=/tmp/fake_imnet --images=2000 \
-//       --classes=10 --width=500 --height=375 --splits=train,val
+//   bazel run //tools/bench:make_image_folder -- --out=/tmp/fake_imnet --images=2000
+//       --classes=10 --width=500 --height=375 --splits=train,val    (one command line)
 //
 // The same flags give the same bytes: every image is a pure function of (seed, split, index).
 #include <gflags/gflags.h>
