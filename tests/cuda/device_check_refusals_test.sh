@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # tools/cuda/device_check.sh must refuse, before running anything, a folder that is not a
-# bundle, a bad option, a Python that cannot import torch, and a PyTorch whose version (without
-# its +cu... suffix) differs from the one the bundle was built against, naming both versions.
+# bundle, a bad option, a Python that cannot import torch, a PyTorch whose version (without its
+# +cu... suffix) differs from the one the bundle was built against (naming both versions), and
+# a bundle whose binaries would not find a library.
 set -uo pipefail
 CHECK=$(realpath "$1")
 T=$(mktemp -d "${TEST_TMPDIR:-/tmp}/device_check.XXXXXX")
@@ -56,6 +57,17 @@ out=$(PYTHON=$T/py_same_other_cuda timeout 120 "$CHECK" "$B" --quick 2>&1)
 grep -q "built against" <<<"$out" && fail "2.11.0+cu126 was refused as another version: $out"
 [[ -e $T/ran_cuda_ops_test ]] || fail "2.11.0+cu126: the kernel tests were not started: $out"
 grep -q "FAILED" <<<"$out" || fail "2.11.0+cu126: stand-in binaries passed the checks: $out"
+
+# A bundle binary that needs a library nobody has: exit 1, naming the binary and the library,
+# before any check runs (patchelf comes with tools/setup.sh).
+M=$T/missing_lib
+cp -r "$B" "$M"
+cp /bin/true "$M/bin/nccl_test"
+patchelf --add-needed libconvnextv2_nowhere.so.7 "$M/bin/nccl_test" || fail "patchelf failed"
+rm -f "$T"/ran_*
+PYTHON=$T/py_same_other_cuda expect 1 "libraries not found" \
+  "nccl_test: libconvnextv2_nowhere.so.7 => not found" -- "$M"
+ls "$T"/ran_* >/dev/null 2>&1 && fail "a bundle with a missing library started a binary"
 
 if ((fails)); then echo "$fails failure(s)"; exit 1; fi
 echo "PASS"

@@ -40,9 +40,11 @@ bin=$("${bazel[@]}" info --config=cuda bazel-bin 2>/dev/null)
 
 rm -rf "$DIR/bin" "$DIR/lib"
 mkdir -p "$DIR/bin" "$DIR/lib"
+originals=()
 for t in "${TARGETS[@]}"; do
   path=${t#//}
   path=${path/://}
+  originals+=("$bin/$path")
   cp "$bin/$path" "$DIR/bin/"
   chmod u+w "$DIR/bin/$(basename "$path")"
 done
@@ -51,7 +53,9 @@ done
 provided='^(libtorch|libc10|libcaffe2|libshm|libgomp|libcuda|libcudart|libcublas|libcudnn|libnccl|libnv|libcufft|libcurand|libcusparse|libcusolver|libcupti|libcufile|libc\.so|libm\.so|libmvec|libstdc\+\+|libgcc_s|ld-linux|libpthread|libdl\.so|librt\.so|libutil|libresolv|libhdf5|libprotobuf|libpng16|libz\.so|libopenblas|libblas|liblapack|libgfortran|libquadmath)'
 export LD_LIBRARY_PATH=$LIBTORCH_HOME/lib:$CUDA_HOME/lib64
 declare -A copied=()
-for exe in "$DIR"/bin/*; do
+# ldd on the binaries where Bazel left them: tests link the project's libraries dynamically
+# (bazel-bin/_solib_k8/...), found through run paths relative to there, not to the copies.
+for exe in "${originals[@]}"; do
   while read -r name arrow path _; do
     [[ $arrow == "=>" && -n $path && $path != "not" ]] || continue
     [[ $name =~ $provided ]] && continue
@@ -65,6 +69,11 @@ for exe in "$DIR"/bin/*; do patchelf --set-rpath '$ORIGIN/../lib' "$exe"; done
 for lib in "$DIR"/lib/*; do
   [[ -e $lib ]] || continue
   patchelf --set-rpath '$ORIGIN' "$lib"
+done
+# Every library the copies need must now resolve, except what the GPU machine provides.
+for exe in "$DIR"/bin/*; do
+  unresolved=$(ldd "$exe" | awk '$3 == "not" { print $1 }' | grep -Ev "$provided" || true)
+  [[ -z $unresolved ]] || die "$exe would not find $(echo $unresolved) on the GPU machine"
 done
 
 # What device_check.sh checks before running anything.

@@ -63,7 +63,7 @@ section "machine"
 echo "bundle: $(tr '\n' ' ' <"$DIR/BUILT_AGAINST")"
 echo "PyTorch $full at $PYTHON; LD_LIBRARY_PATH=$LD_LIBRARY_PATH"
 nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv,noheader 2>/dev/null || echo "(nvidia-smi not available)"
-missing=$(ldd "$BIN/finetune" | grep "not found" || true)
+missing=$(for exe in "$BIN"/*; do ldd "$exe" 2>/dev/null | sed -n "s|^\s*\(.*not found\)|$(basename "$exe"): \1|p"; done)
 if [[ -n $missing ]]; then
   echo "device_check: libraries not found for the bundle's binaries:" >&2
   echo "$missing" >&2
