@@ -3,11 +3,20 @@
 #include <algorithm>
 
 #include "absl/strings/match.h"
+#include "absl/strings/strip.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
 #include "convnextv2/util/signals.h"
 
 namespace convnextv2::config {
 namespace {
+
+// cpu, cuda, cuda:N (N a GPU index of this node) or empty for automatic.
+bool IsDeviceName(absl::string_view d) {
+  if (d.empty() || d == "cpu" || d == "cuda") return true;
+  if (!absl::ConsumePrefix(&d, "cuda:") || d.empty() || d.size() > 4) return false;
+  return std::all_of(d.begin(), d.end(), [](char ch) { return ch >= '0' && ch <= '9'; });
+}
 
 void CheckTrain(const TrainConfig& t, Checks& checks) {
   checks.Require(t.batch_size() > 0, "train.batch_size: ", t.batch_size(), " must be positive");
@@ -16,9 +25,7 @@ void CheckTrain(const TrainConfig& t, Checks& checks) {
   checks.Require(t.start_epoch() >= 0 && t.start_epoch() < std::max(t.epochs(), 1),
                  "train.start_epoch: ", t.start_epoch(), " must be in [0, epochs)");
   const absl::string_view device = t.device();
-  checks.Require(device.empty() || device == "cpu" || device == "cuda" ||
-                     absl::StartsWith(device, "cuda:"),
-                 "train.device: '", device,
+  checks.Require(IsDeviceName(device), "train.device: '", device,
                  "' is not one of: cpu, cuda, cuda:N, or empty for automatic");
   checks.Require(t.num_threads() >= 0, "train.num_threads: ", t.num_threads(), " must be >= 0");
   checks.Require(t.print_freq() > 0, "train.print_freq: ", t.print_freq(), " must be positive");

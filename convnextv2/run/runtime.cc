@@ -5,10 +5,14 @@
 #include <glog/logging.h>
 #include <sched.h>
 
+#include <string>
 #include <thread>
 
 #include "absl/strings/match.h"
+#include "absl/strings/strip.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
 #include "convnextv2/util/status_macros.h"
 
 namespace convnextv2::run {
@@ -36,6 +40,20 @@ int ConfigureThreads(const ExperimentConfig& config, const dist::DistEnv& env) {
   return threads;
 }
 
+namespace {
+
+// Why a CUDA device cannot be had: this binary was built without CUDA, or none is visible.
+std::string NoCudaReason() {
+#ifdef CONVNEXTV2_WITH_CUDA
+  return "no CUDA device is visible to this process (check nvidia-smi and CUDA_VISIBLE_DEVICES)";
+#else
+  return "this build has no CUDA (the default build uses Debian's CPU libtorch; build against "
+         "a CUDA libtorch with --config=cuda, see the README's \"GPU builds\")";
+#endif
+}
+
+}  // namespace
+
 absl::StatusOr<c10::Device> ResolveDevice(const ExperimentConfig& config,
                                           const dist::DistEnv& env) {
   const std::string& name = config.train().device();
@@ -44,13 +62,25 @@ absl::StatusOr<c10::Device> ResolveDevice(const ExperimentConfig& config,
   if (name.empty() || absl::StartsWith(name, "cuda")) {
     if (!cuda_available) {
       return absl::FailedPreconditionError(absl::StrCat(
-          "train.device: '", name,
-          "' asked for, but this build or machine has no CUDA (build with LIBTORCH_HOME pointing "
-          "at a CUDA libtorch, or use --device cpu)"));
+          "train.device: '", name, "' asked for, but ", NoCudaReason(), "; or use --device cpu"));
     }
-    if (name != "cuda" && !name.empty()) return c10::Device(name);
-    // One GPU per process on this node, chosen by local rank.
     const int gpus = static_cast<int>(at::getNumGPUs());
+    absl::string_view index_text = name;
+    if (absl::ConsumePrefix(&index_text, "cuda:")) {
+      // Validated as digits by config::CheckRunConfig.
+      int index = 0;
+      if (!absl::SimpleAtoi(index_text, &index) || index < 0) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("train.device: '", name, "' is not cuda:N with N a GPU index"));
+      }
+      if (index >= gpus) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            "train.device: '", name, "' asked for, but this node has ", gpus, " GPU(s): ",
+            "cuda:0 to cuda:", gpus - 1));
+      }
+      return c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(index));
+    }
+    // One GPU per process on this node, chosen by local rank.
     if (env.local_world_size > gpus) {
       return absl::FailedPreconditionError(absl::StrCat(
           env.local_world_size, " processes were started on this node (", env.source,

@@ -39,6 +39,24 @@ TEST(CheckRunConfig, TrainingSettings) {
   EXPECT_THAT(Errors(c), ElementsAre());
 }
 
+TEST(CheckRunConfig, DeviceNames) {
+  for (const char* good : {"", "cpu", "cuda", "cuda:0", "cuda:7", "cuda:15"}) {
+    ExperimentConfig c;
+    c.mutable_train()->set_device(good);
+    EXPECT_THAT(Errors(c), ElementsAre()) << good;
+  }
+  // c10::Device would throw on these when the run starts; they are refused here instead.
+  for (const char* bad : {"cuda:", "cuda:x", "cuda:-1", "cuda:+1", "cuda: 1", "cuda:1 ", "gpu",
+                          "CUDA", "cuda:99999"}) {
+    ExperimentConfig c;
+    c.mutable_train()->set_device(bad);
+    EXPECT_THAT(Errors(c), ElementsAre(absl::StrCat(
+                               "train.device: '", bad,
+                               "' is not one of: cpu, cuda, cuda:N, or empty for automatic")))
+        << bad;
+  }
+}
+
 TEST(CheckRunConfig, CheckpointsEvaluationAndRanks) {
   ExperimentConfig c;
   c.mutable_checkpoint()->set_resume("/run/checkpoint-1.pth");

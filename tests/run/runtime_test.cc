@@ -30,6 +30,17 @@ TEST(ResolveDevice, CpuAndTheErrorsThatNameTheField) {
     ASSERT_FALSE(cuda.ok());
     EXPECT_EQ(cuda.status().code(), absl::StatusCode::kFailedPrecondition);
     EXPECT_NE(cuda.status().message().find("no CUDA"), std::string::npos);
+#ifndef CONVNEXTV2_WITH_CUDA
+    // The CPU build says how to get a CUDA one.
+    EXPECT_NE(cuda.status().message().find("this build has no CUDA"), std::string::npos)
+        << cuda.status();
+    EXPECT_NE(cuda.status().message().find("--config=cuda"), std::string::npos);
+#endif
+    EXPECT_NE(cuda.status().message().find("or use --device cpu"), std::string::npos);
+    absl::StatusOr<c10::Device> cuda1 = ResolveDevice(WithDevice("cuda:1"));
+    ASSERT_FALSE(cuda1.ok());
+    EXPECT_NE(cuda1.status().message().find("train.device: 'cuda:1' asked for"),
+              std::string::npos);
   }
 }
 
