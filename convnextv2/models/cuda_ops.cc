@@ -5,6 +5,7 @@
 #include <ATen/cuda/CUDAContext.h>
 #include <c10/cuda/CUDAException.h>
 #include <c10/cuda/CUDAGuard.h>
+#include <c10/util/Optional.h>
 #include <torch/csrc/autograd/custom_function.h>
 
 #include "convnextv2/models/grn_cuda.h"
@@ -34,6 +35,16 @@ cuda::Dtype KernelDtypeOrDie(at::ScalarType t) {
   return d;
 }
 
+// The kernels' device: CUDA, or the CPU under the emulation that tests this file without a GPU
+// (//tests/models:cuda_ops_emulated_test).
+bool OnKernelDevice(const at::Tensor& t) {
+#ifdef CONVNEXTV2_CUDA_EMULATION
+  return t.is_cpu();
+#else
+  return t.is_cuda();
+#endif
+}
+
 const float* FloatPtrOrNull(const at::Tensor& t) {
   return t.defined() ? t.data_ptr<float>() : nullptr;
 }
@@ -43,13 +54,21 @@ at::Tensor AsFloat(const at::Tensor& t) {
   return t.defined() ? t.to(at::kFloat).contiguous() : t;
 }
 
+// An input that may be undefined goes to Function::apply as an optional: apply() describes every
+// at::Tensor argument by its device and layout, which an undefined tensor does not have ("tensor
+// does not have a device"), in libtorch 1.13 and 2.11 alike.
+c10::optional<at::Tensor> Optional(const at::Tensor& t) {
+  return t.defined() ? c10::optional<at::Tensor>(t) : c10::nullopt;
+}
+
 class GeluGrnFunction : public torch::autograd::Function<GeluGrnFunction> {
  public:
   static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& h_in,
-                            const at::Tensor& bias_in, const at::Tensor& gamma_in,
+                            const c10::optional<at::Tensor>& bias_opt, const at::Tensor& gamma_in,
                             const at::Tensor& beta_in, double eps) {
     const c10::cuda::CUDAGuard guard(h_in.device());
     const at::Tensor h = h_in.contiguous();
+    const at::Tensor bias_in = bias_opt.value_or(at::Tensor());
     const at::Tensor bias = AsFloat(bias_in);
     const at::Tensor gamma = AsFloat(gamma_in);
     const at::Tensor beta = AsFloat(beta_in);
@@ -118,11 +137,11 @@ class ResidualFunction : public torch::autograd::Function<ResidualFunction> {
  public:
   static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& residual,
                             const at::Tensor& z_in, const at::Tensor& bias_in,
-                            const at::Tensor& keep_in) {
+                            const c10::optional<at::Tensor>& keep_opt) {
     const c10::cuda::CUDAGuard guard(residual.device());
     const at::Tensor z = z_in.contiguous();
     const at::Tensor bias = AsFloat(bias_in);
-    const at::Tensor keep = AsFloat(keep_in);
+    const at::Tensor keep = AsFloat(keep_opt.value_or(at::Tensor()));
     const cuda::GrnShape shape{z.size(0), z.size(1) * z.size(2), z.size(3)};
     // Same layout as residual: (N, C, H, W) sizes, NHWC memory, like z's elements.
     at::Tensor out = at::empty_like(residual, at::MemoryFormat::ChannelsLast);
@@ -154,7 +173,7 @@ class ResidualFunction : public torch::autograd::Function<ResidualFunction> {
 
 bool GrnCudaApplies(const at::Tensor& h) {
   cuda::Dtype d;
-  return h.defined() && h.is_cuda() && h.dim() == 4 && KernelDtype(h.scalar_type(), &d);
+  return h.defined() && OnKernelDevice(h) && h.dim() == 4 && KernelDtype(h.scalar_type(), &d);
 }
 
 at::Tensor GeluGrnCuda(const at::Tensor& h, const at::Tensor& bias, const at::Tensor& gamma,
@@ -164,12 +183,12 @@ at::Tensor GeluGrnCuda(const at::Tensor& h, const at::Tensor& bias, const at::Te
   const int64_t c = h.size(3);
   TORCH_CHECK(gamma.numel() == c && beta.numel() == c && (!bias.defined() || bias.numel() == c),
               "GeluGrnCuda: gamma, beta and bias need ", c, " elements");
-  return GeluGrnFunction::apply(h, bias, gamma, beta, eps);
+  return GeluGrnFunction::apply(h, Optional(bias), gamma, beta, eps);
 }
 
 bool ResidualCudaApplies(const at::Tensor& residual, const at::Tensor& z) {
   cuda::Dtype r, zd;
-  if (!residual.defined() || !z.defined() || !residual.is_cuda() || !z.is_cuda() ||
+  if (!residual.defined() || !z.defined() || !OnKernelDevice(residual) || !OnKernelDevice(z) ||
       residual.dim() != 4 || z.dim() != 4 || !KernelDtype(residual.scalar_type(), &r) ||
       !KernelDtype(z.scalar_type(), &zd)) {
     return false;
@@ -191,7 +210,7 @@ at::Tensor BiasDropPathResidualCuda(const at::Tensor& residual, const at::Tensor
   TORCH_CHECK(bias.numel() == z.size(3) && (!keep.defined() || keep.numel() == z.size(0)),
               "BiasDropPathResidualCuda: bias needs ", z.size(3), " elements and keep ",
               z.size(0));
-  return ResidualFunction::apply(residual, z, bias, keep);
+  return ResidualFunction::apply(residual, z, bias, Optional(keep));
 }
 
 }  // namespace convnextv2::models::internal
