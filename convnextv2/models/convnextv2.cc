@@ -33,9 +33,15 @@ void BlockImpl::reset() {
 namespace {
 
 // CUDA tensors take the fused kernels (cuda_ops.h) when the block's fused_grn option is on;
-// fused_grn = false keeps the plain ATen chain, the reference.
+// fused_grn = false keeps the plain ATen chain, the reference. (CPU tensors under the emulation
+// that runs this path in //tests/models:block_emulated_test.)
 bool UseCudaKernels(const BlockOptions& options, const at::Tensor& x) {
-  return internal::kCudaKernels && options.fused_grn() && x.is_cuda();
+#ifdef CONVNEXTV2_CUDA_EMULATION
+  const bool on_kernel_device = x.is_cpu();
+#else
+  const bool on_kernel_device = x.is_cuda();
+#endif
+  return internal::kCudaKernels && options.fused_grn() && on_kernel_device;
 }
 
 }  // namespace

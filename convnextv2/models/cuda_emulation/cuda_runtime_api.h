@@ -79,6 +79,9 @@ class Block {
 
 inline thread_local Block* current_block = nullptr;
 
+// Launches so far, for tests that must know the emulated kernels ran.
+inline std::atomic<int64_t> launches{0};
+
 inline unsigned LinearThreadIndex() {
   return threadIdx.x + blockDim.x * (threadIdx.y + blockDim.y * threadIdx.z);
 }
@@ -122,6 +125,7 @@ cudaError_t Launch(void (*kernel)(Params...), dim3 grid, dim3 block, cudaStream_
       grid.z == 0 || grid.y > 65535 || grid.z > 65535) {
     return cudaErrorInvalidConfiguration;
   }
+  ++emulation::launches;
   gridDim = grid;
   blockDim = block;
   // One thread per block thread for the whole launch; they walk the blocks in order and meet
