@@ -32,16 +32,11 @@ void BlockImpl::reset() {
 
 namespace {
 
-// CUDA tensors take the fused kernels (cuda_ops.h) when the block's fused_grn option is on;
-// fused_grn = false keeps the plain ATen chain, the reference. (CPU tensors under the emulation
-// that runs this path in //tests/models:block_emulated_test.)
+// Activations the fused kernels take (cuda_ops.h: CUDA float32/float16/bfloat16, or CPU under
+// the emulation in //tests/models:block_emulated_test) go through them when the block's
+// fused_grn option is on; fused_grn = false keeps the plain ATen chain, the reference.
 bool UseCudaKernels(const BlockOptions& options, const at::Tensor& x) {
-#ifdef CONVNEXTV2_CUDA_EMULATION
-  const bool on_kernel_device = x.is_cpu();
-#else
-  const bool on_kernel_device = x.is_cuda();
-#endif
-  return internal::kCudaKernels && options.fused_grn() && on_kernel_device;
+  return internal::kCudaKernels && options.fused_grn() && internal::GrnCudaApplies(x);
 }
 
 }  // namespace
