@@ -10,36 +10,15 @@
 #include <tuple>
 
 #include "convnextv2/models/cuda_ops.h"
+#include "tests/models/emulated_expect.h"
 
 namespace convnextv2::models::internal {
 namespace {
 
 constexpr double kEps = 1e-6;
 
-// Relative to the reference's largest magnitude and to each element.
-double Tolerance(at::ScalarType t) {
-  switch (t) {
-    case at::kHalf:
-      return 2e-3;
-    case at::kBFloat16:
-      return 1.6e-2;
-    default:
-      return 1e-4;
-  }
-}
-
-void ExpectClose(const at::Tensor& actual, const at::Tensor& expected, double tol,
-                 const std::string& what) {
-  ASSERT_TRUE(actual.defined()) << what << ": no gradient";
-  ASSERT_EQ(actual.sizes(), expected.sizes()) << what;
-  const at::Tensor a = actual.to(at::kDouble);
-  const at::Tensor e = expected.to(at::kDouble);
-  ASSERT_TRUE(a.isfinite().all().item<bool>()) << what << ": not finite";
-  const double scale = e.abs().max().item<double>();
-  const double worst = ((a - e).abs() - tol * (scale + e.abs())).max().item<double>();
-  EXPECT_LE(worst, 0.0) << what << ": off by more than " << tol << " x (" << scale
-                        << " + |expected|)";
-}
+using testing_emulated::ExpectClose;
+using testing_emulated::ToleranceFor;
 
 at::Tensor Leaf(const at::Tensor& t) { return t.detach().clone().requires_grad_(); }
 
@@ -76,15 +55,15 @@ TEST_P(GeluGrnNode, ValuesAndGradientsMatchThePlainChain) {
   const at::Tensor ry = rgamma * (a * nx) + rbeta + a;
   ry.backward(grad.to(at::kDouble));
 
-  const double tol = Tolerance(dtype);
+  const testing_emulated::Tolerance tol = ToleranceFor(dtype);
   ExpectClose(y, ry, tol, "y");
   ExpectClose(h.grad(), rh.grad(), tol, "dh");
   EXPECT_EQ(h.grad().scalar_type(), dtype);
-  ExpectClose(gamma.grad(), rgamma.grad(), Tolerance(at::kFloat), "dgamma");
-  ExpectClose(beta.grad(), rbeta.grad(), Tolerance(at::kFloat), "dbeta");
+  ExpectClose(gamma.grad(), rgamma.grad(), ToleranceFor(at::kFloat), "dgamma");
+  ExpectClose(beta.grad(), rbeta.grad(), ToleranceFor(at::kFloat), "dbeta");
   EXPECT_EQ(gamma.grad().scalar_type(), at::kFloat);
   if (with_bias) {
-    ExpectClose(bias.grad(), rbias.grad(), Tolerance(at::kFloat), "dbias");
+    ExpectClose(bias.grad(), rbias.grad(), ToleranceFor(at::kFloat), "dbias");
     EXPECT_EQ(bias.grad().scalar_type(), at::kFloat);
   }
 }
@@ -130,11 +109,11 @@ TEST_P(ResidualNode, ValuesAndGradientsMatchThePlainSum) {
   const at::Tensor rout = rresidual + branch;
   rout.backward(grad.to(at::kDouble));
 
-  ExpectClose(out, rout, Tolerance(residual_dtype), "out");
-  ExpectClose(residual.grad(), rresidual.grad(), Tolerance(residual_dtype), "dresidual");
-  ExpectClose(z.grad(), rz.grad(), Tolerance(z_dtype), "dz");
+  ExpectClose(out, rout, ToleranceFor(residual_dtype), "out");
+  ExpectClose(residual.grad(), rresidual.grad(), ToleranceFor(residual_dtype), "dresidual");
+  ExpectClose(z.grad(), rz.grad(), ToleranceFor(z_dtype), "dz");
   EXPECT_EQ(z.grad().scalar_type(), z_dtype);
-  ExpectClose(bias.grad(), rbias.grad(), Tolerance(at::kFloat), "dbias");
+  ExpectClose(bias.grad(), rbias.grad(), ToleranceFor(at::kFloat), "dbias");
 }
 
 INSTANTIATE_TEST_SUITE_P(

@@ -15,6 +15,7 @@
 #include <tuple>
 
 #include "convnextv2/models/grn_cuda.h"
+#include "tests/models/emulated_expect.h"
 
 namespace convnextv2::models::cuda {
 namespace {
@@ -32,37 +33,9 @@ Dtype KernelDtype(at::ScalarType t) {
   }
 }
 
-// Relative to the reference's largest magnitude (atol) and to each element (rtol): a value
-// stored in `dtype` carries its rounding; float32 statistics carry float32's.
-struct Tolerance {
-  double rtol;
-  double atol;
-};
-
-Tolerance ToleranceFor(at::ScalarType t) {
-  switch (t) {
-    case at::kHalf:
-      return {2e-3, 2e-3};  // 11-bit significand: rounding is within 4.9e-4 relative
-    case at::kBFloat16:
-      return {1.6e-2, 1.6e-2};  // 8-bit significand: rounding is within 3.9e-3 relative
-    default:
-      return {1e-4, 1e-5};
-  }
-}
-
-void ExpectClose(const at::Tensor& actual, const at::Tensor& expected, Tolerance tol,
-                 const std::string& what) {
-  ASSERT_EQ(actual.sizes(), expected.sizes()) << what;
-  const at::Tensor a = actual.to(at::kDouble);
-  const at::Tensor e = expected.to(at::kDouble);
-  ASSERT_TRUE(a.isfinite().all().item<bool>()) << what << ": not finite";
-  const double scale = e.abs().max().item<double>();
-  const at::Tensor excess = (a - e).abs() - (tol.atol * scale + tol.rtol * e.abs());
-  const int64_t worst = excess.argmax().item<int64_t>();
-  EXPECT_LE(excess.flatten()[worst].item<double>(), 0.0)
-      << what << ": element " << worst << " is " << a.flatten()[worst].item<double>()
-      << ", expected " << e.flatten()[worst].item<double>() << " (scale " << scale << ")";
-}
+using testing_emulated::ExpectClose;
+using testing_emulated::Tolerance;
+using testing_emulated::ToleranceFor;
 
 struct GrnInputs {
   at::Tensor h;     // (n, hw, c) in the kernel's dtype
