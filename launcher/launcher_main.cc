@@ -34,7 +34,7 @@ namespace {
 namespace fs = std::filesystem;
 using convnextv2::launcher::SweepOptions;
 
-constexpr char kUsage[] = R"(launcher: Slurm job arrays from protobuf sweeps (see README.md, "Sweeps on Slurm").
+constexpr char kUsage[] = R"(launcher: Slurm job arrays from protobuf sweeps (see docs/slurm.md).
 
   launcher sweep [flags] SWEEP.pbtxt
       Expands the SweepConfig (launcher/sweep.proto) into one ExperimentConfig per task (grid or

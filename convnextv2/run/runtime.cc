@@ -48,7 +48,7 @@ std::string NoCudaReason() {
   return "no CUDA device is visible to this process (check nvidia-smi and CUDA_VISIBLE_DEVICES)";
 #else
   return "this build has no CUDA (the default build uses Debian's CPU libtorch; build against "
-         "a CUDA libtorch with --config=cuda, see the README's \"GPU builds\")";
+         "a CUDA libtorch with --config=cuda, see docs/gpu.md)";
 #endif
 }
 
