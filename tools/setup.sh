@@ -24,6 +24,10 @@ PACKAGES=(
   libabsl-dev libgoogle-glog-dev libgflags-dev
   libprotobuf-dev protobuf-compiler
   libhdf5-dev hdf5-tools libssl-dev
+  # JSON: log.txt lines, safetensors headers, Hugging Face config.json
+  nlohmann-json3-dev
+  # ONNX export: the graph protos, checker and shape inference (same protobuf 3.21 as ours)
+  libonnx-dev
   libgtest-dev googletest
   # images
   libturbojpeg0-dev libjpeg62-turbo-dev libpng-dev zlib1g-dev libwebp-dev libtiff-dev
@@ -39,6 +43,8 @@ PACKAGES=(
   python3-torch python3-h5py python3-numpy python3-torchvision
   # TensorBoard event files: CRC-32C (ISA-L); a virtual environment for TensorBoard's reader
   libisal-dev python3-venv
+  # Python.h for torch.compile (inductor) in the peer venv (tools/bench/peer_setup.sh)
+  python3-dev
   # the sweep report rendered as a browser shows it (tests/launcher:report_render_test)
   chromium
 )
