@@ -11,7 +11,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
-#include "convnextv2/metrics/manifest.h"
+#include "convnextv2/record/manifest.h"
 #include "convnextv2/util/progress.h"
 
 namespace convnextv2::launcher {
@@ -57,17 +57,17 @@ std::vector<TaskSummary> SummarizeTasks(const SweepManifest& manifest, bool show
     TaskSummary s;
     s.task = t;
     s.state = "-";
-    if (auto run = metrics::ReadManifest(t.run_dir() + "/manifest.pbtxt"); run.ok()) {
+    if (auto run = record::ReadManifest(t.run_dir() + "/manifest.pbtxt"); run.ok()) {
       s.state = RunManifest::State_Name(run->state());
     }
     if (std::filesystem::exists(t.run_dir() + "/metrics.h5")) {
-      if (auto log = metrics::ReadMetricsLog(t.run_dir() + "/metrics.h5"); log.ok()) {
+      if (auto log = record::ReadMetricsLog(t.run_dir() + "/metrics.h5"); log.ok()) {
         s.log = std::move(*log);
       } else {
         s.state = "unreadable metrics.h5";
       }
     }
-    for (const metrics::EvalRow& e : s.log.eval) {
+    for (const record::EvalRow& e : s.log.eval) {
       Update(e.acc1, true, &s.best_acc1);
       Update(e.acc5, true, &s.best_acc5);
       Update(e.loss, false, &s.best_loss);
@@ -498,17 +498,17 @@ std::string ReportHtml(const SweepManifest& manifest, const std::vector<TaskSumm
     const char* x_label;
     const char* y_label;
     bool eval, higher_is_better;
-    double metrics::EvalRow::*eval_field;
-    double metrics::TrainRow::*train_field;
+    double record::EvalRow::*eval_field;
+    double record::TrainRow::*train_field;
   };
   const Metric kMetrics[] = {
       {"train loss", "step (optimizer steps)", "loss", false, false, nullptr,
-       &metrics::TrainRow::loss},
-      {"eval acc@1", "epoch", "acc@1 (%)", true, true, &metrics::EvalRow::acc1, nullptr},
-      {"eval acc@5", "epoch", "acc@5 (%)", true, true, &metrics::EvalRow::acc5, nullptr},
-      {"eval loss", "epoch", "loss", true, false, &metrics::EvalRow::loss, nullptr},
+       &record::TrainRow::loss},
+      {"eval acc@1", "epoch", "acc@1 (%)", true, true, &record::EvalRow::acc1, nullptr},
+      {"eval acc@5", "epoch", "acc@5 (%)", true, true, &record::EvalRow::acc5, nullptr},
+      {"eval loss", "epoch", "loss", true, false, &record::EvalRow::loss, nullptr},
       {"learning rate", "step (optimizer steps)", "lr", false, true, nullptr,
-       &metrics::TrainRow::lr},
+       &record::TrainRow::lr},
   };
   absl::StrAppend(&html, "<div class=\"charts\">\n");
   for (const Metric& m : kMetrics) {
@@ -520,13 +520,13 @@ std::string ReportHtml(const SweepManifest& manifest, const std::vector<TaskSumm
       c.color = color(s);
       c.best = &s == best;
       if (m.eval) {
-        for (const metrics::EvalRow& e : s.log.eval) {
+        for (const record::EvalRow& e : s.log.eval) {
           c.x.push_back(e.epoch);
           c.y.push_back(e.*m.eval_field);
           any |= !std::isnan(e.*m.eval_field);
         }
       } else {
-        for (const metrics::TrainRow& r : s.log.train) {
+        for (const record::TrainRow& r : s.log.train) {
           c.x.push_back(r.step);
           c.y.push_back(r.*m.train_field);
           any |= !std::isnan(r.*m.train_field);
@@ -544,7 +544,7 @@ std::string ReportHtml(const SweepManifest& manifest, const std::vector<TaskSumm
     o.integer_x = true;
     // The best task's star marks its best point; for the learning rate there is none.
     o.higher_is_better = m.higher_is_better;
-    if (m.train_field == &metrics::TrainRow::lr) {
+    if (m.train_field == &record::TrainRow::lr) {
       for (Series& c : series) c.best = false;
     }
     absl::StrAppend(&html, SvgChart(series, o), "\n");

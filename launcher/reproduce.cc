@@ -13,7 +13,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_format.h"
 #include "convnextv2/config/config.h"
-#include "convnextv2/metrics/manifest.h"
+#include "convnextv2/record/manifest.h"
 #include "convnextv2/util/files.h"
 #include "convnextv2/util/shell.h"
 #include "convnextv2/util/status_macros.h"
@@ -109,19 +109,19 @@ int RunWatchingLog(const std::string& command, const std::string& log_path, int 
   return rc;
 }
 
-std::vector<std::string> CompareLogs(const metrics::MetricsLog& a, const metrics::MetricsLog& b,
+std::vector<std::string> CompareLogs(const record::MetricsLog& a, const record::MetricsLog& b,
                                      int max_differences) {
   std::vector<std::string> differences;
-  CompareRows("train", a.train, b.train, metrics::TrainColumns(), &metrics::TrainValue,
+  CompareRows("train", a.train, b.train, record::TrainColumns(), &record::TrainValue,
               max_differences, &differences);
-  CompareRows("eval", a.eval, b.eval, metrics::EvalColumns(), &metrics::EvalValue,
+  CompareRows("eval", a.eval, b.eval, record::EvalColumns(), &record::EvalValue,
               max_differences, &differences);
   return differences;
 }
 
 absl::StatusOr<ReproduceResult> Reproduce(const ReproduceOptions& options) {
   absl::StatusOr<RunManifest> manifest =
-      metrics::ReadManifest(options.run_dir + "/manifest.pbtxt");
+      record::ReadManifest(options.run_dir + "/manifest.pbtxt");
   CONVNEXTV2_RETURN_IF_ERROR(manifest);
   if (manifest->state() != RunManifest::FINISHED) {
     return absl::FailedPreconditionError(
@@ -129,8 +129,8 @@ absl::StatusOr<ReproduceResult> Reproduce(const ReproduceOptions& options) {
                      RunManifest::State_Name(manifest->state()), "): nothing to compare with"));
   }
   // Fail before the rerun when the original log cannot be read.
-  if (absl::StatusOr<metrics::MetricsLog> original =
-          metrics::ReadMetricsLog(options.run_dir + "/metrics.h5");
+  if (absl::StatusOr<record::MetricsLog> original =
+          record::ReadMetricsLog(options.run_dir + "/metrics.h5");
       !original.ok()) {
     return original.status();
   }
@@ -169,9 +169,9 @@ absl::StatusOr<ReproduceResult> Reproduce(const ReproduceOptions& options) {
 }
 
 absl::StatusOr<ReproduceResult> CompareRuns(const std::string& run_a, const std::string& run_b) {
-  absl::StatusOr<metrics::MetricsLog> a = metrics::ReadMetricsLog(run_a + "/metrics.h5");
+  absl::StatusOr<record::MetricsLog> a = record::ReadMetricsLog(run_a + "/metrics.h5");
   CONVNEXTV2_RETURN_IF_ERROR(a);
-  absl::StatusOr<metrics::MetricsLog> b = metrics::ReadMetricsLog(run_b + "/metrics.h5");
+  absl::StatusOr<record::MetricsLog> b = record::ReadMetricsLog(run_b + "/metrics.h5");
   CONVNEXTV2_RETURN_IF_ERROR(b);
   ReproduceResult result;
   result.out_dir = run_b;

@@ -14,7 +14,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "convnextv2/metrics/metrics_log.h"
+#include "convnextv2/record/metrics_log.h"
 #include "convnextv2/util/progress.h"
 
 namespace convnextv2::launcher {
@@ -48,7 +48,7 @@ absl::StatusOr<ReproduceResult> CompareRuns(const std::string& run_a, const std:
 
 // Row-by-row comparison of two logs, timing columns excluded; NaN equals NaN. Returns up to
 // `max_differences` descriptions ("train row 3 (step 3): loss 0.5 != 0.50000000000000011").
-std::vector<std::string> CompareLogs(const metrics::MetricsLog& a, const metrics::MetricsLog& b,
+std::vector<std::string> CompareLogs(const record::MetricsLog& a, const record::MetricsLog& b,
                                      int max_differences = 10);
 
 }  // namespace convnextv2::launcher

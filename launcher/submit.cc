@@ -12,7 +12,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "convnextv2/config/config.h"
-#include "convnextv2/metrics/run_info.h"
+#include "convnextv2/record/run_info.h"
 #include "convnextv2/util/files.h"
 #include "convnextv2/util/shell.h"
 #include "convnextv2/util/status_macros.h"
@@ -161,7 +161,7 @@ absl::StatusOr<SweepResult> RunSweep(const SweepOptions& options) {
   absl::StatusOr<std::string> binary_bytes = util::ReadFile(copied);
   CONVNEXTV2_RETURN_IF_ERROR(binary_bytes);
 
-  const metrics::RunInfo info = metrics::CollectRunInfo();
+  const record::RunInfo info = record::CollectRunInfo();
   SweepManifest manifest;
   *manifest.mutable_sweep() = *sweep;
   manifest.set_sweep_file(options.sweep_file);
@@ -171,7 +171,7 @@ absl::StatusOr<SweepResult> RunSweep(const SweepOptions& options) {
   manifest.set_git_dirty(info.git_dirty);
   manifest.set_host(info.host);
   manifest.set_binary(copied);
-  manifest.set_binary_sha256(metrics::Sha256Hex(*binary_bytes));
+  manifest.set_binary_sha256(record::Sha256Hex(*binary_bytes));
   manifest.set_binary_source(*binary);
   manifest.set_dry_run(options.dry_run);
   for (const SweepPoint& p : *points) {
@@ -220,7 +220,7 @@ absl::StatusOr<SweepResult> RunSweep(const SweepOptions& options) {
     result.job_ids.push_back(*id);
     manifest.add_job_ids(*id);
   }
-  manifest.set_submitted_time(metrics::NowUtc());
+  manifest.set_submitted_time(record::NowUtc());
   CONVNEXTV2_RETURN_IF_ERROR(WriteSweepManifest(result.sweep_dir, manifest));
   return result;
 }

@@ -283,17 +283,17 @@ class FinetuneTask : public run::TrainingTask {
   absl::StatusOr<at::Tensor> Loss(const data::Batch& batch, int epoch, int64_t step,
                                   train::TrainingRecipe& recipe) override;
   void FinishStep(const run::StepInfo& step, run::LoopMeters* meters,
-                  metrics::TrainRow* row) override;
+                  record::TrainRow* row) override;
   absl::StatusOr<std::vector<std::pair<std::string, double>>> StepScalars(
-      const run::StepInfo& step, const metrics::TrainRow& row) override;
+      const run::StepInfo& step, const record::TrainRow& row) override;
   std::string ProgressFields(const run::StepInfo& step, const run::LoopMeters& meters,
-                             const metrics::TrainRow& row) const override;
+                             const record::TrainRow& row) const override;
   std::string NonFiniteAdvice() const override {
     return "Lower the learning rate (blr/lr), set clip_grad, or check the data.";
   }
 
   void SummarizeEpoch(const run::EpochInfo& epoch, const run::LoopMeters& meters) override;
-  absl::StatusOr<std::optional<metrics::EvalRow>> Evaluate(int epoch, run::LoopState* state,
+  absl::StatusOr<std::optional<record::EvalRow>> Evaluate(int epoch, run::LoopState* state,
                                                            run::RunCheckpoints& ckpts) override;
   absl::StatusOr<std::string> EndEpoch(const run::EpochInfo& epoch) override;
 
@@ -422,7 +422,7 @@ absl::StatusOr<at::Tensor> FinetuneTask::Loss(const data::Batch& batch, int epoc
 }
 
 void FinetuneTask::FinishStep(const run::StepInfo& step, run::LoopMeters* meters,
-                              metrics::TrainRow* row) {
+                              record::TrainRow* row) {
   if (step.result.boundary && step.result.stepped) {
     (*meters)["grad_norm"].Add(step.result.grad_norm);
   }
@@ -438,7 +438,7 @@ void FinetuneTask::FinishStep(const run::StepInfo& step, run::LoopMeters* meters
 // engine_finetune.py's log_writer, every micro-batch: class_acc only without mixup, the weight
 // decay only when some group has one, the gradient norm only under AMP at optimizer steps.
 absl::StatusOr<std::vector<std::pair<std::string, double>>> FinetuneTask::StepScalars(
-    const run::StepInfo& step, const metrics::TrainRow& row) {
+    const run::StepInfo& step, const record::TrainRow& row) {
   std::vector<std::pair<std::string, double>> values{{"loss/loss", row.loss}};
   if (!mixup_) values.emplace_back("loss/class_acc", row.class_acc);
   values.emplace_back("opt/lr", row.lr);
@@ -451,7 +451,7 @@ absl::StatusOr<std::vector<std::pair<std::string, double>>> FinetuneTask::StepSc
 }
 
 std::string FinetuneTask::ProgressFields(const run::StepInfo& step, const run::LoopMeters& meters,
-                                         const metrics::TrainRow& row) const {
+                                         const record::TrainRow& row) const {
   const std::string class_acc =
       mixup_ ? "" : absl::StrFormat("  class_acc: %.4f (%.4f)", meters.at("acc").recent(),
                                     meters.at("acc").mean());
@@ -460,7 +460,7 @@ std::string FinetuneTask::ProgressFields(const run::StepInfo& step, const run::L
                          class_acc, row.weight_decay, meters.at("grad_norm").last());
 }
 
-absl::StatusOr<std::optional<metrics::EvalRow>> FinetuneTask::Evaluate(int epoch,
+absl::StatusOr<std::optional<record::EvalRow>> FinetuneTask::Evaluate(int epoch,
                                                                        run::LoopState* state,
                                                                        run::RunCheckpoints& ckpts) {
   if (!eval_loader_) return std::nullopt;
@@ -481,7 +481,7 @@ absl::StatusOr<std::optional<metrics::EvalRow>> FinetuneTask::Evaluate(int epoch
   LOG(INFO) << absl::StrFormat("Max accuracy: %.2f%%", result_.max_accuracy);
   CONVNEXTV2_ASSIGN_OR_RETURN(stats_.evaluated_ema,
                               EvaluateEma(epoch, state, ckpts, &stats_.test_ema));
-  metrics::EvalRow row;
+  record::EvalRow row;
   row.step = static_cast<int64_t>(epoch + 1) * train_loader_->num_batches() - 1;
   row.epoch = epoch;
   row.acc1 = stats_.test.acc1;
@@ -522,7 +522,7 @@ void FinetuneTask::SummarizeEpoch(const run::EpochInfo& epoch, const run::LoopMe
   stats_.train_min_lr = meters.at("min_lr").mean();
   stats_.train_weight_decay = meters.at("weight_decay").mean();
   stats_.train_loss = meters.at("loss").mean();
-  stats_.train_class_acc = mixup_ ? metrics::kMissing : meters.at("acc").mean();
+  stats_.train_class_acc = mixup_ ? record::kMissing : meters.at("acc").mean();
   stats_.train_grad_norm = meters.at("grad_norm").mean();
   stats_.images_per_second = epoch.images_per_second;
   LOG(INFO) << absl::StrFormat(

@@ -79,15 +79,15 @@ class PretrainTask : public run::TrainingTask {
   absl::StatusOr<at::Tensor> Loss(const data::Batch& batch, int epoch, int64_t step,
                                   train::TrainingRecipe& recipe) override;
   void FinishStep(const run::StepInfo& step, run::LoopMeters* meters,
-                  metrics::TrainRow* row) override {
+                  record::TrainRow* row) override {
     (*meters)["lr"].Add(step.lr);
   }
   absl::Status AfterStep(int epoch, int64_t global_step) override;
   int64_t ScalarStep(int epoch, int64_t step, int64_t steps_per_epoch) const override;
   absl::StatusOr<std::vector<std::pair<std::string, double>>> StepScalars(
-      const run::StepInfo& step, const metrics::TrainRow& row) override;
+      const run::StepInfo& step, const record::TrainRow& row) override;
   std::string ProgressFields(const run::StepInfo& step, const run::LoopMeters& meters,
-                             const metrics::TrainRow& row) const override {
+                             const record::TrainRow& row) const override {
     return absl::StrFormat("loss: %.4f (%.4f)", meters.at("loss").recent(),
                            meters.at("loss").mean());
   }
@@ -211,7 +211,7 @@ int64_t PretrainTask::ScalarStep(int epoch, int64_t step, int64_t steps_per_epoc
 // engine_pretrain.py's log_writer, once per optimizer step (the group's last micro-batch): its
 // loss averaged over the ranks (all_reduce_mean) and the lr.
 absl::StatusOr<std::vector<std::pair<std::string, double>>> PretrainTask::StepScalars(
-    const run::StepInfo& step, const metrics::TrainRow& row) {
+    const run::StepInfo& step, const record::TrainRow& row) {
   std::vector<std::pair<std::string, double>> values;
   if (!step.result.boundary) return values;
   double loss = step.loss;

@@ -13,9 +13,9 @@
 #include "convnextv2/checkpoint/file.h"
 #include "convnextv2/checkpoint/state.h"
 #include "convnextv2/config/config.h"
-#include "convnextv2/metrics/time_limit.h"
+#include "convnextv2/dist/time_limit.h"
 #include "convnextv2/run/preemption.h"
-#include "convnextv2/run/run_record.h"
+#include "convnextv2/record/run_record.h"
 #include "convnextv2/run/step_boundary.h"
 #include "convnextv2/tensorboard/event_writer.h"
 #include "convnextv2/train/data_parallel.h"
@@ -110,7 +110,7 @@ void AddRecipeState(train::TrainingRecipe& recipe, std::shared_ptr<torch::nn::Mo
 class Loop {
  public:
   Loop(const ExperimentConfig& config, const RunOptions& options, TrainingTask& task,
-       RunRecord* record)
+       record::RunRecord* record)
       : config_(config), options_(options), task_(task), record_(record) {}
 
   absl::StatusOr<LoopResult> Run();
@@ -124,15 +124,15 @@ class Loop {
   // One epoch from state_.next_step; false when the run stopped at a step boundary.
   absl::StatusOr<bool> TrainEpoch(int epoch);
   absl::Status Step(int epoch, int64_t it, data::BatchIterator& batches, LoopMeters& meters,
-                    train::MeanMeter& step_time, metrics::TrainRow* row);
+                    train::MeanMeter& step_time, record::TrainRow* row);
   absl::Status EndEpoch(int epoch, int64_t first_step, Clock::time_point start,
                         LoopMeters& meters);
   void LogProgress(const StepInfo& step, const LoopMeters& meters,
-                   const train::MeanMeter& step_time, const metrics::TrainRow& row) const;
+                   const train::MeanMeter& step_time, const record::TrainRow& row) const;
 
   // ---- records: the hook points of logging ----
-  absl::Status RecordStep(const StepInfo& step, const metrics::TrainRow& row);
-  absl::Status RecordEpoch(int epoch, const std::optional<metrics::EvalRow>& eval,
+  absl::Status RecordStep(const StepInfo& step, const record::TrainRow& row);
+  absl::Status RecordEpoch(int epoch, const std::optional<record::EvalRow>& eval,
                            const std::string& log_row);
   absl::Status FlushRecords();
 
@@ -143,7 +143,7 @@ class Loop {
   ExperimentConfig config_;  // lr resolved by the recipe
   const RunOptions& options_;
   TrainingTask& task_;
-  RunRecord* record_;
+  record::RunRecord* record_;
   Clock::time_point start_ = Clock::now();
   Runtime runtime_;
   std::shared_ptr<torch::nn::Module> model_;
@@ -249,7 +249,7 @@ absl::Status Loop::TrainEpochs() {
   const auto& k = config_.checkpoint();
   CONVNEXTV2_ASSIGN_OR_RETURN(const int preempt_signal, util::ParseSignalName(k.preempt_signal()));
   preemption_ = std::make_unique<PreemptionWatch>(
-      preempt_signal, metrics::TimeLimit::FromSlurm(k.preempt_lead_seconds()));
+      preempt_signal, dist::TimeLimit::FromSlurm(k.preempt_lead_seconds()));
   boundaries_ = std::make_unique<StepBoundaries>(*ckpts_, *preemption_, runtime_.comm.get(),
                                                  options_.stop_epoch, options_.stop_step);
   for (int epoch = state_.next_epoch; epoch < epochs; ++epoch) {
@@ -290,7 +290,7 @@ absl::StatusOr<bool> Loop::TrainEpoch(int epoch) {
                                                 [&meters] { return meters.Sums(); }));
       if (stop) return false;  // the checkpoint's save flushed the records first
     }
-    metrics::TrainRow row;
+    record::TrainRow row;
     CONVNEXTV2_RETURN_IF_ERROR(Step(epoch, it, batches, meters, step_time, &row));
   }
   CONVNEXTV2_RETURN_IF_ERROR(EndEpoch(epoch, first_step, epoch_start, meters));
@@ -298,7 +298,7 @@ absl::StatusOr<bool> Loop::TrainEpoch(int epoch) {
 }
 
 absl::Status Loop::Step(int epoch, int64_t it, data::BatchIterator& batches, LoopMeters& meters,
-                        train::MeanMeter& step_time, metrics::TrainRow* row) {
+                        train::MeanMeter& step_time, record::TrainRow* row) {
   const auto step_start = Clock::now();
   // The checkpoint holds rank 0's generator only: the other ranks reseed theirs (drop path) from
   // the step at every step, so a run resumed at any step draws what an unstopped one does.
@@ -346,7 +346,7 @@ absl::Status Loop::Step(int epoch, int64_t it, data::BatchIterator& batches, Loo
 }
 
 void Loop::LogProgress(const StepInfo& step, const LoopMeters& meters,
-                       const train::MeanMeter& step_time, const metrics::TrainRow& row) const {
+                       const train::MeanMeter& step_time, const record::TrainRow& row) const {
   const double eta = step_time.recent() * (steps_per_epoch_ - step.step - 1);
   LOG(INFO) << absl::StrFormat(
       "Epoch: [%d]  [%*d/%d]  eta: %s  lr: %.6f  %s  img/s: %.*f  time: %.3f", step.epoch,
@@ -368,7 +368,7 @@ absl::Status Loop::EndEpoch(int epoch, int64_t first_step, Clock::time_point sta
   info.images_per_second = static_cast<double>(steps_per_epoch_ - first_step) *
                            config_.train().batch_size() * runtime_.world_size / info.seconds;
   task_.SummarizeEpoch(info, meters);
-  CONVNEXTV2_ASSIGN_OR_RETURN(const std::optional<metrics::EvalRow> eval,
+  CONVNEXTV2_ASSIGN_OR_RETURN(const std::optional<record::EvalRow> eval,
                               task_.Evaluate(epoch, &state_, *ckpts_));
   CONVNEXTV2_ASSIGN_OR_RETURN(const std::string log_row, task_.EndEpoch(info));
   CONVNEXTV2_RETURN_IF_ERROR(RecordEpoch(epoch, eval, log_row));
@@ -379,8 +379,8 @@ absl::Status Loop::EndEpoch(int epoch, int64_t first_step, Clock::time_point sta
   return ckpts_->SaveEpochEnd(epoch, state_);
 }
 
-absl::Status Loop::RecordStep(const StepInfo& step, const metrics::TrainRow& row) {
-  metrics::TrainRow recorded = row;
+absl::Status Loop::RecordStep(const StepInfo& step, const record::TrainRow& row) {
+  record::TrainRow recorded = row;
   recorded.wall_time = record_->WallTime();
   record_->AddTrain(recorded);
   if (config_.output().log_dir().empty()) return absl::OkStatus();
@@ -393,10 +393,10 @@ absl::Status Loop::RecordStep(const StepInfo& step, const metrics::TrainRow& row
   return absl::OkStatus();
 }
 
-absl::Status Loop::RecordEpoch(int epoch, const std::optional<metrics::EvalRow>& eval,
+absl::Status Loop::RecordEpoch(int epoch, const std::optional<record::EvalRow>& eval,
                                const std::string& log_row) {
   if (eval) {
-    metrics::EvalRow row = *eval;
+    record::EvalRow row = *eval;
     row.wall_time = record_->WallTime();
     record_->AddEval(row);
   }
@@ -424,7 +424,7 @@ absl::Status Loop::FlushRecords() {
 
 absl::StatusOr<LoopResult> RunTraining(const std::string& program, const ExperimentConfig& config,
                                        const RunOptions& options, TrainingTask& task) {
-  RunRecord record(program, options.command_line);
+  record::RunRecord record(program, options.command_line);
   absl::StatusOr<LoopResult> result = Loop(config, options, task, &record).Run();
   // A run stopped on a signal after saving exits 75 (requeue): the manifest says so.
   absl::Status recorded =

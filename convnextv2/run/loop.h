@@ -43,7 +43,7 @@
 
 #include "absl/status/statusor.h"
 #include "convnextv2/data/loader.h"
-#include "convnextv2/metrics/metrics_log.h"
+#include "convnextv2/record/metrics_log.h"
 #include "convnextv2/proto/experiment.pb.h"
 #include "convnextv2/run/run_checkpoints.h"
 #include "convnextv2/run/run_options.h"
@@ -126,12 +126,12 @@ class TrainingTask {
   virtual absl::StatusOr<at::Tensor> Loss(const data::Batch& batch, int epoch, int64_t step,
                                           train::TrainingRecipe& recipe) = 0;
   // After backward and the optimizer's work: the task's meters and its fields of the row.
-  virtual void FinishStep(const StepInfo& step, LoopMeters* meters, metrics::TrainRow* row) {}
+  virtual void FinishStep(const StepInfo& step, LoopMeters* meters, record::TrainRow* row) {}
   // After the row is recorded (`global_step` micro-batches done): e.g. pictures every N steps.
   virtual absl::Status AfterStep(int epoch, int64_t global_step) { return absl::OkStatus(); }
   // The progress line's fields between "eta: ..." and "img/s: ...".
   virtual std::string ProgressFields(const StepInfo& step, const LoopMeters& meters,
-                                     const metrics::TrainRow& row) const = 0;
+                                     const record::TrainRow& row) const = 0;
   // Decimals of the progress line's img/s figure.
   virtual int images_per_second_decimals() const { return 0; }
   // Added to the error when a loss is not finite (what the user can change).
@@ -147,7 +147,7 @@ class TrainingTask {
   // The values of one micro-batch (tag, value), after FinishStep, written at ScalarStep. Called
   // on every rank when log_dir is set (a task may reduce a value over the ranks here).
   virtual absl::StatusOr<std::vector<std::pair<std::string, double>>> StepScalars(
-      const StepInfo& step, const metrics::TrainRow& row) {
+      const StepInfo& step, const record::TrainRow& row) {
     return std::vector<std::pair<std::string, double>>();
   }
 
@@ -157,7 +157,7 @@ class TrainingTask {
   // Called every epoch after SummarizeEpoch. Returns the eval
   // row (its wall_time is set by the loop) or nullopt when there is nothing to evaluate.
   // Updates state's best accuracies and writes best checkpoints through `ckpts`.
-  virtual absl::StatusOr<std::optional<metrics::EvalRow>> Evaluate(int epoch, LoopState* state,
+  virtual absl::StatusOr<std::optional<record::EvalRow>> Evaluate(int epoch, LoopState* state,
                                                                    RunCheckpoints& ckpts) {
     return std::nullopt;
   }

@@ -74,7 +74,7 @@ std::vector<std::string> ConfigChanges(const std::string& stored_text,
 }
 
 absl::Status StartLogs(const ExperimentConfig& config, const LoopState& state,
-                       RunRecord* record) {
+                       record::RunRecord* record) {
   const std::string& out_dir = config.output().output_dir();
   if (state.resumed && !out_dir.empty()) {
     CONVNEXTV2_RETURN_IF_ERROR(TruncateEpochLog(out_dir + "/log.txt", state.next_epoch));

@@ -133,7 +133,7 @@ void MakeSweep(SweepManifest* manifest, std::vector<TaskSummary>* tasks) {
     s.task = *t;
     s.state = "FINISHED";
     for (int step = 0; step < 200; ++step) {  // distinct, separated loss curves
-      metrics::TrainRow r;
+      record::TrainRow r;
       r.step = step;
       r.epoch = step / 40;
       r.loss = 0.5 + 0.3 * i + 2.0 * std::exp(-step / (20.0 + 10 * i));
@@ -141,7 +141,7 @@ void MakeSweep(SweepManifest* manifest, std::vector<TaskSummary>* tasks) {
       s.log.train.push_back(r);
     }
     for (int epoch = 0; epoch < 5; ++epoch) {
-      metrics::EvalRow e;
+      record::EvalRow e;
       e.step = epoch * 40 + 39;
       e.epoch = epoch;
       e.acc1 = kFinal[i] - 4.0 * (4 - epoch);

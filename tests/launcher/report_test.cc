@@ -17,13 +17,13 @@ TaskSummary Task(int index, const std::string& blr, std::vector<double> acc1) {
   s.task.add_assignments("optim.blr=" + blr);
   s.state = "FINISHED";
   for (size_t e = 0; e < acc1.size(); ++e) {
-    metrics::EvalRow r;
+    record::EvalRow r;
     r.epoch = e;
     r.acc1 = acc1[e];
     r.acc5 = 90;
     r.loss = 2.0 - acc1[e] / 100;
     s.log.eval.push_back(r);
-    metrics::TrainRow t;
+    record::TrainRow t;
     t.step = e;
     t.loss = 1.0 / (e + 1);
     s.log.train.push_back(t);

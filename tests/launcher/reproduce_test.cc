@@ -16,17 +16,17 @@ namespace {
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 
-metrics::MetricsLog Log() {
-  metrics::MetricsLog log;
+record::MetricsLog Log() {
+  record::MetricsLog log;
   for (int s = 0; s < 3; ++s) {
-    metrics::TrainRow r;
+    record::TrainRow r;
     r.step = s;
     r.loss = 1.0 / (s + 1);
     r.lr = 1e-3;
     r.wall_time = s;
     log.train.push_back(r);  // grad_norm stays NaN
   }
-  metrics::EvalRow e;
+  record::EvalRow e;
   e.step = 2;
   e.acc1 = 50;
   log.eval.push_back(e);
@@ -34,7 +34,7 @@ metrics::MetricsLog Log() {
 }
 
 TEST(CompareLogsTest, EqualLogsIgnoringTimingAndNan) {
-  metrics::MetricsLog a = Log(), b = Log();
+  record::MetricsLog a = Log(), b = Log();
   b.train[1].wall_time = 99;
   b.train[2].images_per_second = 5;
   b.eval[0].wall_time = 7;
@@ -42,7 +42,7 @@ TEST(CompareLogsTest, EqualLogsIgnoringTimingAndNan) {
 }
 
 TEST(CompareLogsTest, ReportsTheFirstDifferencesBitwise) {
-  metrics::MetricsLog a = Log(), b = Log();
+  record::MetricsLog a = Log(), b = Log();
   b.train[1].loss = std::nextafter(a.train[1].loss, 1.0);  // one ulp
   b.eval[0].acc1 = 51;
   EXPECT_THAT(CompareLogs(a, b),
@@ -54,18 +54,18 @@ TEST(CompareLogsTest, ReportsTheFirstDifferencesBitwise) {
   EXPECT_THAT(CompareLogs(a, b), ElementsAre("train: 3 rows != 2 rows"));
 }
 
-void WriteRun(const std::string& dir, const metrics::MetricsLog& log) {
+void WriteRun(const std::string& dir, const record::MetricsLog& log) {
   std::filesystem::create_directories(dir);
-  auto w = metrics::MetricsWriter::Create(dir + "/metrics.h5", {{"seed", int64_t{0}}});
+  auto w = record::MetricsWriter::Create(dir + "/metrics.h5", {{"seed", int64_t{0}}});
   ASSERT_TRUE(w.ok()) << w.status();
-  for (const metrics::TrainRow& r : log.train) (*w)->AddTrain(r);
-  for (const metrics::EvalRow& r : log.eval) (*w)->AddEval(r);
+  for (const record::TrainRow& r : log.train) (*w)->AddTrain(r);
+  for (const record::EvalRow& r : log.eval) (*w)->AddEval(r);
   ASSERT_TRUE((*w)->Flush().ok());
 }
 
 TEST(CompareRunsTest, ReadsBothRunDirs) {
   const std::string tmp = std::getenv("TEST_TMPDIR");
-  metrics::MetricsLog changed = Log();
+  record::MetricsLog changed = Log();
   changed.train[2].loss = 0.25;
   WriteRun(tmp + "/a", Log());
   WriteRun(tmp + "/b", Log());

@@ -84,28 +84,28 @@ class FakeTask : public TrainingTask {
     if (nan_at_step == step) return model_->w.sum() * std::nan("");
     return (model_->w * model_->w).sum();
   }
-  void FinishStep(const StepInfo& step, LoopMeters* meters, metrics::TrainRow* row) override {
+  void FinishStep(const StepInfo& step, LoopMeters* meters, record::TrainRow* row) override {
     (*meters)["w"].Add(calls.back().w);
     if (step.result.boundary) boundaries.push_back(step.step);
   }
   std::string ProgressFields(const StepInfo&, const LoopMeters& meters,
-                             const metrics::TrainRow&) const override {
+                             const record::TrainRow&) const override {
     return absl::StrFormat("loss: %.4f", meters.at("loss").mean());
   }
   std::string NonFiniteAdvice() const override { return "Fake advice."; }
   absl::StatusOr<std::vector<std::pair<std::string, double>>> StepScalars(
-      const StepInfo& step, const metrics::TrainRow& row) override {
+      const StepInfo& step, const record::TrainRow& row) override {
     return std::vector<std::pair<std::string, double>>{{"loss/w2", row.loss}};
   }
   void SummarizeEpoch(const EpochInfo& epoch, const LoopMeters& meters) override {
     loss_mean = meters.at("loss").mean();
     w_mean = meters.at("w").mean();
   }
-  absl::StatusOr<std::optional<metrics::EvalRow>> Evaluate(int epoch, LoopState* state,
+  absl::StatusOr<std::optional<record::EvalRow>> Evaluate(int epoch, LoopState* state,
                                                            RunCheckpoints&) override {
     evaluated.push_back(epoch);
     evaluated_after_calls.push_back(calls.size());
-    metrics::EvalRow row;
+    record::EvalRow row;
     row.epoch = epoch;
     row.acc1 = 100.0 * (epoch + 1) / 10;
     return row;

@@ -1,16 +1,16 @@
-#include "convnextv2/run/run_record.h"
+#include "convnextv2/record/run_record.h"
 
 #include <glog/logging.h>
 #include <torch/version.h>
 
 #include <filesystem>
 
-#include "convnextv2/metrics/manifest.h"
-#include "convnextv2/metrics/run_info.h"
+#include "convnextv2/record/manifest.h"
+#include "convnextv2/record/run_info.h"
 #include "convnextv2/util/files.h"
 #include "convnextv2/util/status_macros.h"
 
-namespace convnextv2::run {
+namespace convnextv2::record {
 
 RunRecord::RunRecord(std::string program, std::string command_line)
     : program_(std::move(program)),
@@ -28,26 +28,26 @@ absl::Status RunRecord::Start(const ExperimentConfig& config, int64_t resume_aft
   dir_ = config.output().output_dir();
   if (dir_.empty()) return absl::OkStatus();
   CONVNEXTV2_RETURN_IF_ERROR(util::MakeDirs(dir_));
-  metrics::RunInfo info = metrics::CollectRunInfo();
+  RunInfo info = CollectRunInfo();
   info.library_versions["libtorch"] = TORCH_VERSION;
   const std::string manifest_path = dir_ + "/manifest.pbtxt";
   std::unique_ptr<RunManifest> previous;
   if (std::filesystem::exists(manifest_path)) {
-    absl::StatusOr<RunManifest> old = metrics::ReadManifest(manifest_path);
+    absl::StatusOr<RunManifest> old = ReadManifest(manifest_path);
     if (old.ok()) {
       previous = std::make_unique<RunManifest>(*old);
     } else {
       LOG(WARNING) << "ignoring the unreadable manifest of an earlier attempt: " << old.status();
     }
   }
-  manifest_ = metrics::StartManifest(config, program_, command_line_, info, previous.get());
-  CONVNEXTV2_RETURN_IF_ERROR(metrics::WriteManifest(manifest_path, manifest_));
+  manifest_ = StartManifest(config, program_, command_line_, info, previous.get());
+  CONVNEXTV2_RETURN_IF_ERROR(WriteManifest(manifest_path, manifest_));
   const std::string metrics_path = dir_ + "/metrics.h5";
-  const metrics::Attributes attributes = metrics::ManifestAttributes(manifest_);
-  absl::StatusOr<std::unique_ptr<metrics::MetricsWriter>> writer =
+  const Attributes attributes = ManifestAttributes(manifest_);
+  absl::StatusOr<std::unique_ptr<MetricsWriter>> writer =
       resume_after_step >= 0
-          ? metrics::MetricsWriter::Resume(metrics_path, attributes, resume_after_step)
-          : metrics::MetricsWriter::Create(metrics_path, attributes);
+          ? MetricsWriter::Resume(metrics_path, attributes, resume_after_step)
+          : MetricsWriter::Create(metrics_path, attributes);
   CONVNEXTV2_RETURN_IF_ERROR(writer);
   metrics_ = std::move(*writer);
   LOG(INFO) << "recording to " << manifest_path << " and " << metrics_path << " (attempt "
@@ -56,11 +56,11 @@ absl::Status RunRecord::Start(const ExperimentConfig& config, int64_t resume_aft
   return absl::OkStatus();
 }
 
-void RunRecord::AddTrain(const metrics::TrainRow& row) {
+void RunRecord::AddTrain(const record::TrainRow& row) {
   if (metrics_) metrics_->AddTrain(row);
 }
 
-void RunRecord::AddEval(const metrics::EvalRow& row) {
+void RunRecord::AddEval(const record::EvalRow& row) {
   if (metrics_) metrics_->AddEval(row);
 }
 
@@ -74,10 +74,10 @@ absl::Status RunRecord::FinishWithExitStatus(int exit_status, const std::string&
   if (!active() || finished_) return absl::OkStatus();
   finished_ = true;
   absl::Status flushed = metrics_->Flush();
-  metrics::FinishManifest(exit_status, message, &manifest_);
+  FinishManifest(exit_status, message, &manifest_);
   absl::Status attrs = metrics_->SetAttributes(
       {{"end_time", manifest_.end_time()}, {"exit_status", int64_t{exit_status}}});
-  absl::Status written = metrics::WriteManifest(dir_ + "/manifest.pbtxt", manifest_);
+  absl::Status written = WriteManifest(dir_ + "/manifest.pbtxt", manifest_);
   if (!flushed.ok()) return flushed;
   if (!attrs.ok()) return attrs;
   return written;
@@ -87,4 +87,4 @@ double RunRecord::WallTime() const {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
 }
 
-}  // namespace convnextv2::run
+}  // namespace convnextv2::record

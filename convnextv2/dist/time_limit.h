@@ -7,8 +7,8 @@
 //
 // The remaining time is read once at start (`squeue -h -j <job> -o %L`) and counted down on a
 // steady clock, so the per-step check costs a clock read. No libtorch.
-#ifndef CONVNEXTV2_METRICS_TIME_LIMIT_H_
-#define CONVNEXTV2_METRICS_TIME_LIMIT_H_
+#ifndef CONVNEXTV2_DIST_TIME_LIMIT_H_
+#define CONVNEXTV2_DIST_TIME_LIMIT_H_
 
 #include <chrono>
 #include <cstdint>
@@ -18,7 +18,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 
-namespace convnextv2::metrics {
+namespace convnextv2::dist {
 
 // Seconds of a Slurm duration as sbatch --time takes it and squeue's %L prints it: "MM",
 // "MM:SS", "HH:MM:SS", "D-HH", "D-HH:MM", "D-HH:MM:SS". nullopt for no limit ("UNLIMITED",
@@ -58,6 +58,6 @@ class TimeLimit {
   std::string description_ = "no time limit";
 };
 
-}  // namespace convnextv2::metrics
+}  // namespace convnextv2::dist
 
-#endif  // CONVNEXTV2_METRICS_TIME_LIMIT_H_
+#endif  // CONVNEXTV2_DIST_TIME_LIMIT_H_

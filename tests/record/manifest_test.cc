@@ -1,4 +1,4 @@
-#include "convnextv2/metrics/manifest.h"
+#include "convnextv2/record/manifest.h"
 
 #include <fstream>
 
@@ -6,7 +6,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
-namespace convnextv2::metrics {
+namespace convnextv2::record {
 namespace {
 
 using ::testing::HasSubstr;
@@ -85,4 +85,4 @@ TEST(ManifestTest, ErrorsNameTheFileAndLine) {
 }
 
 }  // namespace
-}  // namespace convnextv2::metrics
+}  // namespace convnextv2::record

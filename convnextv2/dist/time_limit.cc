@@ -1,4 +1,4 @@
-#include "convnextv2/metrics/time_limit.h"
+#include "convnextv2/dist/time_limit.h"
 
 #include <cstdlib>
 #include <utility>
@@ -10,7 +10,7 @@
 #include "absl/strings/str_split.h"
 #include "convnextv2/util/shell.h"
 
-namespace convnextv2::metrics {
+namespace convnextv2::dist {
 namespace {
 
 std::string Env(const char* name) {
@@ -109,4 +109,4 @@ int64_t TimeLimit::SecondsLeft(Clock::time_point now) const {
   return std::chrono::duration_cast<std::chrono::seconds>(*deadline_ - now).count();
 }
 
-}  // namespace convnextv2::metrics
+}  // namespace convnextv2::dist

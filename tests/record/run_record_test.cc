@@ -1,14 +1,14 @@
-// What a run records about itself (run/run_record.h): manifest.pbtxt and metrics.h5.
-#include "convnextv2/run/run_record.h"
+// What a run records about itself (record/run_record.h): manifest.pbtxt and metrics.h5.
+#include "convnextv2/record/run_record.h"
 
 #include <gtest/gtest.h>
 
 #include <filesystem>
 
-#include "convnextv2/metrics/manifest.h"
-#include "convnextv2/metrics/metrics_log.h"
+#include "convnextv2/record/manifest.h"
+#include "convnextv2/record/metrics_log.h"
 
-namespace convnextv2::run {
+namespace convnextv2::record {
 namespace {
 
 namespace fs = std::filesystem;
@@ -21,8 +21,8 @@ ExperimentConfig InDir(const std::string& name) {
   return c;
 }
 
-metrics::TrainRow Row(int64_t step) {
-  metrics::TrainRow r;
+record::TrainRow Row(int64_t step) {
+  record::TrainRow r;
   r.step = step;
   r.loss = 1.0 / (step + 1);
   return r;
@@ -44,7 +44,7 @@ TEST(RunRecord, ManifestAndRowsThroughTheRun) {
     RunRecord record("finetune", "finetune --epochs 1");
     ASSERT_TRUE(record.Start(c).ok());
     ASSERT_TRUE(record.active());
-    absl::StatusOr<RunManifest> running = metrics::ReadManifest(dir + "/manifest.pbtxt");
+    absl::StatusOr<RunManifest> running = record::ReadManifest(dir + "/manifest.pbtxt");
     ASSERT_TRUE(running.ok()) << running.status();
     EXPECT_EQ(running->state(), RunManifest::RUNNING);
     for (int64_t s = 0; s < 3; ++s) record.AddTrain(Row(s));
@@ -52,26 +52,26 @@ TEST(RunRecord, ManifestAndRowsThroughTheRun) {
     EXPECT_GE(record.WallTime(), 0.0);
     ASSERT_TRUE(record.FinishWithExitStatus(75, "stopped on a signal").ok());
   }
-  absl::StatusOr<RunManifest> done = metrics::ReadManifest(dir + "/manifest.pbtxt");
+  absl::StatusOr<RunManifest> done = record::ReadManifest(dir + "/manifest.pbtxt");
   ASSERT_TRUE(done.ok()) << done.status();
   EXPECT_EQ(done->exit_status(), 75);
   EXPECT_NE(done->state(), RunManifest::RUNNING);
-  absl::StatusOr<metrics::MetricsLog> log = metrics::ReadMetricsLog(dir + "/metrics.h5");
+  absl::StatusOr<record::MetricsLog> log = record::ReadMetricsLog(dir + "/metrics.h5");
   ASSERT_TRUE(log.ok()) << log.status();
   ASSERT_EQ(log->train.size(), 3u);
   EXPECT_EQ(log->train[2].loss, 1.0 / 3);
-  EXPECT_EQ(metrics::AttributeText(log->attributes, "exit_status"), "75");
+  EXPECT_EQ(record::AttributeText(log->attributes, "exit_status"), "75");
 
   // A second attempt resumed after step 1 keeps rows 0 and 1 and counts the attempt.
   RunRecord again("finetune", "finetune --epochs 1");
   ASSERT_TRUE(again.Start(c, /*resume_after_step=*/1).ok());
   again.AddTrain(Row(2));
   ASSERT_TRUE(again.Finish(absl::OkStatus()).ok());
-  absl::StatusOr<RunManifest> second = metrics::ReadManifest(dir + "/manifest.pbtxt");
+  absl::StatusOr<RunManifest> second = record::ReadManifest(dir + "/manifest.pbtxt");
   ASSERT_TRUE(second.ok());
   EXPECT_EQ(second->attempts(), 2);
   EXPECT_EQ(second->exit_status(), 0);
-  log = metrics::ReadMetricsLog(dir + "/metrics.h5");
+  log = record::ReadMetricsLog(dir + "/metrics.h5");
   ASSERT_TRUE(log.ok()) << log.status();
   ASSERT_EQ(log->train.size(), 3u);
   EXPECT_EQ(log->train[1].step, 1);
@@ -85,10 +85,10 @@ TEST(RunRecord, AnUnfinishedRunIsRecordedAsFailed) {
     ASSERT_TRUE(record.Start(c).ok());
   }
   absl::StatusOr<RunManifest> m =
-      metrics::ReadManifest(c.output().output_dir() + "/manifest.pbtxt");
+      record::ReadManifest(c.output().output_dir() + "/manifest.pbtxt");
   ASSERT_TRUE(m.ok()) << m.status();
   EXPECT_EQ(m->exit_status(), 1);
 }
 
 }  // namespace
-}  // namespace convnextv2::run
+}  // namespace convnextv2::record

@@ -1,4 +1,4 @@
-#include "convnextv2/metrics/run_info.h"
+#include "convnextv2/record/run_info.h"
 
 #include <google/protobuf/stubs/common.h>
 #include <hdf5.h>
@@ -19,7 +19,7 @@
 #define CONVNEXTV2_BUILD_MODE "unknown"
 #endif
 
-namespace convnextv2::metrics {
+namespace convnextv2::record {
 namespace {
 
 std::string Env(const char* name) {
@@ -109,4 +109,4 @@ RunInfo CollectRunInfo() {
   return info;
 }
 
-}  // namespace convnextv2::metrics
+}  // namespace convnextv2::record

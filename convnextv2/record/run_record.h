@@ -8,19 +8,19 @@
 //
 // Does nothing (and fails nothing) when the config's output_dir is empty. A restart into an
 // output dir with a manifest counts as another attempt. Only rank 0 should record.
-#ifndef CONVNEXTV2_RUN_RUN_RECORD_H_
-#define CONVNEXTV2_RUN_RUN_RECORD_H_
+#ifndef CONVNEXTV2_RECORD_RUN_RECORD_H_
+#define CONVNEXTV2_RECORD_RUN_RECORD_H_
 
 #include <chrono>
 #include <memory>
 #include <string>
 
 #include "absl/status/status.h"
-#include "convnextv2/metrics/metrics_log.h"
+#include "convnextv2/record/metrics_log.h"
 #include "convnextv2/proto/experiment.pb.h"
 #include "convnextv2/proto/run_manifest.pb.h"
 
-namespace convnextv2::run {
+namespace convnextv2::record {
 
 class RunRecord {
  public:
@@ -31,8 +31,8 @@ class RunRecord {
   // resume_after_step >= 0 (a run resumed from a checkpoint taken after that step) the existing
   // metrics.h5 keeps its rows up to that step instead of being replaced.
   absl::Status Start(const ExperimentConfig& config, int64_t resume_after_step = -1);
-  void AddTrain(const metrics::TrainRow& row);
-  void AddEval(const metrics::EvalRow& row);
+  void AddTrain(const record::TrainRow& row);
+  void AddEval(const record::EvalRow& row);
   absl::Status Flush();
   // Exit status 0 for OK, 1 for an error; see FinishWithExitStatus for others (75: requeue).
   absl::Status Finish(const absl::Status& run_status);
@@ -46,10 +46,10 @@ class RunRecord {
   std::string program_, command_line_, dir_;
   std::chrono::steady_clock::time_point start_;
   RunManifest manifest_;
-  std::unique_ptr<metrics::MetricsWriter> metrics_;
+  std::unique_ptr<record::MetricsWriter> metrics_;
   bool finished_ = false;
 };
 
-}  // namespace convnextv2::run
+}  // namespace convnextv2::record
 
-#endif  // CONVNEXTV2_RUN_RUN_RECORD_H_
+#endif  // CONVNEXTV2_RECORD_RUN_RECORD_H_

@@ -1,7 +1,7 @@
 """Reads every metrics.h5 the kill tests kept, with h5py's plain (non-SWMR) open.
 
 check_killed_logs.py DIR: DIR/index.txt has lines "FILE ROWS"; each FILE must open, hold
-exactly ROWS training rows with the values tests/metrics/sample_rows.h computes, and the eval
+exactly ROWS training rows with the values tests/record/sample_rows.h computes, and the eval
 rows that belong to them. Prints one line per failure and exits 1 if there was any.
 """
 import math

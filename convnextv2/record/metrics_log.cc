@@ -1,4 +1,4 @@
-#include "convnextv2/metrics/metrics_log.h"
+#include "convnextv2/record/metrics_log.h"
 
 #include <fcntl.h>
 #include <hdf5.h>
@@ -17,7 +17,7 @@
 #include "convnextv2/util/files.h"
 #include "convnextv2/util/status_macros.h"
 
-namespace convnextv2::metrics {
+namespace convnextv2::record {
 namespace {
 
 constexpr hsize_t kChunkRows = 1024;
@@ -482,4 +482,4 @@ std::string AttributeText(const Attributes& attributes, const std::string& name)
   return absl::StrFormat("%.17g", std::get<double>(it->second));
 }
 
-}  // namespace convnextv2::metrics
+}  // namespace convnextv2::record

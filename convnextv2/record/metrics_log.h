@@ -25,12 +25,12 @@
 // readable by this reader, h5py and h5dump with no repair step, and a failed flush (disk full)
 // leaves the previous file as it was. Every row added before a Flush() that returned OK is on
 // disk; rows added since are lost with the process. A flush costs O(rows of the whole run)
-// (measured in tests/metrics: see the README), done only when rows or attributes were added.
+// (measured in tests/record: see the README), done only when rows or attributes were added.
 // Not HDF5's SWMR mode: a SWMR writer that is killed leaves a flag that plain readers (h5py's
 // default, h5dump) refuse until `h5clear -s`, and SWMR cannot add attributes or shrink datasets.
 // Uses the HDF5 C API; no libtorch.
-#ifndef CONVNEXTV2_METRICS_METRICS_LOG_H_
-#define CONVNEXTV2_METRICS_METRICS_LOG_H_
+#ifndef CONVNEXTV2_RECORD_METRICS_LOG_H_
+#define CONVNEXTV2_RECORD_METRICS_LOG_H_
 
 #include <cstdint>
 #include <limits>
@@ -43,7 +43,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 
-namespace convnextv2::metrics {
+namespace convnextv2::record {
 
 inline constexpr double kMissing = std::numeric_limits<double>::quiet_NaN();
 
@@ -139,6 +139,6 @@ absl::Status TruncateAfterStep(const std::string& path, int64_t last_step);
 // The attribute as text (integers and doubles formatted), or "" when absent.
 std::string AttributeText(const Attributes& attributes, const std::string& name);
 
-}  // namespace convnextv2::metrics
+}  // namespace convnextv2::record
 
-#endif  // CONVNEXTV2_METRICS_METRICS_LOG_H_
+#endif  // CONVNEXTV2_RECORD_METRICS_LOG_H_

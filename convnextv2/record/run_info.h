@@ -12,8 +12,8 @@
 // set it to the checkout the sweep was made from), $BUILD_WORKSPACE_DIRECTORY (`bazel run`) and
 // the current directory that is inside a git checkout. `git_source` records which directory
 // was used, so a reader can judge whether the binary was built from it. No libtorch.
-#ifndef CONVNEXTV2_METRICS_RUN_INFO_H_
-#define CONVNEXTV2_METRICS_RUN_INFO_H_
+#ifndef CONVNEXTV2_RECORD_RUN_INFO_H_
+#define CONVNEXTV2_RECORD_RUN_INFO_H_
 
 #include <map>
 #include <string>
@@ -21,7 +21,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 
-namespace convnextv2::metrics {
+namespace convnextv2::record {
 
 struct SlurmIds {
   std::string job_id;          // SLURM_JOB_ID
@@ -55,6 +55,6 @@ std::string NowUtc();
 // The Slurm ids of this process's environment (empty strings outside Slurm).
 SlurmIds SlurmFromEnvironment();
 
-}  // namespace convnextv2::metrics
+}  // namespace convnextv2::record
 
-#endif  // CONVNEXTV2_METRICS_RUN_INFO_H_
+#endif  // CONVNEXTV2_RECORD_RUN_INFO_H_

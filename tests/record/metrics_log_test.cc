@@ -1,14 +1,14 @@
-#include "convnextv2/metrics/metrics_log.h"
+#include "convnextv2/record/metrics_log.h"
 
 #include <cmath>
 #include <fstream>
 #include <string>
 
-#include "convnextv2/metrics/run_info.h"
+#include "convnextv2/record/run_info.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
-namespace convnextv2::metrics {
+namespace convnextv2::record {
 namespace {
 
 using ::testing::HasSubstr;
@@ -200,4 +200,4 @@ TEST(RunInfoTest, TheLaunchersCommitWins) {
 }
 
 }  // namespace
-}  // namespace convnextv2::metrics
+}  // namespace convnextv2::record

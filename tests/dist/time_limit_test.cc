@@ -1,4 +1,4 @@
-#include "convnextv2/metrics/time_limit.h"
+#include "convnextv2/dist/time_limit.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -8,7 +8,7 @@
 #include <fstream>
 #include <string>
 
-namespace convnextv2::metrics {
+namespace convnextv2::dist {
 namespace {
 
 using ::testing::HasSubstr;
@@ -146,4 +146,4 @@ TEST_F(FakeSqueueTest, NoLimitOrNoAnswerMeansNotWatched) {
 }
 
 }  // namespace
-}  // namespace convnextv2::metrics
+}  // namespace convnextv2::dist

@@ -2,12 +2,12 @@
 #ifndef CONVNEXTV2_TESTS_METRICS_SAMPLE_ROWS_H_
 #define CONVNEXTV2_TESTS_METRICS_SAMPLE_ROWS_H_
 
-#include "convnextv2/metrics/metrics_log.h"
+#include "convnextv2/record/metrics_log.h"
 
 namespace convnextv2::testing {
 
-inline metrics::TrainRow SampleTrainRow(int64_t step) {
-  metrics::TrainRow r;
+inline record::TrainRow SampleTrainRow(int64_t step) {
+  record::TrainRow r;
   r.step = step;
   r.epoch = step / 100;
   r.loss = 2.0 / (step + 1);
@@ -20,8 +20,8 @@ inline metrics::TrainRow SampleTrainRow(int64_t step) {
 }
 
 // The eval row after step `step` (every 10th step).
-inline metrics::EvalRow SampleEvalRow(int64_t step) {
-  metrics::EvalRow r;
+inline record::EvalRow SampleEvalRow(int64_t step) {
+  record::EvalRow r;
   r.step = step;
   r.epoch = step / 100;
   r.acc1 = 50 + step / 10;

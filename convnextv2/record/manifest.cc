@@ -1,4 +1,4 @@
-#include "convnextv2/metrics/manifest.h"
+#include "convnextv2/record/manifest.h"
 
 #include <google/protobuf/text_format.h>
 
@@ -8,7 +8,7 @@
 #include "convnextv2/util/text_proto.h"
 #include "convnextv2/util/status_macros.h"
 
-namespace convnextv2::metrics {
+namespace convnextv2::record {
 RunManifest StartManifest(const ExperimentConfig& config, absl::string_view program,
                           absl::string_view command_line, const RunInfo& info,
                           const RunManifest* previous) {
@@ -87,4 +87,4 @@ Attributes ManifestAttributes(const RunManifest& m) {
   return a;
 }
 
-}  // namespace convnextv2::metrics
+}  // namespace convnextv2::record

@@ -8,19 +8,19 @@
 //
 // ManifestAttributes gives the same facts as metrics.h5 root attributes, so both files say the
 // same thing. No libtorch: the launcher reads manifests with this library.
-#ifndef CONVNEXTV2_METRICS_MANIFEST_H_
-#define CONVNEXTV2_METRICS_MANIFEST_H_
+#ifndef CONVNEXTV2_RECORD_MANIFEST_H_
+#define CONVNEXTV2_RECORD_MANIFEST_H_
 
 #include <string>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
-#include "convnextv2/metrics/metrics_log.h"
-#include "convnextv2/metrics/run_info.h"
+#include "convnextv2/record/metrics_log.h"
+#include "convnextv2/record/run_info.h"
 #include "convnextv2/proto/run_manifest.pb.h"
 
-namespace convnextv2::metrics {
+namespace convnextv2::record {
 
 // The manifest of a run starting now with state RUNNING. `previous` is the manifest an earlier
 // attempt left in the same output dir (nullptr if none): its first start time is kept and
@@ -42,6 +42,6 @@ absl::StatusOr<RunManifest> ReadManifest(const std::string& path);
 // git_dirty, seed, host, slurm_*, start_time, version_*, ...).
 Attributes ManifestAttributes(const RunManifest& manifest);
 
-}  // namespace convnextv2::metrics
+}  // namespace convnextv2::record
 
-#endif  // CONVNEXTV2_METRICS_MANIFEST_H_
+#endif  // CONVNEXTV2_RECORD_MANIFEST_H_

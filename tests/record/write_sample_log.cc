@@ -2,10 +2,10 @@
 // (h5dump, h5py): write_sample_log PATH.
 #include <cstdio>
 
-#include "convnextv2/metrics/metrics_log.h"
+#include "convnextv2/record/metrics_log.h"
 
 int main(int argc, char** argv) {
-  using namespace convnextv2::metrics;
+  using namespace convnextv2::record;
   if (argc != 2) {
     std::fprintf(stderr, "usage: write_sample_log PATH\n");
     return 2;

@@ -22,15 +22,15 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
-#include "convnextv2/metrics/metrics_log.h"
+#include "convnextv2/record/metrics_log.h"
 #include "convnextv2/util/fault_points.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "tests/metrics/sample_rows.h"
+#include "tests/record/sample_rows.h"
 
 extern char** environ;
 
-namespace convnextv2::metrics {
+namespace convnextv2::record {
 namespace {
 
 using ::testing::HasSubstr;
@@ -62,7 +62,7 @@ ChildResult RunChild(const std::vector<std::string>& args, const std::vector<std
   posix_spawn_file_actions_init(&actions);
   posix_spawn_file_actions_adddup2(&actions, pipe_fds[1], STDOUT_FILENO);
   posix_spawn_file_actions_addclose(&actions, pipe_fds[0]);
-  std::vector<std::string> all_args = {Runfile("tests/metrics/metrics_writer_child")};
+  std::vector<std::string> all_args = {Runfile("tests/record/metrics_writer_child")};
   all_args.insert(all_args.end(), args.begin(), args.end());
   std::vector<char*> argv;
   for (std::string& a : all_args) argv.push_back(a.data());
@@ -153,7 +153,7 @@ void KeepForH5py(const std::string& path, const std::string& keep_dir, int index
 }
 
 void ExpectH5pyReadsAll(const std::string& keep_dir) {
-  const std::string cmd = absl::StrCat("/usr/bin/python3 ", Runfile("tests/metrics/check_killed_logs.py"),
+  const std::string cmd = absl::StrCat("/usr/bin/python3 ", Runfile("tests/record/check_killed_logs.py"),
                                        " ", keep_dir);
   EXPECT_EQ(std::system(cmd.c_str()), 0) << cmd;
 }
@@ -327,4 +327,4 @@ TEST(MetricsCrashTest, FlushCostOfALongRun) {
 }
 
 }  // namespace
-}  // namespace convnextv2::metrics
+}  // namespace convnextv2::record

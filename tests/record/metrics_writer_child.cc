@@ -10,11 +10,11 @@
 #include <string>
 
 #include "absl/strings/numbers.h"
-#include "convnextv2/metrics/metrics_log.h"
-#include "tests/metrics/sample_rows.h"
+#include "convnextv2/record/metrics_log.h"
+#include "tests/record/sample_rows.h"
 
 int main(int argc, char** argv) {
-  using namespace convnextv2::metrics;
+  using namespace convnextv2::record;
   int64_t first = 0, end = 0, every = 0;
   if (argc != 5 || !absl::SimpleAtoi(argv[2], &first) || !absl::SimpleAtoi(argv[3], &end) ||
       !absl::SimpleAtoi(argv[4], &every) || every < 1) {
