@@ -5,6 +5,7 @@
 //   launcher report [--sort=acc1|acc5|loss] [--format=text|csv|markdown] SWEEP_DIR
 //   launcher reproduce [--out_dir=DIR] [--binary=PATH] RUN_DIR
 //   launcher compare RUN_A RUN_B
+//   launcher log_without_timing LOG_TXT
 //   launcher --help
 //
 // Links protobuf, the config library and the HDF5 reader, not libtorch: it runs on login nodes.
@@ -70,6 +71,10 @@ constexpr char kUsage[] = R"(launcher: Slurm job arrays from protobuf sweeps (se
   launcher compare RUN_A RUN_B
       Compares the metrics.h5 of two run dirs as reproduce does (e.g. a run that was
       preempted and requeued against one that was not); exits 1 when they differ.
+
+  launcher log_without_timing LOG_TXT
+      Prints a run's log.txt without its timing keys (those the tasks declare timing, e.g.
+      train_images_per_second), for diffing two runs' logs.
 
 Relative paths resolve against the directory you ran the command from (BUILD_WORKING_DIRECTORY
 under `bazel run //launcher -- ...`). Slurm's client commands must be on PATH (and SLURM_CONF
@@ -244,6 +249,14 @@ int main(int argc, char** argv) {
   if (command == "report") return Report(args);
   if (command == "reproduce") return Reproduce(args);
   if (command == "compare") return Compare(args);
+  if (command == "log_without_timing") {
+    if (args.size() != 1) return Fail(2, "usage: launcher log_without_timing LOG_TXT");
+    absl::StatusOr<std::string> text = convnextv2::launcher::LogWithoutTiming(
+        Absolute(args[0], convnextv2::config::UserWorkingDirectory()));
+    if (!text.ok()) return Fail(1, text.status().message());
+    std::fputs(text->c_str(), stdout);
+    return 0;
+  }
   return Fail(2, absl::StrCat("unknown command '", command,
-                              "' (sweep, status, report, reproduce or compare; see launcher --help)"));
+                              "' (sweep, status, report, reproduce, compare or log_without_timing; see --help)"));
 }

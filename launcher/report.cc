@@ -12,6 +12,7 @@
 #include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
 #include "convnextv2/record/manifest.h"
+#include "convnextv2/record/task_records.h"
 #include "convnextv2/util/progress.h"
 
 namespace convnextv2::launcher {
@@ -67,15 +68,16 @@ std::vector<TaskSummary> SummarizeTasks(const SweepManifest& manifest, bool show
         s.state = "unreadable metrics.h5";
       }
     }
-    for (const record::EvalRow& e : s.log.eval) {
-      Update(e.acc1, true, &s.best_acc1);
-      Update(e.acc5, true, &s.best_acc5);
-      Update(e.loss, false, &s.best_loss);
+    const record::Table& eval = s.log.eval;
+    for (size_t i = 0; i < eval.rows(); ++i) {
+      Update(eval.Value("acc1", i), true, &s.best_acc1);
+      Update(eval.Value("acc5", i), true, &s.best_acc5);
+      Update(eval.Value("loss", i), false, &s.best_loss);
     }
-    if (!s.log.eval.empty()) {
-      s.final_acc1 = s.log.eval.back().acc1;
-      s.final_acc5 = s.log.eval.back().acc5;
-      s.final_loss = s.log.eval.back().loss;
+    if (!eval.empty()) {
+      s.final_acc1 = eval.Value("acc1", eval.rows() - 1);
+      s.final_acc5 = eval.Value("acc5", eval.rows() - 1);
+      s.final_loss = eval.Value("loss", eval.rows() - 1);
     }
     out.push_back(std::move(s));
     if (progress) progress->Update(static_cast<int64_t>(out.size()));
@@ -120,7 +122,7 @@ std::string ReportTable(const SweepManifest& manifest, const std::vector<TaskSum
     std::vector<std::string> row = {s.task.name()};
     for (const std::string& f : fields) row.push_back(AssignedValue(s.task, f));
     row.push_back(s.state);
-    row.push_back(absl::StrCat(s.log.eval.size()));
+    row.push_back(absl::StrCat(s.log.eval.rows()));
     for (double v : {s.final_acc1, s.best_acc1, s.final_acc5, s.best_acc5, s.final_loss,
                      s.best_loss}) {
       row.push_back(Number(v));
@@ -492,61 +494,36 @@ std::string ReportHtml(const SweepManifest& manifest, const std::vector<TaskSumm
   absl::StrAppend(&html, "</div>\n");
   const std::string heat = SvgHeatMap(manifest, tasks);
   if (!heat.empty()) absl::StrAppend(&html, "<div>", heat, "</div>\n");
-  // One chart per metric, every task overlaid.
-  struct Metric {
-    const char* title;
-    const char* x_label;
-    const char* y_label;
-    bool eval, higher_is_better;
-    double record::EvalRow::*eval_field;
-    double record::TrainRow::*train_field;
-  };
-  const Metric kMetrics[] = {
-      {"train loss", "step (optimizer steps)", "loss", false, false, nullptr,
-       &record::TrainRow::loss},
-      {"eval acc@1", "epoch", "acc@1 (%)", true, true, &record::EvalRow::acc1, nullptr},
-      {"eval acc@5", "epoch", "acc@5 (%)", true, true, &record::EvalRow::acc5, nullptr},
-      {"eval loss", "epoch", "loss", true, false, &record::EvalRow::loss, nullptr},
-      {"learning rate", "step (optimizer steps)", "lr", false, true, nullptr,
-       &record::TrainRow::lr},
-  };
+  // One chart per declared chart (record::ChartedColumns), every task overlaid. /train is
+  // plotted against `step`, the global micro-batch index, /eval against the epoch.
   absl::StrAppend(&html, "<div class=\"charts\">\n");
-  for (const Metric& m : kMetrics) {
+  for (const record::ChartedColumn& m : record::ChartedColumns()) {
+    const bool eval = m.group == record::Group::kEval;
     std::vector<Series> series;
     bool any = false;
     for (const TaskSummary& s : tasks) {
       Series c;
       c.label = s.task.name();
       c.color = color(s);
-      c.best = &s == best;
-      if (m.eval) {
-        for (const record::EvalRow& e : s.log.eval) {
-          c.x.push_back(e.epoch);
-          c.y.push_back(e.*m.eval_field);
-          any |= !std::isnan(e.*m.eval_field);
-        }
-      } else {
-        for (const record::TrainRow& r : s.log.train) {
-          c.x.push_back(r.step);
-          c.y.push_back(r.*m.train_field);
-          any |= !std::isnan(r.*m.train_field);
-        }
-        Thin(600, &c.x, &c.y);
+      c.best = &s == best && m.chart.best != record::Chart::kNoBest;
+      const record::Table& t = s.log.group(m.group);
+      for (size_t i = 0; i < t.rows(); ++i) {
+        c.x.push_back(eval ? t.Epoch(i) : t.Step(i));
+        c.y.push_back(t.Value(m.name, i));
+        any |= !std::isnan(c.y.back());
       }
+      if (!eval) Thin(600, &c.x, &c.y);
       series.push_back(std::move(c));
     }
     if (!any) continue;
     ChartOptions o;
-    o.title = m.title;
-    o.x_label = m.x_label;
-    o.y_label = m.y_label;
-    o.points = m.eval;
+    o.title = m.chart.title;
+    o.x_label = eval ? "epoch" : "step (micro-batches)";
+    o.y_label = m.chart.y_label;
+    o.points = eval;
     o.integer_x = true;
-    // The best task's star marks its best point; for the learning rate there is none.
-    o.higher_is_better = m.higher_is_better;
-    if (m.train_field == &record::TrainRow::lr) {
-      for (Series& c : series) c.best = false;
-    }
+    // The best task's star marks its best point; a chart without a best (lr) has none.
+    o.higher_is_better = m.chart.best != record::Chart::kLower;
     absl::StrAppend(&html, SvgChart(series, o), "\n");
   }
   return html + "</div>\n</body></html>\n";

@@ -67,11 +67,13 @@ absl::StatusOr<std::string> StatusTable(const std::string& sweep_dir, bool show_
     if (std::filesystem::exists(t.run_dir() + "/metrics.h5")) {
       absl::StatusOr<record::MetricsLog> log = record::ReadMetricsLog(t.run_dir() + "/metrics.h5");
       if (log.ok()) {
-        epochs = absl::StrCat(log->eval.size());
-        if (!log->train.empty()) loss = log->train.back().loss;
-        if (!log->eval.empty()) acc1 = log->eval.back().acc1;
-        for (const record::EvalRow& e : log->eval) {
-          if (std::isnan(best) || e.acc1 > best) best = e.acc1;
+        const size_t n = log->eval.rows();
+        epochs = absl::StrCat(n);
+        if (!log->train.empty()) loss = log->train.Value("loss", log->train.rows() - 1);
+        if (n > 0) acc1 = log->eval.Value("acc1", n - 1);
+        for (size_t i = 0; i < n; ++i) {
+          const double a = log->eval.Value("acc1", i);
+          if (std::isnan(best) || a > best) best = a;
         }
       } else {
         run_state = "unreadable metrics.h5";

@@ -1,21 +1,32 @@
 // The HDF5 metric log of a run: output_dir/metrics.h5.
 //
-//   absl::StatusOr<std::unique_ptr<MetricsWriter>> w =
-//       MetricsWriter::Create(out_dir + "/metrics.h5", {{"seed", int64_t{0}}, {"host", "n1"}});
-//   (*w)->AddTrain({.step = 0, .epoch = 0, .loss = 2.3, .lr = 1e-4});
-//   (*w)->AddEval({.step = 99, .epoch = 0, .acc1 = 71.2});
+//   record::FinetuneRecord r = record::MakeFinetuneRecord({});
+//   absl::StatusOr<std::unique_ptr<MetricsWriter>> w = MetricsWriter::Create(
+//       out_dir + "/metrics.h5", {{"seed", int64_t{0}}, {"host", "n1"}}, r.declaration);
+//   record::TrainRow row(r.declaration);
+//   row.Set(r.loop.loss, 2.3);
+//   (*w)->AddTrain(row);
 //   absl::Status s = (*w)->Flush();           // before every checkpoint save, and at the end
 //   absl::StatusOr<MetricsLog> log = ReadMetricsLog(out_dir + "/metrics.h5");
+//   double loss = log->train.Value("loss", 0);  // NaN when the file has no such column
 //
 // Layout (readable with h5dump and h5py): root attributes (the run's config text, its SHA-256,
-// git commit, seed, host, Slurm ids, ...), and two groups of equally long, extendable, chunked
-// 1-D datasets, one per column:
-//   /train/{step, epoch}                     int64
-//   /train/{loss, lr, min_lr, weight_decay, grad_norm, class_acc, images_per_second, wall_time}
-//   /eval/{step, epoch}                      int64
-//   /eval/{acc1, acc5, loss, ema_acc1, ema_acc5, ema_loss, wall_time}
+// git commit, seed, host, Slurm ids, ..., and `format`), and two groups of equally long,
+// extendable, chunked 1-D datasets, one per column: /train (one row per micro-batch) and /eval
+// (one row per evaluation). The columns are those the task declares (task_records.h); `step`
+// and `epoch` (int64) are in every group of every file, every other column is int64 or float64.
 // A value a run does not have (no EMA, no gradient norm yet) is NaN. `step` is the 0-based
-// global optimizer iteration; an eval row carries the step of the last iteration before it.
+// global micro-batch index; an eval row carries the step of the last micro-batch before it.
+//
+// Formats: `format` is "convnextv2.metrics.v<N>". v1 (before 2026-12-07): train step, epoch,
+// loss, lr, min_lr, weight_decay, grad_norm, class_acc, images_per_second, wall_time; eval step,
+// epoch, acc1, acc5, loss, ema_acc1, ema_acc5, ema_loss, wall_time. v2 adds /train
+// optimizer_step, data_time and loss_scale and drops columns a task never fills (pretrain's
+// class_acc). The reader reads every version: a column missing from a file reads as NaN, one it
+// does not know is kept (name, type, values) and written back by Resume and TruncateAfterStep;
+// stored types are checked (int64 where declared int64, float where declared float). A file of a
+// newer format than this binary writes is read (compare, report) but never rewritten: Resume
+// and TruncateAfterStep refuse it. Resuming an older file rewrites it as the current format.
 //
 // Crash safety: the writer keeps the whole log in memory, and Flush() builds a new HDF5 file
 // image of all of it in memory (HDF5's core driver), writes it beside the old file
@@ -33,63 +44,28 @@
 #define CONVNEXTV2_RECORD_METRICS_LOG_H_
 
 #include <cstdint>
-#include <limits>
-#include <map>
 #include <memory>
 #include <string>
-#include <variant>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "convnextv2/record/attributes.h"
+#include "convnextv2/record/declaration.h"
+#include "convnextv2/record/table.h"
 
 namespace convnextv2::record {
 
-inline constexpr double kMissing = std::numeric_limits<double>::quiet_NaN();
-
-// One training iteration.
-struct TrainRow {
-  int64_t step = 0;
-  int64_t epoch = 0;
-  double loss = kMissing;
-  double lr = kMissing;            // the largest group lr (the official `lr`)
-  double min_lr = kMissing;        // the smallest group lr (layer decay makes them differ)
-  double weight_decay = kMissing;
-  double grad_norm = kMissing;
-  double class_acc = kMissing;     // fraction in [0, 1], as the official log
-  double images_per_second = kMissing;
-  double wall_time = kMissing;     // seconds since the run (this attempt) started
-};
-
-// One evaluation (after an epoch). Accuracies in percent.
-struct EvalRow {
-  int64_t step = 0;
-  int64_t epoch = 0;
-  double acc1 = kMissing;
-  double acc5 = kMissing;
-  double loss = kMissing;
-  double ema_acc1 = kMissing;
-  double ema_acc5 = kMissing;
-  double ema_loss = kMissing;
-  double wall_time = kMissing;
-};
-
-// Root attributes: strings, integers or doubles by name.
-using AttributeValue = std::variant<std::string, int64_t, double>;
-using Attributes = std::map<std::string, AttributeValue>;
-
-// Column names in file order (for readers that print tables).
-const std::vector<std::string>& TrainColumns();
-const std::vector<std::string>& EvalColumns();
-// The value of column `name` of a row as a double; NaN for an unknown name.
-double TrainValue(const TrainRow& row, const std::string& name);
-double EvalValue(const EvalRow& row, const std::string& name);
+inline constexpr int kFormatVersion = 2;  // what this binary writes
 
 // Everything in a metrics.h5.
 struct MetricsLog {
   Attributes attributes;
-  std::vector<TrainRow> train;
-  std::vector<EvalRow> eval;
+  int format_version = kFormatVersion;  // of the file read
+  Table train;
+  Table eval;
+  const Table& group(Group g) const { return g == Group::kTrain ? train : eval; }
 };
 
 class MetricsWriter {
@@ -97,22 +73,29 @@ class MetricsWriter {
   // Creates `path` anew (replacing an old file of a run that is not resumed) with `attributes`,
   // and removes temporary files a killed writer left beside it.
   static absl::StatusOr<std::unique_ptr<MetricsWriter>> Create(const std::string& path,
-                                                               const Attributes& attributes);
+                                                               const Attributes& attributes,
+                                                               const Declaration& declaration);
   // Continues the log of a resumed run: drops every row with step > last_step (rows written
   // after the checkpoint the run resumes from, so the log ends up equal to an uninterrupted
-  // run's) and sets `attributes` (replacing those of the same name). Creates the file if it
-  // does not exist; refuses (naming it) a file that is not a readable log, rather than
-  // replacing it.
+  // run's) and sets `attributes` (replacing those of the same name). The file's columns are
+  // kept (those the declaration lacks get NaN in new rows), the declared ones it lacks are
+  // added (NaN in its old rows). Creates the file if it does not exist; refuses (naming it) a
+  // file that is not a readable log or is of a newer format, rather than replacing it.
   static absl::StatusOr<std::unique_ptr<MetricsWriter>> Resume(const std::string& path,
                                                                const Attributes& attributes,
-                                                               int64_t last_step);
+                                                               int64_t last_step,
+                                                               const Declaration& declaration);
   // Flushes what is buffered (errors are logged to stderr: a destructor cannot return them).
   ~MetricsWriter();
   MetricsWriter(const MetricsWriter&) = delete;
   MetricsWriter& operator=(const MetricsWriter&) = delete;
 
+  // A row of the declaration this writer was made with.
   void AddTrain(const TrainRow& row);
   void AddEval(const EvalRow& row);
+  // A row by column names (each one a column of the file; the others NaN).
+  void AddTrain(const NamedValues& values);
+  void AddEval(const NamedValues& values);
   // Makes every row added so far durable: rewrites metrics.h5 atomically (see above) and
   // returns once it is on disk. Does nothing when nothing was added since the last flush. On an
   // error (naming the file and the reason, e.g. "No space left on device") the old file is
@@ -124,16 +107,21 @@ class MetricsWriter {
   const MetricsLog& log() const { return log_; }
 
  private:
-  explicit MetricsWriter(std::string path) : path_(std::move(path)) {}
+  MetricsWriter(std::string path, const Declaration& declaration);
+  void Map(const Declaration& declaration);  // declared columns -> the table's
+  void Add(Group group, const std::vector<double>& declared);
   std::string path_;
   MetricsLog log_;
+  std::vector<size_t> train_map_, eval_map_;  // declaration index -> table column
   bool dirty_ = false;
 };
 
-// Reads a whole log; errors name the file and the dataset that is missing or malformed.
+// Reads a whole log, of any format version; errors name the file and the dataset that is
+// missing, mistyped or malformed.
 absl::StatusOr<MetricsLog> ReadMetricsLog(const std::string& path);
 
-// Drops the rows with step > last_step from both groups (an atomic rewrite, as Flush).
+// Drops the rows with step > last_step from both groups (an atomic rewrite, as Flush), keeping
+// every column; refuses a file of a newer format.
 absl::Status TruncateAfterStep(const std::string& path, int64_t last_step);
 
 // The attribute as text (integers and doubles formatted), or "" when absent.

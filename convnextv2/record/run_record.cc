@@ -24,7 +24,8 @@ RunRecord::~RunRecord() {
   }
 }
 
-absl::Status RunRecord::Start(const ExperimentConfig& config, int64_t resume_after_step) {
+absl::Status RunRecord::Start(const ExperimentConfig& config, const Declaration& declaration,
+                              int64_t resume_after_step) {
   dir_ = config.output().output_dir();
   if (dir_.empty()) return absl::OkStatus();
   CONVNEXTV2_RETURN_IF_ERROR(util::MakeDirs(dir_));
@@ -46,8 +47,8 @@ absl::Status RunRecord::Start(const ExperimentConfig& config, int64_t resume_aft
   const Attributes attributes = ManifestAttributes(manifest_);
   absl::StatusOr<std::unique_ptr<MetricsWriter>> writer =
       resume_after_step >= 0
-          ? MetricsWriter::Resume(metrics_path, attributes, resume_after_step)
-          : MetricsWriter::Create(metrics_path, attributes);
+          ? MetricsWriter::Resume(metrics_path, attributes, resume_after_step, declaration)
+          : MetricsWriter::Create(metrics_path, attributes, declaration);
   CONVNEXTV2_RETURN_IF_ERROR(writer);
   metrics_ = std::move(*writer);
   LOG(INFO) << "recording to " << manifest_path << " and " << metrics_path << " (attempt "
@@ -56,11 +57,11 @@ absl::Status RunRecord::Start(const ExperimentConfig& config, int64_t resume_aft
   return absl::OkStatus();
 }
 
-void RunRecord::AddTrain(const record::TrainRow& row) {
+void RunRecord::AddTrain(const TrainRow& row) {
   if (metrics_) metrics_->AddTrain(row);
 }
 
-void RunRecord::AddEval(const record::EvalRow& row) {
+void RunRecord::AddEval(const EvalRow& row) {
   if (metrics_) metrics_->AddEval(row);
 }
 

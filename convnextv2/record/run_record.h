@@ -1,8 +1,8 @@
 // What a training run records about itself in its output dir: manifest.pbtxt and metrics.h5.
 //
 //   RunRecord record("finetune", command_line);
-//   absl::Status s = record.Start(config);        // manifest (RUNNING) + new metrics.h5
-//   record.AddTrain({.step = 0, .epoch = 0, .loss = 2.3, .lr = 1e-3, .wall_time = record.WallTime()});
+//   absl::Status s = record.Start(config, task_record.declaration);  // manifest + metrics.h5
+//   record.AddTrain(row);                         // a TrainRow of that declaration
 //   s = record.Flush();                           // every epoch
 //   s = record.Finish(run_status);                // end time, exit status, final state
 //
@@ -29,10 +29,12 @@ class RunRecord {
 
   // Writes output_dir/manifest.pbtxt and creates output_dir/metrics.h5. With
   // resume_after_step >= 0 (a run resumed from a checkpoint taken after that step) the existing
-  // metrics.h5 keeps its rows up to that step instead of being replaced.
-  absl::Status Start(const ExperimentConfig& config, int64_t resume_after_step = -1);
-  void AddTrain(const record::TrainRow& row);
-  void AddEval(const record::EvalRow& row);
+  // metrics.h5 keeps its rows up to that step instead of being replaced. Rows are of
+  // `declaration` (see task_records.h).
+  absl::Status Start(const ExperimentConfig& config, const Declaration& declaration,
+                     int64_t resume_after_step = -1);
+  void AddTrain(const TrainRow& row);
+  void AddEval(const EvalRow& row);
   absl::Status Flush();
   // Exit status 0 for OK, 1 for an error; see FinishWithExitStatus for others (75: requeue).
   absl::Status Finish(const absl::Status& run_status);
@@ -46,7 +48,7 @@ class RunRecord {
   std::string program_, command_line_, dir_;
   std::chrono::steady_clock::time_point start_;
   RunManifest manifest_;
-  std::unique_ptr<record::MetricsWriter> metrics_;
+  std::unique_ptr<MetricsWriter> metrics_;
   bool finished_ = false;
 };
 

@@ -121,7 +121,7 @@ absl::Status TruncateEpochLog(const std::string& path, int next_epoch);
 // log.txt rows of epochs it repeats, then the record starts (manifest.pbtxt, metrics.h5 without
 // the rows after the checkpoint's step). Shared by the fine-tuning and pre-training loops.
 absl::Status StartLogs(const ExperimentConfig& config, const LoopState& state,
-                       record::RunRecord* record);
+                       const record::Declaration& declaration, record::RunRecord* record);
 
 // The fields of `current` that differ from the config stored in a checkpoint, one per line
 // ("optim.lr: 0.001 -> 0.002"), empty when equal or unparsable.

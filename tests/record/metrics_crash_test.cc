@@ -128,18 +128,23 @@ ChildResult RunChild(const std::vector<std::string>& args, const std::vector<std
 
 // The log at `path` must hold exactly the first `rows` sample rows (and their evals).
 void ExpectSamplePrefix(const MetricsLog& log, int64_t rows, const std::string& what) {
-  ASSERT_EQ(static_cast<int64_t>(log.train.size()), rows) << what;
+  ASSERT_EQ(static_cast<int64_t>(log.train.rows()), rows) << what;
   for (int64_t s = 0; s < rows; ++s) {
-    const TrainRow want = testing::SampleTrainRow(s);
-    ASSERT_EQ(log.train[s].step, s) << what;
-    ASSERT_EQ(log.train[s].loss, want.loss) << what << " step " << s;
-    ASSERT_EQ(log.train[s].images_per_second, want.images_per_second) << what << " step " << s;
-    ASSERT_TRUE(std::isnan(log.train[s].grad_norm)) << what;
+    const NamedValues want = testing::SampleTrainRow(s);
+    ASSERT_EQ(log.train.Step(s), s) << what;
+    ASSERT_EQ(log.train.Value("loss", s), testing::SampleValue(want, "loss"))
+        << what << " step " << s;
+    ASSERT_EQ(log.train.Value("images_per_second", s),
+              testing::SampleValue(want, "images_per_second"))
+        << what << " step " << s;
+    ASSERT_TRUE(std::isnan(log.train.Value("grad_norm", s))) << what;
   }
-  ASSERT_EQ(static_cast<int64_t>(log.eval.size()), rows / 10) << what;
-  for (size_t i = 0; i < log.eval.size(); ++i) {
-    ASSERT_EQ(log.eval[i].step, static_cast<int64_t>(i * 10 + 9)) << what;
-    ASSERT_EQ(log.eval[i].acc1, testing::SampleEvalRow(i * 10 + 9).acc1) << what;
+  ASSERT_EQ(static_cast<int64_t>(log.eval.rows()), rows / 10) << what;
+  for (size_t i = 0; i < log.eval.rows(); ++i) {
+    ASSERT_EQ(log.eval.Step(i), static_cast<int64_t>(i * 10 + 9)) << what;
+    ASSERT_EQ(log.eval.Value("acc1", i),
+              testing::SampleValue(testing::SampleEvalRow(i * 10 + 9), "acc1"))
+        << what;
   }
   ASSERT_EQ(AttributeText(log.attributes, "config"), "train { seed: 3 }\n") << what;
 }
@@ -173,8 +178,9 @@ TEST(MetricsCrashTest, KillsInsideTheHdf5WriteKeepEveryFlushedRow) {
   const std::string dir = TempDir("named");
   const std::string keep = TempDir("named_keep");
   const std::string path = dir + "/metrics.h5";
-  // 201 steps, a flush every 20: 12 snapshots (with the one Create writes), each built from 18
-  // datasets (a point after each and one when the image is complete), then written through
+  // 201 steps, a flush every 20: 12 snapshots (with the one Create writes), each built from one
+  // dataset per declared column, 19 or more (a point after each and one when the image is
+  // complete), then written through
   // util::WriteFileAtomically (atomic_write before the data, atomic_rename before the rename).
   std::vector<std::string> faults;
   for (int k = 1; k <= 12 * 19; k += 7) faults.push_back(absl::StrCat("hdf5_write:", k));
@@ -280,7 +286,8 @@ TEST(MetricsCrashTest, InjectedDiskFullLeavesThePreviousLogAndKeepsTheRowsForThe
   } no_faults_after;
   unsetenv("CONVNEXTV2_FAULT_ERRNO");
   util::ReloadFaultConfig();
-  auto w = MetricsWriter::Create(path, {{"config", std::string("train { seed: 3 }\n")}});
+  auto w = MetricsWriter::Create(path, {{"config", std::string("train { seed: 3 }\n")}},
+                                 testing::SampleDeclaration());
   ASSERT_TRUE(w.ok()) << w.status();
   for (int64_t s = 0; s < 30; ++s) (*w)->AddTrain(testing::SampleTrainRow(s));
   ASSERT_TRUE((*w)->Flush().ok());
@@ -310,11 +317,11 @@ TEST(MetricsCrashTest, InjectedDiskFullLeavesThePreviousLogAndKeepsTheRowsForThe
 // What a flush costs for a long run (printed; the README quotes it).
 TEST(MetricsCrashTest, FlushCostOfALongRun) {
   const std::string dir = TempDir("cost");
-  auto w = MetricsWriter::Create(dir + "/metrics.h5", {});
+  auto w = MetricsWriter::Create(dir + "/metrics.h5", {}, testing::SampleDeclaration());
   ASSERT_TRUE(w.ok());
   for (int64_t rows : {10000, 100000}) {
-    while (static_cast<int64_t>((*w)->log().train.size()) < rows) {
-      (*w)->AddTrain(testing::SampleTrainRow((*w)->log().train.size()));
+    while (static_cast<int64_t>((*w)->log().train.rows()) < rows) {
+      (*w)->AddTrain(testing::SampleTrainRow((*w)->log().train.rows()));
     }
     const auto t0 = std::chrono::steady_clock::now();
     ASSERT_TRUE((*w)->Flush().ok());

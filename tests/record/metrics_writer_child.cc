@@ -24,8 +24,9 @@ int main(int argc, char** argv) {
   const Attributes attributes = {{"config", std::string("train { seed: 3 }\n")},
                                  {"first_step", first}};
   absl::StatusOr<std::unique_ptr<MetricsWriter>> w =
-      first == 0 ? MetricsWriter::Create(argv[1], attributes)
-                 : MetricsWriter::Resume(argv[1], attributes, first - 1);
+      first == 0 ? MetricsWriter::Create(argv[1], attributes, convnextv2::testing::SampleDeclaration())
+                 : MetricsWriter::Resume(argv[1], attributes, first - 1,
+                                         convnextv2::testing::SampleDeclaration());
   if (!w.ok()) {
     std::fprintf(stderr, "%s\n", std::string(w.status().message()).c_str());
     return 1;

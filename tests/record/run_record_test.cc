@@ -7,6 +7,7 @@
 
 #include "convnextv2/record/manifest.h"
 #include "convnextv2/record/metrics_log.h"
+#include "convnextv2/record/task_records.h"
 
 namespace convnextv2::record {
 namespace {
@@ -21,16 +22,21 @@ ExperimentConfig InDir(const std::string& name) {
   return c;
 }
 
-record::TrainRow Row(int64_t step) {
-  record::TrainRow r;
-  r.step = step;
-  r.loss = 1.0 / (step + 1);
+const FinetuneRecord& Task() {
+  static const auto* r = new FinetuneRecord(MakeFinetuneRecord({}));
+  return *r;
+}
+
+TrainRow Row(int64_t step) {
+  TrainRow r(Task().declaration);
+  r.Set(Task().loop.step, step);
+  r.Set(Task().loop.loss, 1.0 / (step + 1));
   return r;
 }
 
 TEST(RunRecord, NothingWithoutOutputDir) {
   RunRecord record("finetune", "finetune --epochs 1");
-  ASSERT_TRUE(record.Start(ExperimentConfig()).ok());
+  ASSERT_TRUE(record.Start(ExperimentConfig(), Task().declaration).ok());
   EXPECT_FALSE(record.active());
   record.AddTrain(Row(0));
   EXPECT_TRUE(record.Flush().ok());
@@ -42,7 +48,7 @@ TEST(RunRecord, ManifestAndRowsThroughTheRun) {
   const std::string dir = c.output().output_dir();
   {
     RunRecord record("finetune", "finetune --epochs 1");
-    ASSERT_TRUE(record.Start(c).ok());
+    ASSERT_TRUE(record.Start(c, Task().declaration).ok());
     ASSERT_TRUE(record.active());
     absl::StatusOr<RunManifest> running = record::ReadManifest(dir + "/manifest.pbtxt");
     ASSERT_TRUE(running.ok()) << running.status();
@@ -58,13 +64,13 @@ TEST(RunRecord, ManifestAndRowsThroughTheRun) {
   EXPECT_NE(done->state(), RunManifest::RUNNING);
   absl::StatusOr<record::MetricsLog> log = record::ReadMetricsLog(dir + "/metrics.h5");
   ASSERT_TRUE(log.ok()) << log.status();
-  ASSERT_EQ(log->train.size(), 3u);
-  EXPECT_EQ(log->train[2].loss, 1.0 / 3);
+  ASSERT_EQ(log->train.rows(), 3u);
+  EXPECT_EQ(log->train.Value("loss", 2), 1.0 / 3);
   EXPECT_EQ(record::AttributeText(log->attributes, "exit_status"), "75");
 
   // A second attempt resumed after step 1 keeps rows 0 and 1 and counts the attempt.
   RunRecord again("finetune", "finetune --epochs 1");
-  ASSERT_TRUE(again.Start(c, /*resume_after_step=*/1).ok());
+  ASSERT_TRUE(again.Start(c, Task().declaration, /*resume_after_step=*/1).ok());
   again.AddTrain(Row(2));
   ASSERT_TRUE(again.Finish(absl::OkStatus()).ok());
   absl::StatusOr<RunManifest> second = record::ReadManifest(dir + "/manifest.pbtxt");
@@ -73,16 +79,16 @@ TEST(RunRecord, ManifestAndRowsThroughTheRun) {
   EXPECT_EQ(second->exit_status(), 0);
   log = record::ReadMetricsLog(dir + "/metrics.h5");
   ASSERT_TRUE(log.ok()) << log.status();
-  ASSERT_EQ(log->train.size(), 3u);
-  EXPECT_EQ(log->train[1].step, 1);
-  EXPECT_EQ(log->train[2].step, 2);
+  ASSERT_EQ(log->train.rows(), 3u);
+  EXPECT_EQ(log->train.Step(1), 1);
+  EXPECT_EQ(log->train.Step(2), 2);
 }
 
 TEST(RunRecord, AnUnfinishedRunIsRecordedAsFailed) {
   const ExperimentConfig c = InDir("unfinished");
   {
     RunRecord record("pretrain", "pretrain");
-    ASSERT_TRUE(record.Start(c).ok());
+    ASSERT_TRUE(record.Start(c, Task().declaration).ok());
   }
   absl::StatusOr<RunManifest> m =
       record::ReadManifest(c.output().output_dir() + "/manifest.pbtxt");
