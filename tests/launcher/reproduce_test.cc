@@ -23,7 +23,8 @@ using record::Group;
 // A table with fine-tuning's declared columns.
 record::Table Columns(Group group) {
   record::Table t;
-  for (const record::ColumnSpec& c : record::MakeFinetuneRecord({}).declaration.columns(group)) {
+  const record::FinetuneRecord task = record::MakeFinetuneRecord({});
+  for (const record::ColumnSpec& c : task.declaration.columns(group)) {
     t.AddColumn(c.name, c.type);
   }
   return t;

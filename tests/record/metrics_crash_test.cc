@@ -250,7 +250,7 @@ TEST(MetricsCrashTest, RelaunchUntilDoneUnderRandomKillsEndsEqualToAnUnstoppedRu
       }
       absl::StatusOr<MetricsLog> log = ReadMetricsLog(path);
       ASSERT_TRUE(log.ok()) << what << ": " << log.status();
-      const int64_t rows = static_cast<int64_t>(log->train.size());
+      const int64_t rows = static_cast<int64_t>(log->train.rows());
       const int64_t durable = std::max(resume_at, r.reported);
       // Whole flushed states only (every flush is at a multiple of kEvery), nothing reported
       // lost, and at most the one flush that completed after the last report beyond it (or the
@@ -302,7 +302,7 @@ TEST(MetricsCrashTest, InjectedDiskFullLeavesThePreviousLogAndKeepsTheRowsForThe
   EXPECT_FALSE((*w)->SetAttributes({{"exit_status", int64_t{1}}}).ok());
   absl::StatusOr<MetricsLog> log = ReadMetricsLog(path);
   ASSERT_TRUE(log.ok()) << log.status();
-  EXPECT_EQ(log->train.size(), 30u);
+  EXPECT_EQ(log->train.rows(), 30u);
   EXPECT_EQ(CountTemporaries(dir), 0);
 
   unsetenv("CONVNEXTV2_FAULT_ERRNO");  // space again
@@ -310,7 +310,7 @@ TEST(MetricsCrashTest, InjectedDiskFullLeavesThePreviousLogAndKeepsTheRowsForThe
   ASSERT_TRUE((*w)->Flush().ok());
   log = ReadMetricsLog(path);
   ASSERT_TRUE(log.ok());
-  EXPECT_EQ(log->train.size(), 50u);
+  EXPECT_EQ(log->train.rows(), 50u);
   EXPECT_EQ(AttributeText(log->attributes, "exit_status"), "1");
 }
 
