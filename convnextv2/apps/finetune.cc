@@ -16,6 +16,7 @@
 #include "convnextv2/checkpoint/policy.h"
 #include "convnextv2/checkpoint/pretrained.h"
 #include "convnextv2/checkpoint/state.h"
+#include "convnextv2/config/run_checks.h"
 #include "convnextv2/data/dataset.h"
 #include "convnextv2/data/loader.h"
 #include "convnextv2/data/mixup.h"
@@ -224,7 +225,7 @@ absl::StatusOr<EvalStats> EvaluateOnly(const ExperimentConfig& config, models::C
     if (!ckpt) {
       CONVNEXTV2_ASSIGN_OR_RETURN(ckpt, checkpoint::ReadCheckpoint(resume));
     }
-    const bool ema = config.eval().eval_weights() == "ema";
+    const bool ema = config::EvalWeightsOf(config.eval()) == config::EvalWeights::kEma;
     const std::string what = absl::StrCat("checkpoint ", resume);
     CONVNEXTV2_RETURN_IF_ERROR(checkpoint::LoadModule(*ckpt, ema ? "model_ema." : "model.", *model,
                                                       /*strict=*/true, what));
@@ -265,7 +266,10 @@ class FinetuneTask : public run::TrainingTask {
   }
   train::RecipeOptions recipe_options() override {
     train::RecipeOptions options;
-    options.groups = [this] { return train::FinetuneParamGroups(*config_, model_); };
+    options.groups = [this] {
+      return optim::FinetuneParamGroups(*config_, model_->named_parameters(),
+                                        model_->options.depths());
+    };
     return options;
   }
   absl::StatusOr<bool> BeforeResume(train::TrainingRecipe& recipe) override;
@@ -324,11 +328,6 @@ absl::Status FinetuneTask::OpenData() {
   CONVNEXTV2_ASSIGN_OR_RETURN(train_set_, data::OpenDataset(config, data::Split::kTrain));
   if (!config.eval().disable_eval()) {
     CONVNEXTV2_ASSIGN_OR_RETURN(eval_set_, data::OpenDataset(config, data::Split::kEval));
-  }
-  if (train_set_->num_classes() > config.model().nb_classes()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "model.nb_classes is ", config.model().nb_classes(), " but ", train_set_->Describe(),
-        " has labels up to ", train_set_->num_classes() - 1));
   }
   LOG(INFO) << "train: " << train_set_->Describe();
   if (eval_set_) LOG(INFO) << "eval: " << eval_set_->Describe();

@@ -105,11 +105,12 @@ absl::StatusOr<std::unique_ptr<Dataset>> OpenCifar(const ExperimentConfig& confi
   CONVNEXTV2_RETURN_IF_ERROR(ds);
   // The binaries take nb_classes from the files (config::ResolveDataClasses), as the official
   // build_dataset does; a config that bypassed that must not train a wrong head.
-  if (labels == Labels::kUsed && (*ds)->num_classes() != config.model().nb_classes()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "model.nb_classes is ", config.model().nb_classes(), " but CIFAR folder '", dir,
-        "' holds CIFAR-", (*ds)->num_classes(), " (", (*ds)->num_classes(),
-        " classes); the binaries set it from the files (config::ResolveDataClasses)"));
+  if (labels == Labels::kUsed) {
+    CONVNEXTV2_RETURN_IF_ERROR(CheckClassCount(
+        config.model().nb_classes(), (*ds)->num_classes(), ClassCount::kExact,
+        absl::StrCat("CIFAR folder '", dir, "' holds CIFAR-", (*ds)->num_classes(), " (",
+                     (*ds)->num_classes(),
+                     " classes); the binaries set it from the files (config::ResolveDataClasses)")));
   }
   return std::unique_ptr<Dataset>(std::move(*ds));
 }

@@ -22,6 +22,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "convnextv2/checkpoint/file.h"
+#include "convnextv2/checkpoint/header_fields.h"
 #include "convnextv2/proto/experiment.pb.h"
 #include "convnextv2/run/run_record.h"
 #include "convnextv2/train/loss_scaler.h"
@@ -88,7 +89,7 @@ class RunCheckpoints {
                               const std::string& what) const;
   // Model, optimizer, RNGs and extra state, strictly.
   absl::Status Restore(const checkpoint::Checkpoint& ckpt, const std::string& what);
-  checkpoint::CheckpointHeader Header(absl::string_view kind, int epoch,
+  checkpoint::CheckpointHeader Header(checkpoint::Kind kind, int epoch,
                                       const LoopState& state) const;
   checkpoint::Checkpoint Build(int epoch, const LoopState& state) const;
   absl::Status Write(const std::string& path, const checkpoint::Checkpoint& ckpt) const;

@@ -125,6 +125,19 @@ TEST(OpenDatasetTest, ImnetUsesTrainAndValAndChecksClassCount) {
               HasSubstr("model.nb_classes is 1000 but image folder"));
 }
 
+// The one class-count rule: datasets whose classes give the labels their meaning (folders,
+// CIFAR) match nb_classes exactly; the others need only fit under it.
+TEST(CheckClassCount, ExactOrAtMost) {
+  EXPECT_TRUE(CheckClassCount(10, 10, ClassCount::kExact, "x").ok());
+  EXPECT_TRUE(CheckClassCount(10, 10, ClassCount::kAtMost, "x").ok());
+  EXPECT_TRUE(CheckClassCount(1000, 10, ClassCount::kAtMost, "x").ok());
+  const absl::Status more = CheckClassCount(1000, 10, ClassCount::kExact, "holds 10");
+  EXPECT_EQ(more.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(more.message(), "model.nb_classes is 1000 but holds 10");
+  EXPECT_FALSE(CheckClassCount(5, 10, ClassCount::kAtMost, "x").ok());
+  EXPECT_FALSE(CheckClassCount(5, 10, ClassCount::kExact, "x").ok());
+}
+
 TEST(OpenDatasetTest, MaxTrainImagesCutsOnlyTheTrainingSet) {
   ExperimentConfig c;
   c.mutable_data()->set_data_set("synthetic");
