@@ -24,6 +24,7 @@
 #include "convnextv2/config/config.h"
 #include "convnextv2/util/files.h"
 #include "launcher/report.h"
+#include "launcher/report_html.h"
 #include "launcher/reproduce.h"
 #include "launcher/status.h"
 #include "launcher/submit.h"
