@@ -52,8 +52,8 @@ struct FinetuneResult {
   double max_accuracy = 0;
   double max_accuracy_ema = 0;  // with model_ema_eval
   int64_t n_parameters = 0;
-  // Stopped on a signal (or RunOptions::stop_at) after saving a mid-epoch checkpoint: the
-  // binary exits with run::kExitRequeue.
+  // Stopped on a signal (or RunOptions::stop_epoch/stop_step) after saving a mid-epoch
+  // checkpoint: the binary exits with run::kExitRequeue.
   bool preempted = false;
   EvalStats eval_only;  // eval.eval: the evaluation of the loaded weights
 };

@@ -13,6 +13,8 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "launcher/report.h"
+#include "launcher/report_html.h"
+#include "launcher/report_svg.h"
 #include "convnextv2/util/files.h"
 
 namespace convnextv2::launcher {
