@@ -3,7 +3,8 @@
 Usage: peer-python onnx_oracle.py DIR   (DIR holds the .onnx and .npy files of the C++ test)
 
 (a) fp32 graph in onnxruntime == the toolkit's eval logits (batch 2 at 64 px, batch 3 at 96 px
-    from one file: dynamic batch, height and width), also with the normalization inside;
+    from one file: dynamic batch, height and width), also with the normalization inside, and
+    for convnextv2_atto;
 (b) on a model whose first GRN's sum of squares passes 65504: the fp16 graph, run in fp16 by
     onnx.reference.ReferenceEvaluator, stays within fp16 tolerance of the toolkit's fp32 logits,
     while the naive fp16 graph (no casts) gives inf/NaN; onnxruntime runs the fp16 graph too;
@@ -64,9 +65,9 @@ def check_checker(d):
 
 
 def check_fp32(d):
-    for case in ["b2_64", "b3_96"]:
+    for model, case in [("fp32", "b2_64"), ("fp32", "b3_96"), ("atto_fp32", "atto_b2_64")]:
         x, want = load(d, f"input_{case}.npy"), load(d, f"logits_{case}.npy")
-        got = ort_run(path(d, "fp32.onnx"), x)
+        got = ort_run(path(d, f"{model}.onnx"), x)
         if got.shape != want.shape:
             fail(f"fp32 {case}: onnxruntime shape {got.shape}, toolkit {want.shape}")
         diff = float(np.abs(got - want).max())

@@ -100,6 +100,16 @@ TEST(OnnxPeerTest, PackagesRunTheExportedGraphs) {
     WriteNpy(absl::StrCat(dir, "/input_", name, ".npy"), x);
     WriteNpy(absl::StrCat(dir, "/logits_", name, ".npy"), Logits(model, x));
   }
+  {
+    // A real variant's widths and depths too (convnextv2_atto, 1000 classes).
+    absl::StatusOr<models::ConvNeXtV2> atto = models::CreateConvNeXtV2("convnextv2_atto", 1000);
+    ASSERT_TRUE(atto.ok()) << atto.status();
+    Randomize(*atto);
+    Write(*atto, OnnxPrecision::kFloat32, false, false, dir + "/atto_fp32.onnx");
+    const at::Tensor x = at::randn({2, 3, 64, 64});
+    WriteNpy(dir + "/input_atto_b2_64.npy", x);
+    WriteNpy(dir + "/logits_atto_b2_64.npy", Logits(*atto, x));
+  }
   const at::Tensor raw = at::rand({2, 3, 64, 64});
   const at::Tensor mean = at::tensor({0.485f, 0.456f, 0.406f}).view({1, 3, 1, 1});
   const at::Tensor stdev = at::tensor({0.229f, 0.224f, 0.225f}).view({1, 3, 1, 1});
@@ -107,9 +117,9 @@ TEST(OnnxPeerTest, PackagesRunTheExportedGraphs) {
   WriteNpy(dir + "/logits_raw_b2_64.npy", Logits(model, (raw - mean) / stdev));
 
   // (b) LayerNorm precedes every GRN, so no input scale reaches it: the first block's pwconv1
-  // is scaled instead (as trained models grow large activations), to GRN inputs of order 40,
+  // is scaled instead (the large activations a trained model can have), to GRN inputs of order 40,
   // whose sums of squares over the 16 x 16 positions of a 64 px image pass 65504 (by up to
-  // 12 times, measured); pwconv2 is scaled back so that the residual stream keeps its size.
+  // 13 times, measured); pwconv2 is scaled back so that the residual stream keeps its size.
   {
     c10::NoGradGuard no_grad;
     model->named_parameters()["stages.0.0.pwconv1.weight"].mul_(40.0);
