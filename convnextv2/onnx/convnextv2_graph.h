@@ -1,5 +1,5 @@
-// The ONNX graph of a ConvNeXtV2 model, before checking and serializing (onnx_export.h is the
-// front door; tests read the graph through it).
+// The ONNX graph of a ConvNeXtV2 model and its check, before serializing (onnx_export.h is
+// the front door).
 //
 //   absl::StatusOr<onnx::ModelProto> proto = BuildOnnxModel(model, OnnxOptions());
 //
@@ -12,6 +12,7 @@
 #ifndef CONVNEXTV2_ONNX_CONVNEXTV2_GRAPH_H_
 #define CONVNEXTV2_ONNX_CONVNEXTV2_GRAPH_H_
 
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "convnextv2/models/convnextv2.h"
 #include "convnextv2/onnx/onnx_export.h"
@@ -28,6 +29,13 @@ inline constexpr char kOutputName[] = "logits";
 // normalize_inside without 3 input channels, naive_fp16_grn without fp16).
 absl::StatusOr<onnx::ModelProto> BuildOnnxModel(const models::ConvNeXtV2& model,
                                                 const OnnxOptions& options);
+
+// The full check of onnx.checker.check_model(full_check=True): the model's structure and
+// operator schemas (opset 17, IR version 8 at the most), then shape inference with type checks
+// in strict mode, which also leaves the inferred types and shapes of the intermediate values in
+// the graph (value_info). Internal (naming what the checker said) on a refusal. In
+// onnx_export.cc.
+absl::Status CheckOnnxModel(onnx::ModelProto& proto);
 
 }  // namespace convnextv2::onnx_export
 

@@ -23,12 +23,7 @@ absl::StatusOr<OnnxPrecision> ParseOnnxPrecision(absl::string_view text) {
       absl::StrCat("ONNX precision '", text, "' is not one of: fp32, fp16"));
 }
 
-namespace {
-
-// The full check of onnx.checker.check_model(full_check=True): the model's structure and
-// operator schemas, then shape inference with type checks in strict mode, which also leaves
-// the inferred shapes of the intermediate values in the graph (value_info).
-absl::Status CheckAndInferShapes(onnx::ModelProto& proto) {
+absl::Status CheckOnnxModel(onnx::ModelProto& proto) {
   try {
     onnx::checker::check_model(proto);
     onnx::shape_inference::InferShapes(
@@ -42,8 +37,6 @@ absl::Status CheckAndInferShapes(onnx::ModelProto& proto) {
   return absl::OkStatus();
 }
 
-}  // namespace
-
 absl::StatusOr<std::string> OnnxModelBytes(const models::ConvNeXtV2& model,
                                            const OnnxOptions& options) {
   CONVNEXTV2_ASSIGN_OR_RETURN(onnx::ModelProto proto, BuildOnnxModel(model, options));
@@ -56,7 +49,7 @@ absl::StatusOr<std::string> OnnxModelBytes(const models::ConvNeXtV2& model,
                      " bytes, over protobuf's 2 GiB limit; export with "
                      "precision fp16 (half the size)"));
   }
-  CONVNEXTV2_RETURN_IF_ERROR(CheckAndInferShapes(proto));
+  CONVNEXTV2_RETURN_IF_ERROR(CheckOnnxModel(proto));
   std::string out;
   if (!proto.SerializeToString(&out)) {
     return absl::InternalError("could not serialize the ONNX model");

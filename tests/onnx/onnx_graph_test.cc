@@ -10,11 +10,13 @@
 
 #include <cstring>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
 
 #include "convnextv2/models/registry.h"
+#include "convnextv2/onnx/convnextv2_graph.h"
 #include "convnextv2/onnx/onnx_export.h"
 #include "convnextv2/util/fault_points.h"
 #include "convnextv2/util/files.h"
@@ -199,6 +201,37 @@ TEST(OnnxGraphTest, BadOptions) {
   EXPECT_FALSE(OnnxModelBytes(TinyModel(), naive).ok());
   EXPECT_THAT(ParseOnnxPrecision("fp8").status().message(), HasSubstr("'fp8' is not one of"));
   EXPECT_EQ(*ParseOnnxPrecision("fp16"), OnnxPrecision::kFloat16);
+}
+
+// The check is the full one: besides schemas and versions, strict shape inference refuses a
+// type mismatch between nodes, which check_model alone lets through.
+TEST(OnnxGraphTest, CheckerRefusesBrokenGraphs) {
+  const models::ConvNeXtV2 model = TinyModel();
+  auto broken = [&](const std::function<void(onnx::ModelProto&)>& edit) {
+    absl::StatusOr<onnx::ModelProto> m = BuildOnnxModel(model, Fp16());
+    CHECK(m.ok()) << m.status();
+    onnx::ModelProto copy = *m;
+    EXPECT_TRUE(CheckOnnxModel(copy).ok());
+    edit(*m);
+    return CheckOnnxModel(*m);
+  };
+  absl::Status s = broken([](onnx::ModelProto& m) { m.set_ir_version(9); });
+  EXPECT_EQ(s.code(), absl::StatusCode::kInternal);
+  EXPECT_THAT(s.message(), HasSubstr("ir_version"));
+  // Gelu is an opset-20 operator.
+  s = broken([](onnx::ModelProto& m) { m.mutable_graph()->mutable_node(20)->set_op_type("Gelu"); });
+  EXPECT_THAT(s.message(), HasSubstr("Gelu"));
+  // GRN's fp32 eps declared fp16: Add(fp32 mean, fp16 eps).
+  s = broken([](onnx::ModelProto& m) {
+    for (onnx::TensorProto& t : *m.mutable_graph()->mutable_initializer()) {
+      if (t.name() == "grn.eps.fp32") {
+        t.set_data_type(onnx::TensorProto::FLOAT16);
+        t.set_raw_data(std::string(2, '\0'));
+      }
+    }
+  });
+  EXPECT_EQ(s.code(), absl::StatusCode::kInternal);
+  EXPECT_THAT(s.message(), HasSubstr("refused"));
 }
 
 std::string TmpDir(const std::string& name) {
