@@ -21,6 +21,7 @@ namespace {
 constexpr std::array<float, 3> kMean = {0.485f, 0.456f, 0.406f};
 constexpr std::array<float, 3> kStd = {0.229f, 0.224f, 0.225f};
 
+constexpr double kFp16Max = 65504.0;
 constexpr auto kF32 = onnx::TensorProto::FLOAT;
 constexpr auto kF16 = onnx::TensorProto::FLOAT16;
 
@@ -233,6 +234,16 @@ absl::Status CheckOptions(const models::ConvNeXtV2Impl& model, const OnnxOptions
   }
   if (options.naive_fp16_grn && options.precision != OnnxPrecision::kFloat16) {
     return absl::InvalidArgumentError("ONNX naive_fp16_grn applies to fp16 graphs only");
+  }
+  if (options.precision != OnnxPrecision::kFloat16) return absl::OkStatus();
+  // A weight fp16 cannot hold would become inf in the file.
+  for (const auto& item : model.named_parameters()) {
+    const double max_abs = item.value().detach().abs().max().item<double>();
+    if (!(max_abs <= kFp16Max)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("ONNX fp16: parameter ", item.key(), " has |value| up to ", max_abs,
+                       ", beyond fp16's ", kFp16Max, "; export with precision fp32"));
+    }
   }
   return absl::OkStatus();
 }

@@ -26,7 +26,8 @@ inline constexpr char kInputName[] = "pixel_values";
 inline constexpr char kOutputName[] = "logits";
 
 // InvalidArgument for options this model cannot take (an opset other than 17,
-// normalize_inside without 3 input channels, naive_fp16_grn without fp16).
+// normalize_inside without 3 input channels, naive_fp16_grn without fp16, fp16 with a weight
+// beyond fp16's range).
 absl::StatusOr<onnx::ModelProto> BuildOnnxModel(const models::ConvNeXtV2& model,
                                                 const OnnxOptions& options);
 

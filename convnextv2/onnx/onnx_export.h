@@ -46,8 +46,9 @@ struct OnnxOptions {
 
 // The model (in eval mode semantics: no drop path) as a serialized onnx.ModelProto, after the
 // checker (full check: types and shapes, strict shape inference) accepted it. Errors:
-// InvalidArgument for options the model cannot take, Internal when the checker refuses the
-// graph (a bug here), ResourceExhausted when the weights pass protobuf's 2 GiB limit.
+// InvalidArgument for options the model cannot take (fp16 with a weight fp16 cannot hold
+// among them), Internal when the checker refuses the graph (a bug here), ResourceExhausted
+// when the weights pass protobuf's 2 GiB limit.
 absl::StatusOr<std::string> OnnxModelBytes(const models::ConvNeXtV2& model,
                                            const OnnxOptions& options);
 

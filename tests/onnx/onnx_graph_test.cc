@@ -4,6 +4,7 @@
 #include "convnextv2/onnx/onnx_graph.h"
 
 #include <ATen/ATen.h>
+#include <c10/core/GradMode.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <stdlib.h>
@@ -200,6 +201,16 @@ TEST(OnnxGraphTest, BadOptions) {
   naive.naive_fp16_grn = true;
   EXPECT_FALSE(OnnxModelBytes(TinyModel(), naive).ok());
   EXPECT_THAT(ParseOnnxPrecision("fp8").status().message(), HasSubstr("'fp8' is not one of"));
+  models::ConvNeXtV2 big = TinyModel();
+  {
+    c10::NoGradGuard no_grad;
+    big->named_parameters()["stages.1.0.grn.beta"][0][0][0][3] = -7e4;
+  }
+  EXPECT_TRUE(OnnxModelBytes(big, OnnxOptions()).ok());
+  r = OnnxModelBytes(big, Fp16());
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(r.status().message(),
+              HasSubstr("parameter stages.1.0.grn.beta has |value| up to 70000"));
   EXPECT_EQ(*ParseOnnxPrecision("fp16"), OnnxPrecision::kFloat16);
 }
 
