@@ -272,6 +272,7 @@ class FinetuneTask : public run::TrainingTask {
     };
     return options;
   }
+  std::vector<std::string> class_names() const override { return train_set_->class_names(); }
   absl::StatusOr<bool> BeforeResume(train::TrainingRecipe& recipe) override;
   absl::Status AfterResume(const run::LoopState& state, train::TrainingRecipe& recipe) override;
 

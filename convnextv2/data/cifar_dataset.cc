@@ -4,6 +4,7 @@
 
 #include "absl/base/attributes.h"
 #include "absl/strings/str_cat.h"
+#include "convnextv2/data/class_names.h"
 #include "convnextv2/data/datasets.h"
 #include "convnextv2/util/files.h"
 #include "convnextv2/util/status_macros.h"
@@ -82,6 +83,10 @@ absl::StatusOr<std::unique_ptr<CifarDataset>> CifarDataset::Open(const std::stri
   ds->description_ = absl::StrCat("CIFAR-", ds->num_classes_, " ", dir, " ",
                                   train ? "train" : "test", ": ", ds->labels_.size(), " images");
   return ds;
+}
+
+std::vector<std::string> CifarDataset::class_names() const {
+  return num_classes_ == 100 ? Cifar100ClassNames() : Cifar10ClassNames();
 }
 
 absl::StatusOr<Example> CifarDataset::Get(int64_t index) const {

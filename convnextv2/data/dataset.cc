@@ -4,10 +4,15 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "convnextv2/data/class_names.h"
 #include "convnextv2/data/datasets.h"
 #include "convnextv2/util/status_macros.h"
 
 namespace convnextv2::data {
+
+std::vector<std::string> Dataset::class_names() const {
+  return NumberedClassNames(num_classes());
+}
 
 PrefixDataset::PrefixDataset(std::unique_ptr<Dataset> base, int64_t size)
     : base_(std::move(base)), size_(std::min(size, base_->size())) {}

@@ -42,6 +42,9 @@ class Dataset {
   virtual ~Dataset() = default;
   virtual int64_t size() const = 0;
   virtual int num_classes() const = 0;
+  // The classes' names, index = label (recorded in runs and checkpoints for `predict`); by
+  // default "class_0" ... (NumberedClassNames).
+  virtual std::vector<std::string> class_names() const;
   // Thread-safe. An unreadable or corrupt sample is an error naming it.
   virtual absl::StatusOr<Example> Get(int64_t index) const = 0;
   // One line for the log, e.g. "IDX /usr/share/datasets/fashion-mnist train: 60000 images".
@@ -54,6 +57,7 @@ class PrefixDataset : public Dataset {
   PrefixDataset(std::unique_ptr<Dataset> base, int64_t size);
   int64_t size() const override { return size_; }
   int num_classes() const override { return base_->num_classes(); }
+  std::vector<std::string> class_names() const override { return base_->class_names(); }
   absl::StatusOr<Example> Get(int64_t index) const override { return base_->Get(index); }
   std::string Describe() const override;
 

@@ -198,6 +198,7 @@ absl::StatusOr<bool> Loop::Resume() {
                                             recipe_->optimizer(), steps_per_epoch_,
                                             task_.checkpoint_model_name());
   ckpts_->SetBeforeSave([this] { return FlushRecords(); });
+  ckpts_->SetClassNames(task_.class_names());
   AddRecipeState(*recipe_, model_, ckpts_.get());
   task_.AddCheckpointState(ckpts_.get());
   CONVNEXTV2_ASSIGN_OR_RETURN(state_, ckpts_->Resume());
@@ -215,6 +216,7 @@ absl::Status Loop::OpenOutputs() {
     CONVNEXTV2_RETURN_IF_ERROR(task_.OpenOutputs(out_dir_));
   }
   if (!options_.command_line.empty()) LOG(INFO) << "command line: " << options_.command_line;
+  record_->SetClassNames(task_.class_names());
   if (runtime_.writer()) CONVNEXTV2_RETURN_IF_ERROR(StartLogs(config_, state_, record_));
   return OpenTensorBoard();
 }

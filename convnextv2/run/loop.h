@@ -110,6 +110,9 @@ class TrainingTask {
   virtual absl::StatusOr<bool> BeforeResume(train::TrainingRecipe& recipe) { return false; }
   // The checkpoint header's model name (empty: model.model); runs resume only their own kind.
   virtual std::string checkpoint_model_name() const { return ""; }
+  // The classes' names (index = label), recorded in manifest.pbtxt and in every checkpoint
+  // header for `predict`; empty: none (pre-training).
+  virtual std::vector<std::string> class_names() const { return {}; }
   // Further checkpoint state beyond model, optimizer, RNGs and the recipe's EMA / loss scaler.
   virtual void AddCheckpointState(RunCheckpoints* ckpts) {}
   // After resume (or a fresh start): e.g. initialize from pre-trained weights.

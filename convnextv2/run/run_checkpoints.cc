@@ -256,6 +256,7 @@ checkpoint::CheckpointHeader RunCheckpoints::Header(checkpoint::Kind kind, int e
   h.set_global_step(state.global_step);
   h.set_best_acc1(state.best_acc1);
   h.set_best_ema_acc1(state.best_ema_acc1);
+  for (const std::string& name : class_names_) h.add_class_names(name);
   return h;
 }
 

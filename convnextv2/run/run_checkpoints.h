@@ -17,6 +17,7 @@
 #include <functional>
 #include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -60,6 +61,8 @@ class RunCheckpoints {
   void SetBeforeSave(std::function<absl::Status()> before_save) {
     before_save_ = std::move(before_save);
   }
+  // The classes' names written into every checkpoint header (CheckpointHeader.class_names).
+  void SetClassNames(std::vector<std::string> names) { class_names_ = std::move(names); }
 
   // checkpoint.resume if set, else with auto_resume the newest valid checkpoint in output_dir,
   // else a fresh LoopState (start_epoch). Restores model, optimizer, RNGs and extra state
@@ -105,6 +108,7 @@ class RunCheckpoints {
   std::vector<std::function<void(checkpoint::Checkpoint*)>> extra_save_;
   std::vector<std::function<absl::Status(const checkpoint::Checkpoint&)>> extra_load_;
   std::function<absl::Status()> before_save_;
+  std::vector<std::string> class_names_;
 };
 
 // Saves a use_amp run's loss scaler with every training checkpoint ("scaler.scale",

@@ -41,6 +41,7 @@ absl::Status RunRecord::Start(const ExperimentConfig& config, int64_t resume_aft
     }
   }
   manifest_ = metrics::StartManifest(config, program_, command_line_, info, previous.get());
+  for (const std::string& name : class_names_) manifest_.add_class_names(name);
   CONVNEXTV2_RETURN_IF_ERROR(metrics::WriteManifest(manifest_path, manifest_));
   const std::string metrics_path = dir_ + "/metrics.h5";
   const metrics::Attributes attributes = metrics::ManifestAttributes(manifest_);

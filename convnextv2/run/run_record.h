@@ -14,6 +14,8 @@
 #include <chrono>
 #include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "convnextv2/metrics/metrics_log.h"
@@ -31,6 +33,8 @@ class RunRecord {
   // resume_after_step >= 0 (a run resumed from a checkpoint taken after that step) the existing
   // metrics.h5 keeps its rows up to that step instead of being replaced.
   absl::Status Start(const ExperimentConfig& config, int64_t resume_after_step = -1);
+  // The classes' names for manifest.pbtxt (RunManifest.class_names); call before Start.
+  void SetClassNames(std::vector<std::string> names) { class_names_ = std::move(names); }
   void AddTrain(const metrics::TrainRow& row);
   void AddEval(const metrics::EvalRow& row);
   absl::Status Flush();
@@ -48,6 +52,7 @@ class RunRecord {
   RunManifest manifest_;
   std::unique_ptr<metrics::MetricsWriter> metrics_;
   bool finished_ = false;
+  std::vector<std::string> class_names_;
 };
 
 }  // namespace convnextv2::run
