@@ -6,6 +6,7 @@
 #include <filesystem>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -47,6 +48,29 @@ absl::Status WriteSweepManifest(const std::string& sweep_dir, const SweepManifes
   std::string text;
   google::protobuf::TextFormat::PrintToString(m, &text);
   return util::WriteFileAtomically(sweep_dir + "/sweep_manifest.pbtxt", text);
+}
+
+// A task asking for more nodes than its partition has would pend forever where the cluster
+// does not set EnforcePartLimits: refuse it before anything is written. Skipped (ok) when sinfo
+// cannot tell.
+absl::Status CheckPartitionNodes(const SlurmSettings& sl) {
+  if (sl.nodes() <= 1) return absl::OkStatus();
+  std::string out;
+  if (util::RunShell("sinfo -h -o '%P %D' 2>/dev/null", &out) != 0) return absl::OkStatus();
+  for (absl::string_view line : absl::StrSplit(out, '\n', absl::SkipEmpty())) {
+    std::vector<std::string> fields = absl::StrSplit(line, ' ', absl::SkipEmpty());
+    int count = 0;
+    if (fields.size() != 2 || !absl::SimpleAtoi(fields[1], &count)) continue;
+    const bool is_default = absl::EndsWith(fields[0], "*");
+    const std::string name(absl::StripSuffix(fields[0], "*"));
+    if (sl.partition().empty() ? !is_default : name != sl.partition()) continue;
+    if (sl.nodes() > count) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "slurm.nodes: ", sl.nodes(), " but partition '", name, "' has ", count,
+          " nodes (sinfo): lower slurm.nodes or set slurm.partition to a larger partition"));
+    }
+  }
+  return absl::OkStatus();
 }
 
 // Submits one array; returns its job id.
@@ -228,6 +252,7 @@ absl::StatusOr<SweepResult> RunSweep(const SweepOptions& options) {
         "sweep dir ", result.sweep_dir, " already exists; pick another name or --sweep_dir, or "
         "pass --force to rewrite it and submit again (finished runs stay, others resume)"));
   }
+  if (!options.dry_run) CONVNEXTV2_RETURN_IF_ERROR(CheckPartitionNodes(sweep->slurm()));
 
   // ---- the sweep dir -------------------------------------------------------------------------
   for (const char* sub : {"tasks", "runs", "logs", "bin"}) {

@@ -38,6 +38,9 @@ PACKAGES=(
   patchelf
   # scheduler
   slurm-wlm munge
+  # several hosts as network namespaces on a bridge (tools/slurm/local_cluster.sh --nodes N):
+  # ip and ss (iproute2), unshare for each host's own hostname (util-linux)
+  iproute2 util-linux
   # data
   dataset-fashion-mnist
   # test oracles (PyTorch interop fixtures, HDF5 readback) and the torchvision loader benchmark

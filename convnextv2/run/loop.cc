@@ -257,7 +257,10 @@ absl::Status Loop::TrainEpochs() {
   for (int epoch = state_.next_epoch; epoch < epochs; ++epoch) {
     CONVNEXTV2_ASSIGN_OR_RETURN(const bool finished, TrainEpoch(epoch));
     if (!finished) {
-      result_.preempted = true;
+      // Rank 0 has saved (StepBoundaries) and exits 75, requeue me. The others exit 0 at once:
+      // a launcher that ends a step at its first non-zero exit (srun --kill-on-bad-exit,
+      // torchrun) would kill rank 0 while it closes its files, and report that kill, not 75.
+      result_.preempted = runtime_.rank == 0;
       return absl::OkStatus();
     }
   }

@@ -171,7 +171,7 @@ class TrainingTask {
 struct LoopResult {
   int64_t n_parameters = 0;
   // Stopped on a signal (or RunOptions::stop_*) after saving a mid-epoch checkpoint: the
-  // binary exits with run::kExitRequeue.
+  // binary exits with run::kExitRequeue. Rank 0 only; the other ranks stop with it and exit 0.
   bool preempted = false;
   bool ended_before_training = false;  // task.BeforeResume finished the run
 };
