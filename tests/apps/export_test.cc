@@ -56,7 +56,9 @@ TEST(ExportTest, EveryFormatLoadsBackToTheSameLogits) {
     ASSERT_TRUE(back.ok()) << f.name << ": " << back.status();
     EXPECT_EQ(back->variant, models::kTestVariant) << f.name;
     EXPECT_TRUE(testing::SmallLogits(back->model).equal(testing::SmallLogits(source))) << f.name;
-    if (f.name == "hf") EXPECT_THAT(back->class_names, ElementsAre("ant", "bee", "cow"));
+    if (f.name == "hf") {
+      EXPECT_THAT(back->class_names, ElementsAre("ant", "bee", "cow"));
+    }
   }
   EXPECT_EQ(ExportFormatNames(), "safetensors, hf, pth");
   // A format's output converts again (timm-free round trip: hf -> pth).

@@ -32,7 +32,7 @@ inline models::ConvNeXtV2 PerturbedModel(const std::string& variant, int64_t cla
   return m;
 }
 
-inline at::Tensor SmallLogits(const models::ConvNeXtV2& m) {
+inline at::Tensor SmallLogits(models::ConvNeXtV2 m) {  // a holder: shares the module
   at::manual_seed(3);
   c10::NoGradGuard no_grad;
   return m->forward(at::randn({2, 3, 32, 32}));
