@@ -107,7 +107,7 @@ def out_of_ours(tool, export, work, x):
         if names != classes:
             failures.append("class names of %s: %s" % (ckpt, names))
         for fmt in ("safetensors", "pth"):
-            out = os.path.join(work, "%s.%s" % (name, fmt))
+            out = os.path.join(work, "export_%s.%s" % (name, fmt))
             run(export, "--resume", ckpt, "--format", fmt, "--out", out)
             m = timm.create_model(name, pretrained=True, pretrained_cfg_overlay=dict(file=out, num_classes=n)).eval()
             with torch.no_grad():
