@@ -176,19 +176,7 @@ std::string EpochJson(const EpochStats& e, int64_t n_parameters) {
 }
 
 void LogPretrained(const std::string& path, const checkpoint::PretrainedReport& r) {
-  LOG(INFO) << "Load pre-trained checkpoint from: " << path << " (" << r.format
-            << (r.key.empty() ? "" : ", key '" + r.key + "'") << ")";
-  for (const std::string& k : r.dropped) LOG(INFO) << "Removing key " << k << " from pretrained checkpoint";
-  LOG(INFO) << r.load.loaded.size() << " tensors loaded";
-  if (!r.load.missing.empty()) {
-    LOG(INFO) << "Weights not initialized from pretrained model: " << absl::StrJoin(r.load.missing, ", ");
-  }
-  if (!r.load.unexpected.empty()) {
-    LOG(INFO) << "Weights from pretrained model not used: " << absl::StrJoin(r.load.unexpected, ", ");
-  }
-  if (!r.load.shape_mismatch.empty()) {
-    LOG(INFO) << "Weights skipped for their shape: " << absl::StrJoin(r.load.shape_mismatch, ", ");
-  }
+  for (const std::string& line : checkpoint::DescribeLoad(path, r)) LOG(INFO) << line;
 }
 
 // eval.eval: the chosen weights (model or EMA) of checkpoint.resume, or checkpoint.finetune
