@@ -109,8 +109,9 @@ at::Tensor Images(const Classifier& c, const std::vector<std::string>& paths) {
 // The fine-tuning evaluation's forward pass (apps/finetune.cc Evaluate): eval, NoGradGuard.
 at::Tensor EvalPathLogits(const Classifier& c, const at::Tensor& images) {
   c10::NoGradGuard no_grad;
-  c.model->eval();
-  return c.model->forward(images);
+  models::ConvNeXtV2 model = c.model;  // a holder: the same module, not const
+  model->eval();
+  return model->forward(images);
 }
 
 TEST_F(PredictTest, InferencePathGivesTheEvaluationPathsLogits) {
