@@ -18,6 +18,11 @@ DEFINE_string(resume, "",
               "PyTorch .pth/.bin, a .safetensors file or a Hugging Face model folder, in the "
               "official, timm or transformers layout");
 DEFINE_string(format, "", "the output format (see below)");
+DEFINE_string(precision, "fp32",
+              "onnx: fp32, or fp16 (a half-precision graph whose GRN squares, sums and norms "
+              "in fp32)");
+DEFINE_bool(normalize_inside, false,
+            "onnx: the graph takes RGB in [0, 1] and applies ImageNet's mean/std itself");
 DEFINE_string(out, "", "the file (or folder, for hf) to create; must not exist");
 DEFINE_string(model, "",
               "the variant (convnextv2_atto ...); empty: recognized from the weights' shapes");
@@ -46,6 +51,8 @@ int main(int argc, char** argv) {
   options.weights = FLAGS_weights;
   options.format = FLAGS_format;
   options.out = FLAGS_out;
+  options.precision = FLAGS_precision;
+  options.normalize_inside = FLAGS_normalize_inside;
   const absl::Status s = convnextv2::apps::RunExport(options);
   if (!s.ok()) {
     std::fprintf(stderr, "export: %s\n", std::string(s.message()).c_str());

@@ -12,6 +12,7 @@
 #include "convnextv2/checkpoint/pretrained.h"
 #include "convnextv2/checkpoint/safetensors.h"
 #include "convnextv2/checkpoint/state.h"
+#include "convnextv2/onnx/onnx_export.h"
 #include "convnextv2/util/status_macros.h"
 
 namespace convnextv2::apps {
@@ -43,6 +44,13 @@ absl::Status WritePth(const ExportInput& in, const std::string& out) {
   return checkpoint::ExportForPyTorch(*in.model, out);
 }
 
+absl::Status WriteOnnxGraph(const ExportInput& in, const std::string& out) {
+  onnx_export::OnnxOptions options;
+  CONVNEXTV2_ASSIGN_OR_RETURN(options.precision, onnx_export::ParseOnnxPrecision(in.precision));
+  options.normalize_inside = in.normalize_inside;
+  return onnx_export::WriteOnnx(in.model, options, out);
+}
+
 std::vector<ExportFormat>* MakeFormats() {
   return new std::vector<ExportFormat>{
       {"safetensors", "one .safetensors file, official names (timm loads it)",
@@ -50,6 +58,8 @@ std::vector<ExportFormat>* MakeFormats() {
       {"hf", "a Hugging Face model folder (config.json, model.safetensors) for transformers",
        WriteHf},
       {"pth", "torch.save zip {'model': state dict}, official names", WritePth},
+      {"onnx", "an ONNX graph (opset 17; --precision fp16 keeps GRN's sums in fp32)",
+       WriteOnnxGraph},
   };
 }
 
@@ -81,6 +91,10 @@ absl::Status RunExport(const ExportOptions& options) {
     return absl::InvalidArgumentError(absl::StrCat("--weights: '", options.weights,
                                                    "' is neither model nor model_ema"));
   }
+  if (format->name != "onnx" && (options.precision != "fp32" || options.normalize_inside)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--precision/--normalize_inside apply to --format onnx only, not ", format->name));
+  }
   std::error_code ec;
   if (std::filesystem::exists(options.out, ec)) {
     return absl::AlreadyExistsError(absl::StrCat(
@@ -93,7 +107,8 @@ absl::Status RunExport(const ExportOptions& options) {
     LOG(INFO) << line;
   }
   loaded.model->to(at::kCPU);
-  const ExportInput input{loaded.model, loaded.variant, loaded.class_names};
+  const ExportInput input{loaded.model, loaded.variant, loaded.class_names, options.precision,
+                          options.normalize_inside};
   CONVNEXTV2_RETURN_IF_ERROR(format->write(input, options.out));
   LOG(INFO) << "Exported " << loaded.variant << " (" << loaded.class_names.size()
             << " class names) as " << format->name << " to " << options.out;

@@ -35,6 +35,8 @@ struct ExportOptions {
   std::string weights = "model";   // a convnextv2 checkpoint's "model" or "model_ema"
   std::string format;              // a name of ExportFormats()
   std::string out;                 // the file or folder to create
+  std::string precision = "fp32";  // onnx only: fp32 or fp16 (GRN's sums stay fp32)
+  bool normalize_inside = false;   // onnx only: the graph takes [0, 1] RGB and normalizes
 };
 
 // What a format writes from.
@@ -42,6 +44,8 @@ struct ExportInput {
   const models::ConvNeXtV2& model;  // loaded, CPU, eval()
   std::string variant;              // "convnextv2_atto"
   std::vector<std::string> class_names;  // by class index; may be empty
+  std::string precision = "fp32";         // ExportOptions::precision
+  bool normalize_inside = false;          // ExportOptions::normalize_inside
 };
 
 struct ExportFormat {

@@ -1,6 +1,7 @@
 #include "convnextv2/apps/predict.h"
 
 #include <ATen/ATen.h>
+#include <glog/logging.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -167,24 +168,28 @@ absl::StatusOr<std::vector<std::string>> ListImages(const std::vector<std::strin
 absl::StatusOr<Classifier> LoadClassifier(const PredictOptions& o) {
   if (!fs::exists(o.resume)) return absl::NotFoundError("no such checkpoint: " + o.resume);
   CONVNEXTV2_ASSIGN_OR_RETURN(Source source, ReadSource(o));
-  CONVNEXTV2_ASSIGN_OR_RETURN(checkpoint::StateDictFile file,
-                              checkpoint::ReadStateDict(o.resume, o.model_key));
-  auto head = file.tensors.find("head.weight");
-  if (head == file.tensors.end() || head->second.dim() != 2) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        o.resume, " has no classifier head (head.weight) under '", o.model_key,
-        "': pre-training weights? fine-tune them first"));
+  // Any file --finetune takes (this toolkit's checkpoints, .pth/.bin, .safetensors, a Hugging
+  // Face folder; official, timm or transformers names), loaded strictly.
+  absl::StatusOr<checkpoint::InferenceModel> loaded =
+      checkpoint::LoadInferenceModel(o.resume, source.model, o.model_key);
+  if (!loaded.ok()) {
+    // A file of another variant or with weights missing: say it is not the model's weights.
+    const absl::StatusCode code = loaded.status().code();
+    if (source.model.empty() || (code != absl::StatusCode::kFailedPrecondition &&
+                                 code != absl::StatusCode::kInvalidArgument)) {
+      return loaded.status();
+    }
+    return absl::InvalidArgumentError(
+        absl::StrCat("not ", source.model, " weights: ", loaded.status().message()));
   }
-  const int64_t classes = head->second.size(0);
+  for (const std::string& line : checkpoint::DescribeLoad(o.resume, loaded->report)) {
+    LOG(INFO) << line;
+  }
   Classifier c;
-  c.model_name = source.model;
-  CONVNEXTV2_ASSIGN_OR_RETURN(c.model, models::CreateConvNeXtV2(source.model, classes));
-  if (absl::Status s = checkpoint::LoadModuleState(file.tensors, *c.model, /*strict=*/true,
-                                                   o.resume);
-      !s.ok()) {
-    return absl::InvalidArgumentError(absl::StrCat("not ", source.model, " weights: ",
-                                                   s.message()));
-  }
+  c.model_name = loaded->variant;
+  c.model = loaded->model;
+  const int64_t classes = c.model->named_parameters()["head.weight"].size(0);
+  if (source.class_names.empty()) source.class_names = loaded->class_names;  // id2label
   NameClasses(source.class_names, classes, &c);
   CONVNEXTV2_ASSIGN_OR_RETURN(c.transform, data::MakeTransform(source.config, data::Split::kEval));
   return c;

@@ -51,6 +51,10 @@ TEST(ExportTest, EveryFormatLoadsBackToTheSameLogits) {
   for (const ExportFormat& f : ExportFormats()) {
     const std::string out = dir + "/out." + f.name;
     ASSERT_TRUE(RunExport(Options(dir + "/ckpt.pth", f.name, out)).ok()) << f.name;
+    if (f.name == "onnx") {  // not a weights file: tests/onnx runs it in onnxruntime
+      EXPECT_EQ(util::ReadFile(out)->substr(0, 2), std::string("\x08\x08"));  // ir_version 8
+      continue;
+    }
     absl::StatusOr<checkpoint::InferenceModel> back =
         checkpoint::LoadInferenceModel(out, "", "model");
     ASSERT_TRUE(back.ok()) << f.name << ": " << back.status();
@@ -60,7 +64,7 @@ TEST(ExportTest, EveryFormatLoadsBackToTheSameLogits) {
       EXPECT_THAT(back->class_names, ElementsAre("ant", "bee", "cow"));
     }
   }
-  EXPECT_EQ(ExportFormatNames(), "safetensors, hf, pth");
+  EXPECT_EQ(ExportFormatNames(), "safetensors, hf, pth, onnx");
   // A format's output converts again (timm-free round trip: hf -> pth).
   ASSERT_TRUE(RunExport(Options(dir + "/out.hf", "pth", dir + "/again.pth")).ok());
 }
@@ -70,7 +74,14 @@ TEST(ExportTest, BadRequestsWriteNothing) {
   WriteRun(dir + "/ckpt.pth");
   absl::Status s = RunExport(Options(dir + "/ckpt.pth", "safetensor", dir + "/x"));
   EXPECT_THAT(std::string(s.message()),
-              HasSubstr("--format: unknown format 'safetensor'; known: safetensors, hf, pth"));
+              HasSubstr("--format: unknown format 'safetensor'; known: safetensors, hf, pth, onnx"));
+  ExportOptions fp16_pth = Options(dir + "/ckpt.pth", "pth", dir + "/x");
+  fp16_pth.precision = "fp16";
+  EXPECT_THAT(std::string(RunExport(fp16_pth).message()),
+              HasSubstr("apply to --format onnx only, not pth"));
+  ExportOptions fp8 = Options(dir + "/ckpt.pth", "onnx", dir + "/x");
+  fp8.precision = "fp8";
+  EXPECT_THAT(std::string(RunExport(fp8).message()), HasSubstr("fp8"));
   fs::create_directories(dir + "/existing");
   ASSERT_TRUE(util::WriteFileAtomically(dir + "/existing/keep.txt", "mine").ok());
   s = RunExport(Options(dir + "/ckpt.pth", "hf", dir + "/existing"));

@@ -12,6 +12,8 @@ PRETRAIN="$(realpath "$3")"
 LAUNCHER="$(realpath "$4")"
 SWEEP="$(realpath "$5")"
 BASE="$(realpath "$6")"
+PREDICT="$(realpath "$7")"
+EXPORT="$(realpath "$8")"
 fail() { echo "FAIL: $*" >&2; exit 1; }
 T="$TEST_TMPDIR"
 mkdir -p "$T/tmp" "$T/work/configs" || exit 1
@@ -20,6 +22,19 @@ cd "$T/work" || exit 1
 unset BUILD_WORKING_DIRECTORY
 # What the README's `export PATH="$PWD/bazel-bin/launcher:$PATH"` does.
 mkdir -p "$T/bin" && ln -s "$LAUNCHER" "$T/bin/launcher" && export PATH="$T/bin:$PATH"
+
+# The images the README's `predict ... photos/` names: two small PNGs, written with zlib alone.
+mkdir -p photos && /usr/bin/python3 - <<'PY' || exit 1
+import struct, zlib
+def png(path, w, h, seed):
+    rows = b"".join(b"\0" + bytes((x * 7 + y * 3 + seed * 50 + c * 80) % 256
+                                   for x in range(w) for c in range(3)) for y in range(h))
+    chunk = lambda t, d: struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d))
+    open(path, "wb").write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0))
+                           + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+png("photos/a.png", 40, 36, 1)
+png("photos/b.png", 28, 28, 2)
+PY
 
 # The README's commands, one a line: continuation lines joined, comments dropped.
 commands() {
@@ -49,6 +64,7 @@ run() {  # run LOG WORD COMMAND...: status 0 and WORD in the output
 # `bazel run //convnextv2:NAME [-- ARGS]`: the binary with ARGS, then tiny overrides. A command
 # naming a data set this machine lacks (the official ImageNet one) is validated, not run.
 bazel_run() {
+  [[ "$1" == "-c" ]] && shift 2  # `-c opt`: the test's binaries are built as the suite builds them
   local target="$1"
   shift
   [[ "${1:-}" == "--" ]] && shift
@@ -62,6 +78,8 @@ bazel_run() {
       # The built-in default writes /tmp/convnextv2_pretrain: here under $T/tmp as every /tmp.
       overrides=(--train_subset 64)
       [[ " $* " == *" --output_dir "* ]] || overrides+=(--output_dir "$T/tmp/convnextv2_pretrain") ;;
+    //convnextv2:predict) binary="$PREDICT" word="a.png" ;;
+    //convnextv2:export) binary="$EXPORT" word="Exported" ;;
     *) fail "no rule for bazel run $target" ;;
   esac
   if [[ -n "$data_path" && ! -d "$data_path" ]]; then
