@@ -1,14 +1,11 @@
-// `launcher report SWEEP_DIR`: the swept values against final and best acc1/acc5/loss of each
-// task, sorted by a chosen metric, as text, CSV and Markdown, and report.html, the page a sweep
-// is judged by: the table, a legend with one colour per task, one chart per metric (train loss
-// and learning rate by step, eval acc@1, acc@5 and loss as points per epoch) with every task
-// overlaid on shared axes and the best task drawn thicker with a star at its best point, and for
-// a grid over two axes a heat map of the final acc@1 (inline SVG, no scripts).
+// `launcher report SWEEP_DIR`, the data: each task's final and best acc1/acc5/loss read from its
+// run dir, sorting by a chosen metric, and the table of swept values against them as text, CSV
+// (RFC 4180 quoting: a swept value may hold commas, quotes or newlines) and Markdown. The page
+// that draws it, report.html, is report_html.h.
 //
-//   absl::StatusOr<std::vector<TaskSummary>> tasks = SummarizeTasks(manifest);
-//   SortTasks("acc1", &*tasks);
-//   std::string csv = ReportTable(manifest, *tasks, TableFormat::kCsv);
-//   std::string html = ReportHtml(manifest, *tasks);
+//   std::vector<TaskSummary> tasks = SummarizeTasks(manifest);
+//   SortTasks("acc1", &tasks);
+//   std::string csv = ReportTable(manifest, tasks, TableFormat::kCsv);
 #ifndef CONVNEXTV2_LAUNCHER_REPORT_H_
 #define CONVNEXTV2_LAUNCHER_REPORT_H_
 
@@ -16,6 +13,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/strings/string_view.h"
 #include "convnextv2/record/metrics_log.h"
 #include "launcher/sweep.pb.h"
 
@@ -42,46 +40,21 @@ std::vector<TaskSummary> SummarizeTasks(const SweepManifest& manifest,
 // values last; InvalidArgument for another metric.
 absl::Status SortTasks(const std::string& metric, std::vector<TaskSummary>* tasks);
 
+// The table in `format`. CSV lines end with LF.
 std::string ReportTable(const SweepManifest& manifest, const std::vector<TaskSummary>& tasks,
                         TableFormat format);
 
-std::string ReportHtml(const SweepManifest& manifest, const std::vector<TaskSummary>& tasks);
-
-// What the page draws with (exposed for tests that look at the rendered picture).
-inline constexpr int kChartWidth = 520, kChartHeight = 320;
-inline constexpr int kHeatCellWidth = 96, kHeatCellHeight = 44;
-inline constexpr char kPlotBackground[] = "#f4f4f8";  // inside every chart's frame, nowhere else
-inline constexpr char kGridColor[] = "#dcdce4";
-inline constexpr char kBestMarkColor[] = "#ffd700";   // the best task's star
-
-// The colour of task `index`: the ten of matplotlib's tab10 first, then hues the golden angle
-// apart. "#rrggbb".
-std::string TaskColor(size_t index);
-// The heat map's scale at t in [0, 1] (viridis: dark purple low, yellow high). "#rrggbb".
-std::string HeatColor(double t);
-
-// One curve of a chart.
-struct Series {
-  std::string label;
-  std::string color;
-  std::vector<double> x, y;  // NaN values are skipped
-  bool best = false;         // drawn thicker and last, a star at its best point
+// The table's cells: "task", the swept fields (as recorded), then state, epochs and the metrics;
+// one row per task in the order given. What ReportTable formats and report.html shows.
+struct ReportRows {
+  std::vector<std::string> header;
+  std::vector<std::vector<std::string>> rows;
+  size_t num_text_columns = 0;  // the leading columns that are not numbers (left-aligned)
 };
+ReportRows TableRows(const SweepManifest& manifest, const std::vector<TaskSummary>& tasks);
 
-struct ChartOptions {
-  std::string title, x_label, y_label;  // axis labels carry the units: "epoch", "acc@1 (%)"
-  bool points = false;            // a marker per point (eval curves, per epoch)
-  bool higher_is_better = true;   // which point of the best series gets the star
-  bool integer_x = false;         // x ticks at least 1 apart (steps, epochs)
-};
-
-// Every series over shared axes (tick values, grid, titles) as an inline <svg>.
-std::string SvgChart(const std::vector<Series>& series, const ChartOptions& options);
-
-// The heat map of each grid point's final acc@1 (mean of its repeats) for a GRID sweep over
-// exactly two axes: rows the first axis's values, columns the second's, a star on the best
-// cell, a colour scale below. "" for other sweeps.
-std::string SvgHeatMap(const SweepManifest& manifest, const std::vector<TaskSummary>& tasks);
+// One CSV field per RFC 4180: quoted when it holds a comma, a quote, CR or LF, quotes doubled.
+std::string CsvField(absl::string_view field);
 
 }  // namespace convnextv2::launcher
 

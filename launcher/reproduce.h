@@ -6,7 +6,7 @@
 //
 // The config comes from RUN_DIR/manifest.pbtxt (the resolved config the run used); only its
 // output_dir changes (default RUN_DIR.reproduced). Timing columns (those the tasks' declarations
-// mark timing: images_per_second, wall_time, data_time) are not compared; every other value must
+// mark timing: e.g. images_per_second, wall_time) are not compared; every other value must
 // be bitwise equal, and a column only one log has is a difference ("train column x only in A").
 #ifndef CONVNEXTV2_LAUNCHER_REPRODUCE_H_
 #define CONVNEXTV2_LAUNCHER_REPRODUCE_H_

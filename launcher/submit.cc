@@ -6,6 +6,7 @@
 #include <filesystem>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -47,6 +48,29 @@ absl::Status WriteSweepManifest(const std::string& sweep_dir, const SweepManifes
   std::string text;
   google::protobuf::TextFormat::PrintToString(m, &text);
   return util::WriteFileAtomically(sweep_dir + "/sweep_manifest.pbtxt", text);
+}
+
+// A task asking for more nodes than its partition has would pend forever where the cluster
+// does not set EnforcePartLimits: refuse it before anything is written. Skipped (ok) when sinfo
+// cannot tell.
+absl::Status CheckPartitionNodes(const SlurmSettings& sl) {
+  if (sl.nodes() <= 1) return absl::OkStatus();
+  std::string out;
+  if (util::RunShell("sinfo -h -o '%P %D' 2>/dev/null", &out) != 0) return absl::OkStatus();
+  for (absl::string_view line : absl::StrSplit(out, '\n', absl::SkipEmpty())) {
+    std::vector<std::string> fields = absl::StrSplit(line, ' ', absl::SkipEmpty());
+    int count = 0;
+    if (fields.size() != 2 || !absl::SimpleAtoi(fields[1], &count)) continue;
+    const bool is_default = absl::EndsWith(fields[0], "*");
+    const std::string name(absl::StripSuffix(fields[0], "*"));
+    if (sl.partition().empty() ? !is_default : name != sl.partition()) continue;
+    if (sl.nodes() > count) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "slurm.nodes: ", sl.nodes(), " but partition '", name, "' has ", count,
+          " nodes (sinfo): lower slurm.nodes or set slurm.partition to a larger partition"));
+    }
+  }
+  return absl::OkStatus();
 }
 
 // Submits one array; returns its job id.
@@ -119,6 +143,89 @@ absl::StatusOr<SweepManifest> ReadSweepManifest(const std::string& sweep_dir) {
   return m;
 }
 
+namespace {
+
+// The binary the tasks run: --binary, else the one built beside the launcher.
+absl::StatusOr<std::string> TaskBinary(const SweepConfig& sweep, const SweepOptions& options) {
+  absl::StatusOr<std::string> binary = options.binary.empty()
+                                           ? FindBinary(ProgramName(sweep))
+                                           : absl::StatusOr<std::string>(options.binary);
+  CONVNEXTV2_RETURN_IF_ERROR(binary);
+  if (!fs::is_regular_file(*binary)) {
+    return absl::NotFoundError(absl::StrCat("--binary ", *binary, " does not exist"));
+  }
+  return binary;
+}
+
+// What the sweep manifest records before the tasks: the sweep, the launcher's command line,
+// where and from which commit it ran, the copied binary and its hash.
+SweepManifest NewManifest(const SweepConfig& sweep, const SweepOptions& options,
+                          const record::RunInfo& info, const std::string& binary,
+                          const std::string& copied, const std::string& binary_bytes) {
+  SweepManifest manifest;
+  *manifest.mutable_sweep() = sweep;
+  manifest.set_sweep_file(options.sweep_file);
+  manifest.set_launcher_command_line(options.command_line);
+  manifest.set_created_time(info.start_time);
+  manifest.set_git_commit(info.git_commit);
+  manifest.set_git_dirty(info.git_dirty);
+  manifest.set_host(info.host);
+  manifest.set_binary(copied);
+  manifest.set_binary_sha256(record::Sha256Hex(binary_bytes));
+  manifest.set_binary_source(binary);
+  manifest.set_dry_run(options.dry_run);
+  return manifest;
+}
+
+// Each task's resolved config in <sweep_dir>/tasks/, and its entry in the manifest.
+absl::Status WriteTasks(const SweepConfig& sweep, const std::vector<SweepPoint>& points,
+                        const std::string& sweep_dir, SweepManifest* manifest) {
+  for (const SweepPoint& p : points) {
+    SweepTask* t = manifest->add_tasks();
+    t->set_index(p.index);
+    t->set_name(p.name);
+    t->set_config_path(absl::StrCat(sweep_dir, "/tasks/", p.name, ".pbtxt"));
+    t->set_run_dir(p.config.output().output_dir());
+    for (const std::string& a : p.assignments) t->add_assignments(a);
+    t->set_seed(p.seed);
+    const std::string header =
+        absl::StrCat("# ", sweep.name(), " ", p.name, ": ",
+                     p.assignments.empty() ? "base config" : absl::StrJoin(p.assignments, ", "),
+                     "\n");
+    CONVNEXTV2_RETURN_IF_ERROR(
+        util::WriteFileAtomically(t->config_path(), header + config::ToText(p.config)));
+  }
+  return absl::OkStatus();
+}
+
+// Submits the script as one array, or as several of at most the cluster's MaxArraySize tasks;
+// the manifest records every job id (also those submitted before a failure).
+absl::Status SubmitArrays(const SweepConfig& sweep, const std::string& script_path,
+                          SweepManifest* manifest, SweepResult* result) {
+  const int max_array_size = MaxArraySize();
+  manifest->set_max_array_size(max_array_size);
+  const std::vector<std::pair<int, int>> arrays = SplitArrays(result->num_tasks, max_array_size);
+  for (const auto& [first, count] : arrays) {
+    std::string extra;
+    if (arrays.size() > 1) {
+      extra = absl::StrCat("--array=", ArraySpec(count, sweep.slurm().max_parallel()),
+                           " --export=ALL,CONVNEXTV2_TASK_OFFSET=", first, " ");
+    }
+    absl::StatusOr<std::string> id =
+        Submit(script_path, extra, result->sweep_dir + "/logs/sbatch.stderr");
+    if (!id.ok()) {
+      (void)WriteSweepManifest(result->sweep_dir, *manifest);  // records what was submitted
+      return id.status();
+    }
+    result->job_ids.push_back(*id);
+    manifest->add_job_ids(*id);
+  }
+  manifest->set_submitted_time(record::NowUtc());
+  return WriteSweepManifest(result->sweep_dir, *manifest);
+}
+
+}  // namespace
+
 absl::StatusOr<SweepResult> RunSweep(const SweepOptions& options) {
   absl::StatusOr<SweepConfig> sweep = LoadSweep(options.sweep_file);
   CONVNEXTV2_RETURN_IF_ERROR(sweep);
@@ -138,57 +245,26 @@ absl::StatusOr<SweepResult> RunSweep(const SweepOptions& options) {
                         absl::StrCat(options.sweep_file, ": ", points.status().message()));
   }
   result.num_tasks = static_cast<int>(points->size());
-
-  const std::string program = ProgramName(*sweep);
-  absl::StatusOr<std::string> binary =
-      options.binary.empty() ? FindBinary(program) : absl::StatusOr<std::string>(options.binary);
+  absl::StatusOr<std::string> binary = TaskBinary(*sweep, options);
   CONVNEXTV2_RETURN_IF_ERROR(binary);
-  if (!fs::is_regular_file(*binary)) {
-    return absl::NotFoundError(absl::StrCat("--binary ", *binary, " does not exist"));
-  }
   if (fs::exists(result.sweep_dir + "/sweep_manifest.pbtxt") && !options.force) {
     return absl::AlreadyExistsError(absl::StrCat(
         "sweep dir ", result.sweep_dir, " already exists; pick another name or --sweep_dir, or "
         "pass --force to rewrite it and submit again (finished runs stay, others resume)"));
   }
+  if (!options.dry_run) CONVNEXTV2_RETURN_IF_ERROR(CheckPartitionNodes(sweep->slurm()));
 
   // ---- the sweep dir -------------------------------------------------------------------------
   for (const char* sub : {"tasks", "runs", "logs", "bin"}) {
     CONVNEXTV2_RETURN_IF_ERROR(util::MakeDirs(result.sweep_dir + "/" + sub));
   }
-  const std::string copied = result.sweep_dir + "/bin/" + program;
+  const std::string copied = result.sweep_dir + "/bin/" + ProgramName(*sweep);
   CONVNEXTV2_RETURN_IF_ERROR(CopyExecutable(*binary, copied));
   absl::StatusOr<std::string> binary_bytes = util::ReadFile(copied);
   CONVNEXTV2_RETURN_IF_ERROR(binary_bytes);
-
   const record::RunInfo info = record::CollectRunInfo();
-  SweepManifest manifest;
-  *manifest.mutable_sweep() = *sweep;
-  manifest.set_sweep_file(options.sweep_file);
-  manifest.set_launcher_command_line(options.command_line);
-  manifest.set_created_time(info.start_time);
-  manifest.set_git_commit(info.git_commit);
-  manifest.set_git_dirty(info.git_dirty);
-  manifest.set_host(info.host);
-  manifest.set_binary(copied);
-  manifest.set_binary_sha256(record::Sha256Hex(*binary_bytes));
-  manifest.set_binary_source(*binary);
-  manifest.set_dry_run(options.dry_run);
-  for (const SweepPoint& p : *points) {
-    SweepTask* t = manifest.add_tasks();
-    t->set_index(p.index);
-    t->set_name(p.name);
-    t->set_config_path(absl::StrCat(result.sweep_dir, "/tasks/", p.name, ".pbtxt"));
-    t->set_run_dir(p.config.output().output_dir());
-    for (const std::string& a : p.assignments) t->add_assignments(a);
-    t->set_seed(p.seed);
-    const std::string header =
-        absl::StrCat("# ", sweep->name(), " ", p.name, ": ",
-                     p.assignments.empty() ? "base config" : absl::StrJoin(p.assignments, ", "),
-                     "\n");
-    CONVNEXTV2_RETURN_IF_ERROR(
-        util::WriteFileAtomically(t->config_path(), header + config::ToText(p.config)));
-  }
+  SweepManifest manifest = NewManifest(*sweep, options, info, *binary, copied, *binary_bytes);
+  CONVNEXTV2_RETURN_IF_ERROR(WriteTasks(*sweep, *points, result.sweep_dir, &manifest));
   // The git commit the tasks record is read from the checkout the launcher ran in.
   const std::string source_dir =
       info.git_source.rfind("run time: git -C ", 0) == 0 ? info.git_source.substr(17)
@@ -202,26 +278,7 @@ absl::StatusOr<SweepResult> RunSweep(const SweepOptions& options) {
   if (options.dry_run) return result;
 
   // ---- submission ----------------------------------------------------------------------------
-  const int max_array_size = MaxArraySize();
-  manifest.set_max_array_size(max_array_size);
-  const std::vector<std::pair<int, int>> arrays = SplitArrays(result.num_tasks, max_array_size);
-  for (const auto& [first, count] : arrays) {
-    std::string extra;
-    if (arrays.size() > 1) {
-      extra = absl::StrCat("--array=", ArraySpec(count, sweep->slurm().max_parallel()),
-                           " --export=ALL,CONVNEXTV2_TASK_OFFSET=", first, " ");
-    }
-    absl::StatusOr<std::string> id =
-        Submit(script_path, extra, result.sweep_dir + "/logs/sbatch.stderr");
-    if (!id.ok()) {
-      (void)WriteSweepManifest(result.sweep_dir, manifest);  // records what was submitted
-      return id.status();
-    }
-    result.job_ids.push_back(*id);
-    manifest.add_job_ids(*id);
-  }
-  manifest.set_submitted_time(record::NowUtc());
-  CONVNEXTV2_RETURN_IF_ERROR(WriteSweepManifest(result.sweep_dir, manifest));
+  CONVNEXTV2_RETURN_IF_ERROR(SubmitArrays(*sweep, script_path, &manifest, &result));
   return result;
 }
 

@@ -275,6 +275,14 @@ TASK_NAME=$(printf 'task_%03d' "$TASK")
   }
   absl::StrAppend(&s, R"SH(
 echo "launcher: $TASK_NAME (job ${SLURM_JOB_ID}, array ${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}, restart ${SLURM_RESTART_COUNT:-0}) on $(hostname) at $(date -u +%FT%TZ)"
+# Rank 0's host for every rank: the address Slurm itself uses for the allocation's first node
+# (NodeAddr), which resolves wherever slurmd does, even where node names are not in DNS.
+FIRST_NODE=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)
+NODE_ADDR=$(scontrol show node "$FIRST_NODE" 2>/dev/null | sed -n 's/.*NodeAddr=\([^ ]*\).*/\1/p')
+if [[ -n $NODE_ADDR ]]; then
+  export MASTER_ADDR=$NODE_ADDR
+  echo "launcher: nodes $SLURM_JOB_NODELIST; rank 0 on $FIRST_NODE at MASTER_ADDR=$MASTER_ADDR"
+fi
 # The task's config names its own output dir ($SWEEP_DIR/runs/$TASK_NAME, never per attempt), so
 # a requeued task resumes into the same place.
 srun --kill-on-bad-exit=1 "$BINARY" --config="$SWEEP_DIR/tasks/$TASK_NAME.pbtxt"

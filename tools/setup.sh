@@ -9,7 +9,8 @@
 # OpenBLAS selected as the BLAS (3-6x faster training than the reference BLAS), Slurm and munge
 # for the launcher's cluster tests, Fashion-MNIST for the default run, Debian's python3-torch for
 # the PyTorch-interop test oracles, PyPI's tensorboard (in a virtual environment) as the reader of
-# the event-file tests, and Chromium to render the sweep report in its test. The CUDA build's
+# the event-file tests, Chromium to render the sweep report in its test, and the peer venv
+# (tools/bench/peer_setup.sh: PyTorch 2.11, timm, transformers, onnxruntime). The CUDA build's
 # libtorch comes from tools/cuda/setup.sh.
 set -euo pipefail
 
@@ -37,6 +38,9 @@ PACKAGES=(
   patchelf
   # scheduler
   slurm-wlm munge
+  # several hosts as network namespaces on a bridge (tools/slurm/local_cluster.sh --nodes N):
+  # ip and ss (iproute2), unshare for each host's own hostname (util-linux)
+  iproute2 util-linux
   # data
   dataset-fashion-mnist
   # test oracles (PyTorch interop fixtures, HDF5 readback) and the torchvision loader benchmark
@@ -90,6 +94,10 @@ if ! "$VENV/bin/python" -c "import sys, tensorboard; sys.exit(tensorboard.__vers
   $SUDO "$VENV/bin/pip" install --quiet --disable-pip-version-check "tensorboard==$TENSORBOARD_VERSION"
 fi
 echo "setup: tensorboard $("$VENV/bin/python" -c 'import tensorboard; print(tensorboard.__version__)') in $VENV"
+
+# The peer (PyTorch 2.11 on the CPU, timm, transformers, onnxruntime) for the speed benchmarks
+# and the weight/ONNX oracle tests, in its own venv (/opt/convnextv2-peer).
+$SUDO "$(dirname "$0")/bench/peer_setup.sh"
 
 # Bazel's disk cache lives under the home directory (see .bazelrc); make sure it exists.
 mkdir -p "$HOME/.cache/convnextv2-bazel-disk"

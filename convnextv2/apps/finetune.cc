@@ -14,6 +14,7 @@
 #include "convnextv2/checkpoint/policy.h"
 #include "convnextv2/checkpoint/pretrained.h"
 #include "convnextv2/checkpoint/state.h"
+#include "convnextv2/config/run_checks.h"
 #include "convnextv2/data/dataset.h"
 #include "convnextv2/data/loader.h"
 #include "convnextv2/data/mixup.h"
@@ -33,19 +34,7 @@ namespace convnextv2::apps {
 namespace {
 
 void LogPretrained(const std::string& path, const checkpoint::PretrainedReport& r) {
-  LOG(INFO) << "Load pre-trained checkpoint from: " << path << " (" << r.format
-            << (r.key.empty() ? "" : ", key '" + r.key + "'") << ")";
-  for (const std::string& k : r.dropped) LOG(INFO) << "Removing key " << k << " from pretrained checkpoint";
-  LOG(INFO) << r.load.loaded.size() << " tensors loaded";
-  if (!r.load.missing.empty()) {
-    LOG(INFO) << "Weights not initialized from pretrained model: " << absl::StrJoin(r.load.missing, ", ");
-  }
-  if (!r.load.unexpected.empty()) {
-    LOG(INFO) << "Weights from pretrained model not used: " << absl::StrJoin(r.load.unexpected, ", ");
-  }
-  if (!r.load.shape_mismatch.empty()) {
-    LOG(INFO) << "Weights skipped for their shape: " << absl::StrJoin(r.load.shape_mismatch, ", ");
-  }
+  for (const std::string& line : checkpoint::DescribeLoad(path, r)) LOG(INFO) << line;
 }
 
 // eval.eval: the chosen weights (model or EMA) of checkpoint.resume, or checkpoint.finetune
@@ -82,7 +71,7 @@ absl::StatusOr<EvalStats> EvaluateOnly(const ExperimentConfig& config, models::C
     if (!ckpt) {
       CONVNEXTV2_ASSIGN_OR_RETURN(ckpt, checkpoint::ReadCheckpoint(resume));
     }
-    const bool ema = config.eval().eval_weights() == "ema";
+    const bool ema = config::EvalWeightsOf(config.eval()) == config::EvalWeights::kEma;
     const std::string what = absl::StrCat("checkpoint ", resume);
     CONVNEXTV2_RETURN_IF_ERROR(checkpoint::LoadModule(*ckpt, ema ? "model_ema." : "model.", *model,
                                                       /*strict=*/true, what));
@@ -122,9 +111,13 @@ class FinetuneTask : public run::TrainingTask {
   }
   train::RecipeOptions recipe_options() override {
     train::RecipeOptions options;
-    options.groups = [this] { return train::FinetuneParamGroups(*config_, model_); };
+    options.groups = [this] {
+      return optim::FinetuneParamGroups(*config_, model_->named_parameters(),
+                                        model_->options.depths());
+    };
     return options;
   }
+  std::vector<std::string> class_names() const override { return train_set_->class_names(); }
   absl::StatusOr<bool> BeforeResume(train::TrainingRecipe& recipe) override;
   absl::Status AfterResume(const run::LoopState& state, train::TrainingRecipe& recipe) override;
 
@@ -173,11 +166,6 @@ absl::Status FinetuneTask::OpenData() {
   CONVNEXTV2_ASSIGN_OR_RETURN(train_set_, data::OpenDataset(config, data::Split::kTrain));
   if (!config.eval().disable_eval()) {
     CONVNEXTV2_ASSIGN_OR_RETURN(eval_set_, data::OpenDataset(config, data::Split::kEval));
-  }
-  if (train_set_->num_classes() > config.model().nb_classes()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "model.nb_classes is ", config.model().nb_classes(), " but ", train_set_->Describe(),
-        " has labels up to ", train_set_->num_classes() - 1));
   }
   LOG(INFO) << "train: " << train_set_->Describe();
   if (eval_set_) LOG(INFO) << "eval: " << eval_set_->Describe();

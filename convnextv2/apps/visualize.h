@@ -1,8 +1,9 @@
-// `pretrain --visualize CHECKPOINT`: the reconstruction PNG of a pre-training checkpoint, drawn
-// on demand without training.
+// `pretrain visualize CHECKPOINT`: the reconstruction PNG of a pre-training checkpoint, drawn
+// on demand without training (pretrain_main.cc runs it as `pretrain --visualize CHECKPOINT`, the
+// deprecated spelling, which sets fcmae.visualize).
 //
-//   pretrain --visualize /runs/fcmae/checkpoint-41.pth                  # -> checkpoint-41-reconstruction.png
-//   pretrain --visualize /runs/fcmae/checkpoint-41.pth --vis_output /tmp/r.png --vis_images 16
+//   pretrain visualize /runs/fcmae/checkpoint-41.pth         # -> checkpoint-41-reconstruction.png
+//   pretrain visualize /runs/fcmae/checkpoint-41.pth --vis_output /tmp/r.png --vis_images 16
 //
 //   absl::StatusOr<ExperimentConfig> c = VisualizeConfig(argc, argv);
 //   absl::StatusOr<std::string> png = VisualizeCheckpoint(*c);

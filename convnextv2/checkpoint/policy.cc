@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "convnextv2/checkpoint/header_fields.h"
 
 namespace convnextv2::checkpoint {
 namespace {
@@ -65,7 +66,12 @@ absl::StatusOr<std::optional<Found>> FindNewestValid(const std::string& dir) {
       skipped.push_back(std::string(h.status().message()));
       continue;
     }
-    if (h->kind() != "training") {
+    absl::StatusOr<Kind> kind = KindOf(*h, c.path);
+    if (!kind.ok()) {
+      skipped.push_back(std::string(kind.status().message()));
+      continue;
+    }
+    if (*kind != Kind::kTraining) {
       skipped.push_back(absl::StrCat(c.path, ": holds ", h->kind(), ", not a training state"));
       continue;
     }

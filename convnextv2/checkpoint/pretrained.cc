@@ -4,16 +4,20 @@
 #include <c10/core/GradMode.h>
 #include <torch/serialize/input-archive.h>
 
-#include <cmath>
+#include <filesystem>
 #include <fstream>
+#include <utility>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "convnextv2/checkpoint/file.h"
+#include "convnextv2/checkpoint/safetensors.h"
 #include "convnextv2/checkpoint/torch_zip.h"
 #include "convnextv2/models/init.h"
+#include "convnextv2/models/layers.h"
+#include "convnextv2/models/registry.h"
 #include "convnextv2/util/files.h"
 #include "convnextv2/util/status_macros.h"
 
@@ -29,6 +33,7 @@ absl::StatusOr<StateDictFile> FromOurs(const std::string& path, absl::string_vie
   CONVNEXTV2_RETURN_IF_ERROR(ckpt);
   StateDictFile out;
   out.format = "convnextv2 checkpoint";
+  out.class_names.assign(ckpt->header.class_names().begin(), ckpt->header.class_names().end());
   for (const std::string& key : Keys(model_key)) {
     for (auto& [name, t] : ckpt->WithPrefix(key + ".")) out.tensors[name] = t;
     if (!out.tensors.empty()) {
@@ -96,18 +101,6 @@ absl::StatusOr<StateDictFile> FromArchive(const std::string& path, absl::string_
   return out;
 }
 
-at::Tensor RemapKernel(const at::Tensor& v) {
-  if (v.dim() == 3) {  // (k*k, Cin, Cout) -> (Cout, Cin, k, k)
-    const int64_t ks = std::lround(std::sqrt(static_cast<double>(v.size(0))));
-    return v.permute({2, 1, 0}).reshape({v.size(2), v.size(1), ks, ks}).transpose(3, 2);
-  }
-  if (v.dim() == 2) {  // depthwise (k*k, C) -> (C, 1, k, k)
-    const int64_t ks = std::lround(std::sqrt(static_cast<double>(v.size(0))));
-    return v.permute({1, 0}).reshape({v.size(1), 1, ks, ks}).transpose(3, 2);
-  }
-  return v;
-}
-
 bool IsPretrainingOnly(const std::string& name) {
   // The official filter matches substrings; the dense model has none of these in its names.
   for (const char* part : {"decoder", "mask_token", "proj", "pred"}) {
@@ -116,11 +109,45 @@ bool IsPretrainingOnly(const std::string& name) {
   return false;
 }
 
+// The model's architecture against the weights' (or a folder's config.json): a different
+// variant is an error naming both, before anything loads half.
+absl::Status CheckArchitecture(const OfficialWeights& w, const TensorMap& targets,
+                               const std::string& what) {
+  const std::optional<Architecture> model = InferArchitecture(targets);
+  if (!model) return absl::OkStatus();
+  const std::string want = DescribeArchitecture(*model);
+  if (w.hf_config && !(w.hf_config->architecture == *model)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        w.hf_config->path, ": depths and hidden_sizes describe ",
+        DescribeArchitecture(w.hf_config->architecture),
+        ", but the model (--model, model.model) is ", want));
+  }
+  const std::optional<Architecture> file = InferArchitecture(w.tensors);
+  if (file && !(*file == *model)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        what, " holds the weights of ", DescribeArchitecture(*file), " (", w.layout,
+        " layout), but the model (--model, model.model) is ", want));
+  }
+  return absl::OkStatus();
+}
+
+// The final norm ("norm", a models::LayerNorm) takes a model folder's layer_norm_eps.
+bool SetFinalNormEps(torch::nn::Module& model, double eps) {
+  for (const auto& item : model.named_children()) {
+    if (item.key() != "norm") continue;
+    if (auto* ln = dynamic_cast<models::LayerNormImpl*>(item.value().get())) {
+      ln->options.eps(eps);
+      return true;
+    }
+  }
+  return false;
+}
+
 }  // namespace
 
 absl::StatusOr<StateDictFile> ReadStateDict(const std::string& path,
                                             absl::string_view model_key) {
-  std::string magic(4, '\0');
+  std::string magic(16, '\0');
   {
     std::ifstream in(path, std::ios::binary);
     if (!in) return util::ReadFile(path).status();  // names the path and the reason
@@ -128,6 +155,10 @@ absl::StatusOr<StateDictFile> ReadStateDict(const std::string& path,
     magic.resize(std::max<std::streamsize>(in.gcount(), 0));
   }
   if (LooksLikeCheckpoint(path)) return FromOurs(path, model_key);
+  if (LooksLikeSafetensors(magic) || absl::EndsWith(path, ".safetensors")) {
+    CONVNEXTV2_ASSIGN_OR_RETURN(SafetensorsFile st, ReadSafetensors(path));
+    return StateDictFile{std::move(st.tensors), "safetensors", "", {}};
+  }
   if (!absl::StartsWith(magic, "PK\x03\x04")) {
     if (!magic.empty() && static_cast<unsigned char>(magic[0]) == 0x80) {
       return absl::InvalidArgumentError(absl::StrCat(
@@ -135,7 +166,8 @@ absl::StatusOr<StateDictFile> ReadStateDict(const std::string& path,
           "torch.save(torch.load(f), f) to get the zip format"));
     }
     return absl::InvalidArgumentError(absl::StrCat(
-        path, " is not a checkpoint (neither a convnextv2 checkpoint nor a PyTorch zip file)"));
+        path, " is not a checkpoint (neither a convnextv2 checkpoint, a PyTorch zip file, a "
+        ".safetensors file nor a model folder with config.json)"));
   }
   // torch.save zips hold data.pkl; torch::serialize archives (TorchScript modules) do not.
   absl::StatusOr<StateDictFile> from_zip = FromTorchZip(path, model_key);
@@ -151,47 +183,73 @@ absl::StatusOr<StateDictFile> ReadStateDict(const std::string& path,
   }
 }
 
-TensorMap RemapFcmaeKeys(const TensorMap& state) {
-  TensorMap out;
-  for (const auto& [key, v] : state) {
-    std::string k = key;
-    if (absl::StartsWith(k, "encoder.")) k = k.substr(8);
-    std::vector<std::string> parts = absl::StrSplit(k, '.');
-    if (parts.back() == "kernel") {
-      parts.back() = "weight";
-      out[absl::StrJoin(parts, ".")] = RemapKernel(v);
-      continue;
-    }
-    if (parts.size() >= 2 && (parts[parts.size() - 2] == "ln" || parts[parts.size() - 2] == "linear")) {
-      parts.erase(parts.end() - 2);
-    }
-    out[absl::StrJoin(parts, ".")] = v;
+absl::StatusOr<OfficialWeights> ReadOfficialWeights(const std::string& path,
+                                                    absl::string_view model_key,
+                                                    absl::string_view model_prefix) {
+  OfficialWeights out;
+  std::string file = path;
+  if (IsHfFolder(path)) {
+    CONVNEXTV2_ASSIGN_OR_RETURN(out.hf_config, ReadHfConfig(path));
+    CONVNEXTV2_ASSIGN_OR_RETURN(file, HfWeightsFile(path));
+  } else if (std::error_code ec; std::filesystem::is_directory(path, ec)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        path, " is a folder without config.json (a Hugging Face model folder has config.json "
+        "and model.safetensors or pytorch_model.bin)"));
   }
-  for (auto& [k, v] : out) {
-    if (absl::EndsWith(k, "bias") && v.dim() != 1) {
-      v = v.reshape({-1});
-    } else if (absl::StrContains(k, "grn") && v.dim() == 2) {
-      v = v.unsqueeze(0).unsqueeze(1);
+  CONVNEXTV2_ASSIGN_OR_RETURN(StateDictFile sd, ReadStateDict(file, model_key));
+  out.format = out.hf_config ? absl::StrCat("model folder, ", sd.format) : sd.format;
+  out.key = sd.key;
+  out.class_names = out.hf_config ? out.hf_config->class_names : sd.class_names;
+  TensorMap state;
+  for (auto& [name, t] : sd.tensors) {
+    if (!absl::StartsWith(name, model_prefix)) continue;
+    const std::string rest = name.substr(model_prefix.size());
+    if (IsPretrainingOnly(rest)) {
+      out.dropped.push_back(rest);
+    } else {
+      state[rest] = t;
     }
   }
+  const WeightLayout& layout = DetectLayout(state);
+  out.layout = layout.name;
+  out.tensors = layout.to_official(state);
   return out;
 }
 
-absl::StatusOr<PretrainedReport> InitFromPretrained(const std::string& path,
-                                                    absl::string_view model_key,
-                                                    absl::string_view model_prefix,
-                                                    torch::nn::Module& model, bool reinit_head) {
-  absl::StatusOr<StateDictFile> file = ReadStateDict(path, model_key);
-  CONVNEXTV2_RETURN_IF_ERROR(file);
-  PretrainedReport report;
-  report.format = file->format;
-  report.key = file->key;
-  TensorMap state;
-  for (auto& [name, t] : file->tensors) {
-    if (!absl::StartsWith(name, model_prefix)) continue;
-    state[name.substr(model_prefix.size())] = t;
+std::vector<std::string> DescribeLoad(const std::string& path, const PretrainedReport& r) {
+  std::vector<std::string> lines;
+  lines.push_back(absl::StrCat("Load pre-trained checkpoint from: ", path, " (", r.format,
+                               r.key.empty() ? "" : ", key '" + r.key + "'", ") in the ",
+                               r.layout, " layout"));
+  for (const std::string& k : r.dropped) {
+    lines.push_back(absl::StrCat("Removing key ", k, " from pretrained checkpoint"));
   }
+  lines.push_back(absl::StrCat(r.load.loaded.size(), " tensors loaded"));
+  const std::pair<const char*, const std::vector<std::string>*> lists[] = {
+      {"Weights not initialized from pretrained model: ", &r.load.missing},
+      {"Weights from pretrained model not used: ", &r.load.unexpected},
+      {"Weights skipped for their shape: ", &r.load.shape_mismatch}};
+  for (const auto& [what, names] : lists) {
+    if (!names->empty()) lines.push_back(absl::StrCat(what, absl::StrJoin(*names, ", ")));
+  }
+  if (r.final_norm_eps) {
+    lines.push_back(absl::StrCat("Final norm eps ", *r.final_norm_eps, " (config.json)"));
+  }
+  return lines;
+}
+
+absl::StatusOr<PretrainedReport> LoadOfficialWeights(OfficialWeights weights,
+                                                     const std::string& what,
+                                                     torch::nn::Module& model, bool reinit_head) {
+  PretrainedReport report;
+  report.format = weights.format;
+  report.key = weights.key;
+  report.layout = weights.layout;
+  report.dropped = weights.dropped;
+  report.class_names = weights.class_names;
+  TensorMap& state = weights.tensors;
   const TensorMap targets = ModuleState(model);
+  CONVNEXTV2_RETURN_IF_ERROR(CheckArchitecture(weights, targets, what));
   for (const char* head : {"head.weight", "head.bias"}) {
     auto it = state.find(head);
     auto target = targets.find(head);
@@ -201,25 +259,17 @@ absl::StatusOr<PretrainedReport> InitFromPretrained(const std::string& path,
       state.erase(it);
     }
   }
-  for (auto it = state.begin(); it != state.end();) {
-    if (IsPretrainingOnly(it->first)) {
-      report.dropped.push_back(it->first);
-      it = state.erase(it);
-    } else {
-      ++it;
-    }
-  }
-  state = RemapFcmaeKeys(state);
-  if (absl::Status s = LoadModuleState(state, model, /*strict=*/false, path, &report.load);
-      !s.ok()) {
-    return s;
-  }
+  CONVNEXTV2_RETURN_IF_ERROR(
+      LoadModuleState(state, model, /*strict=*/false, what, &report.load));
   if (report.load.loaded.empty()) {
     return absl::InvalidArgumentError(absl::StrCat(
-        path, ": no tensor matches the model (", report.load.unexpected.size(),
-        " unexpected keys, e.g. '",
+        what, ": no tensor matches the model (", weights.layout, " layout; ",
+        report.load.unexpected.size(), " unexpected keys, e.g. '",
         report.load.unexpected.empty() ? "" : report.load.unexpected.front(),
         "'); check checkpoint.model_key and checkpoint.model_prefix"));
+  }
+  if (weights.hf_config && SetFinalNormEps(model, weights.hf_config->layer_norm_eps)) {
+    report.final_norm_eps = weights.hf_config->layer_norm_eps;
   }
   if (reinit_head) {
     auto params = model.named_parameters();
@@ -231,6 +281,50 @@ absl::StatusOr<PretrainedReport> InitFromPretrained(const std::string& path,
     }
   }
   return report;
+}
+
+absl::StatusOr<PretrainedReport> InitFromPretrained(const std::string& path,
+                                                    absl::string_view model_key,
+                                                    absl::string_view model_prefix,
+                                                    torch::nn::Module& model, bool reinit_head) {
+  CONVNEXTV2_ASSIGN_OR_RETURN(OfficialWeights weights,
+                              ReadOfficialWeights(path, model_key, model_prefix));
+  return LoadOfficialWeights(std::move(weights), path, model, reinit_head);
+}
+
+absl::StatusOr<InferenceModel> LoadInferenceModel(const std::string& path,
+                                                  absl::string_view model_name,
+                                                  absl::string_view model_key) {
+  CONVNEXTV2_ASSIGN_OR_RETURN(OfficialWeights weights, ReadOfficialWeights(path, model_key, ""));
+  InferenceModel out;
+  const std::optional<Architecture> arch = InferArchitecture(weights.tensors);
+  out.variant = arch ? VariantOf(*arch) : "";
+  if (out.variant.empty() && model_name.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        path, " (", weights.layout, " layout) holds no complete ConvNeXt V2 of a known variant",
+        arch ? " (" + DescribeArchitecture(*arch) + ")" : "", "; name one with --model"));
+  }
+  if (!model_name.empty()) out.variant = std::string(model_name);
+  auto head = weights.tensors.find("head.weight");
+  if (head == weights.tensors.end() || head->second.dim() != 2) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        path, " (", weights.layout, " layout) has no classifier head (head.weight): encoder-only "
+        "weights need fine-tuning (--finetune) before they can classify"));
+  }
+  CONVNEXTV2_ASSIGN_OR_RETURN(out.model,
+                              models::CreateConvNeXtV2(out.variant, head->second.size(0)));
+  CONVNEXTV2_ASSIGN_OR_RETURN(
+      out.report, LoadOfficialWeights(std::move(weights), path, *out.model, /*reinit_head=*/false));
+  const LoadReport& load = out.report.load;
+  if (!load.missing.empty() || !load.shape_mismatch.empty()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        path, " does not hold every weight of ", out.variant, " (missing: ",
+        absl::StrJoin(load.missing, ", "), "; mis-shaped: ", absl::StrJoin(load.shape_mismatch, ", "),
+        "); inference needs all of them"));
+  }
+  out.class_names = out.report.class_names;
+  out.model->eval();
+  return out;
 }
 
 absl::Status ExportForPyTorch(const torch::nn::Module& module, const std::string& path) {

@@ -4,18 +4,17 @@
 #include <ATen/Context.h>
 #include <ATen/detail/CUDAHooksInterface.h>
 #include <c10/core/GradMode.h>
-#include <torch/optim/adam.h>
-#include <torch/optim/adamw.h>
-#include <torch/optim/sgd.h>
 
 #include <mutex>
 #include <set>
 #include <sstream>
 #include <type_traits>
+#include <utility>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "convnextv2/util/status_macros.h"
 
 namespace convnextv2::checkpoint {
 namespace {
@@ -49,8 +48,6 @@ typename Map::key_type StateKey(const at::Tensor& p) {
 }
 
 using StateMap = std::remove_reference_t<decltype(std::declval<torch::optim::Optimizer&>().state())>;
-
-at::Tensor StepTensor(int64_t step) { return at::scalar_tensor(step, at::kLong); }
 
 }  // namespace
 
@@ -116,7 +113,7 @@ absl::Status LoadModule(const Checkpoint& ckpt, absl::string_view prefix,
   return LoadModuleState(state, module, strict, what);
 }
 
-void AddOptimizer(torch::optim::Optimizer& optimizer,
+void AddOptimizer(torch::optim::Optimizer& optimizer, const optim::AlgorithmOps& ops,
                   const torch::OrderedDict<std::string, at::Tensor>& named_params,
                   absl::string_view prefix, Checkpoint* ckpt) {
   auto& state = optimizer.state();
@@ -124,28 +121,59 @@ void AddOptimizer(torch::optim::Optimizer& optimizer,
     auto it = state.find(StateKey<StateMap>(item.value()));
     if (it == state.end()) continue;  // never stepped (no gradient yet)
     const std::string base = absl::StrCat(prefix, item.key(), ".");
-    torch::optim::OptimizerParamState* s = it->second.get();
-    if (auto* a = dynamic_cast<torch::optim::AdamWParamState*>(s)) {
-      ckpt->Add(base + "step", StepTensor(a->step()));
-      ckpt->Add(base + "exp_avg", a->exp_avg());
-      ckpt->Add(base + "exp_avg_sq", a->exp_avg_sq());
-      if (a->max_exp_avg_sq().defined()) ckpt->Add(base + "max_exp_avg_sq", a->max_exp_avg_sq());
-    } else if (auto* a = dynamic_cast<torch::optim::AdamParamState*>(s)) {
-      ckpt->Add(base + "step", StepTensor(a->step()));
-      ckpt->Add(base + "exp_avg", a->exp_avg());
-      ckpt->Add(base + "exp_avg_sq", a->exp_avg_sq());
-      if (a->max_exp_avg_sq().defined()) ckpt->Add(base + "max_exp_avg_sq", a->max_exp_avg_sq());
-    } else if (auto* m = dynamic_cast<torch::optim::SGDParamState*>(s)) {
-      ckpt->Add(base + "momentum_buffer", m->momentum_buffer());
-    } else {
-      TORCH_CHECK(false, "AddOptimizer: unsupported optimizer state for ", item.key());
+    for (optim::StateField& f : ops.save_state(*it->second)) {
+      ckpt->Add(base + f.name, std::move(f.tensor));
     }
   }
 }
 
+namespace {
+
+// One parameter's fields of a checkpoint, for an algorithm row's load_state.
+class ParamFields : public optim::SavedFields {
+ public:
+  ParamFields(const std::string& name, const at::Tensor& param,
+              const std::map<std::string, at::Tensor>& fields)
+      : name_(name), param_(param), fields_(fields) {}
+
+  bool Has(absl::string_view field) const override {
+    return fields_.count(std::string(field)) > 0;
+  }
+
+  absl::StatusOr<at::Tensor> LikeParam(absl::string_view field) const override {
+    CONVNEXTV2_ASSIGN_OR_RETURN(const at::Tensor* t, Find(field));
+    if (t->dim() > 0 && !t->sizes().equals(param_.sizes())) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("optimizer state ", name_, ".", field, " has shape ", Shape(*t),
+                       ", the parameter ", Shape(param_)));
+    }
+    return t->to(param_.options()).clone();
+  }
+
+  absl::StatusOr<int64_t> Count(absl::string_view field) const override {
+    CONVNEXTV2_ASSIGN_OR_RETURN(const at::Tensor* t, Find(field));
+    return t->item<int64_t>();
+  }
+
+ private:
+  absl::StatusOr<const at::Tensor*> Find(absl::string_view field) const {
+    auto it = fields_.find(std::string(field));
+    if (it == fields_.end()) {
+      return absl::DataLossError(absl::StrCat("optimizer state of ", name_, " lacks ", field));
+    }
+    return &it->second;
+  }
+
+  const std::string& name_;
+  const at::Tensor& param_;
+  const std::map<std::string, at::Tensor>& fields_;
+};
+
+}  // namespace
+
 absl::Status LoadOptimizer(const Checkpoint& ckpt, absl::string_view prefix,
                            const torch::OrderedDict<std::string, at::Tensor>& named_params,
-                           torch::optim::Optimizer& optimizer) {
+                           const optim::AlgorithmOps& ops, torch::optim::Optimizer& optimizer) {
   const auto entries = ckpt.WithPrefix(prefix);
   std::map<std::string, std::map<std::string, at::Tensor>> by_param;
   for (const auto& [rest, t] : entries) {
@@ -163,63 +191,14 @@ absl::Status LoadOptimizer(const Checkpoint& ckpt, absl::string_view prefix,
     return absl::FailedPreconditionError(
         absl::StrCat("optimizer state for parameters the model does not have: ", Few(unknown)));
   }
-  const bool is_adamw = dynamic_cast<torch::optim::AdamW*>(&optimizer) != nullptr;
-  const bool is_adam = dynamic_cast<torch::optim::Adam*>(&optimizer) != nullptr;
-  const bool is_sgd = dynamic_cast<torch::optim::SGD*>(&optimizer) != nullptr;
   auto& state = optimizer.state();
   state.clear();
   c10::NoGradGuard no_grad;
   for (const auto& [name, fields] : by_param) {
     const at::Tensor& param = named_params[name];
-    auto field = [&, &fields = fields, &name = name](const char* f,
-                                                      at::Tensor* out) -> absl::Status {
-      auto it = fields.find(f);
-      if (it == fields.end()) {
-        return absl::DataLossError(absl::StrCat("optimizer state of ", name, " lacks ", f));
-      }
-      if (it->second.dim() > 0 && !it->second.sizes().equals(param.sizes())) {
-        return absl::FailedPreconditionError(absl::StrCat(
-            "optimizer state ", name, ".", f, " has shape ", Shape(it->second),
-            ", the parameter ", Shape(param)));
-      }
-      *out = it->second.to(param.options()).clone();
-      return absl::OkStatus();
-    };
-    if (is_adamw || is_adam) {
-      at::Tensor step, exp_avg, exp_avg_sq, max_sq;
-      for (auto [f, t] : {std::pair{"exp_avg", &exp_avg}, {"exp_avg_sq", &exp_avg_sq}}) {
-        if (absl::Status s = field(f, t); !s.ok()) return s;
-      }
-      auto st = fields.find("step");
-      if (st == fields.end()) {
-        return absl::DataLossError(absl::StrCat("optimizer state of ", name, " lacks step"));
-      }
-      const int64_t steps = st->second.item<int64_t>();
-      if (fields.count("max_exp_avg_sq")) {
-        if (absl::Status s = field("max_exp_avg_sq", &max_sq); !s.ok()) return s;
-      }
-      std::unique_ptr<torch::optim::OptimizerParamState> ps;
-      if (is_adamw) {
-        auto a = std::make_unique<torch::optim::AdamWParamState>();
-        a->step(steps).exp_avg(exp_avg).exp_avg_sq(exp_avg_sq);
-        if (max_sq.defined()) a->max_exp_avg_sq(max_sq);
-        ps = std::move(a);
-      } else {
-        auto a = std::make_unique<torch::optim::AdamParamState>();
-        a->step(steps).exp_avg(exp_avg).exp_avg_sq(exp_avg_sq);
-        if (max_sq.defined()) a->max_exp_avg_sq(max_sq);
-        ps = std::move(a);
-      }
-      state[StateKey<StateMap>(param)] = std::move(ps);
-    } else if (is_sgd) {
-      at::Tensor buf;
-      if (absl::Status s = field("momentum_buffer", &buf); !s.ok()) return s;
-      auto m = std::make_unique<torch::optim::SGDParamState>();
-      m->momentum_buffer(buf);
-      state[StateKey<StateMap>(param)] = std::move(m);
-    } else {
-      return absl::UnimplementedError("LoadOptimizer: unsupported optimizer type");
-    }
+    CONVNEXTV2_ASSIGN_OR_RETURN(std::unique_ptr<torch::optim::OptimizerParamState> ps,
+                                ops.load_state(ParamFields(name, param, fields)));
+    state[StateKey<StateMap>(param)] = std::move(ps);
   }
   return absl::OkStatus();
 }

@@ -3,11 +3,12 @@
 //
 //   Checkpoint ckpt;
 //   AddModule(*model, "model.", &ckpt);
-//   AddOptimizer(*optimizer, model->named_parameters(), "optimizer.", &ckpt);
+//   const optim::AlgorithmOps& ops = optim::OpsOf(entry->algorithm);  // the optimizer's row
+//   AddOptimizer(*optimizer, ops, model->named_parameters(), "optimizer.", &ckpt);
 //   AddRngStates(&ckpt);
 //   ...
 //   absl::Status s = LoadModule(ckpt, "model.", *model, /*strict=*/true);
-//   s = LoadOptimizer(ckpt, "optimizer.", model->named_parameters(), *optimizer);
+//   s = LoadOptimizer(ckpt, "optimizer.", model->named_parameters(), ops, *optimizer);
 //   s = RestoreRngStates(ckpt);
 #ifndef CONVNEXTV2_CHECKPOINT_STATE_H_
 #define CONVNEXTV2_CHECKPOINT_STATE_H_
@@ -22,6 +23,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 #include "convnextv2/checkpoint/file.h"
+#include "convnextv2/optim/algorithms.h"
 
 namespace convnextv2::checkpoint {
 
@@ -44,14 +46,15 @@ absl::Status LoadModuleState(const TensorMap& state, torch::nn::Module& module, 
 absl::Status LoadModule(const Checkpoint& ckpt, absl::string_view prefix,
                         torch::nn::Module& module, bool strict, absl::string_view what);
 
-// Per-parameter optimizer state (step, exp_avg, exp_avg_sq, max_exp_avg_sq for Adam/AdamW;
-// momentum_buffer for SGD) stored as <prefix><param name>.<field>.
-void AddOptimizer(torch::optim::Optimizer& optimizer,
+// Per-parameter optimizer state stored as <prefix><param name>.<field>, the fields being those
+// of the optimizer's algorithm row (optim::OpsOf: step, exp_avg, exp_avg_sq, max_exp_avg_sq for
+// Adam/AdamW; momentum_buffer for SGD). `ops` is the row the optimizer was created from.
+void AddOptimizer(torch::optim::Optimizer& optimizer, const optim::AlgorithmOps& ops,
                   const torch::OrderedDict<std::string, at::Tensor>& named_params,
                   absl::string_view prefix, Checkpoint* ckpt);
 absl::Status LoadOptimizer(const Checkpoint& ckpt, absl::string_view prefix,
                            const torch::OrderedDict<std::string, at::Tensor>& named_params,
-                           torch::optim::Optimizer& optimizer);
+                           const optim::AlgorithmOps& ops, torch::optim::Optimizer& optimizer);
 
 // The default CPU generator ("rng.cpu") and each CUDA device's ("rng.cuda.<i>").
 void AddRngStates(Checkpoint* ckpt);

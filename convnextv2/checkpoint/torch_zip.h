@@ -6,7 +6,8 @@
 // libtorch's own pickle_load cannot do this: it turns every OrderedDict, so every state dict,
 // into None. Every record's CRC-32 from the zip's central directory is checked on every read
 // (PyTorch's reader is built without those checks, so a flipped bit would load silently), and
-// a file cut short is reported as truncated.
+// a file cut short is reported as truncated. The zip container is zip_records.h, the pickle
+// machine unpickler.h (both internal to this package).
 //
 // Writing: libtorch's Pickler (without TorchScript type tags, so that
 // torch.load(..., weights_only=True) accepts the file) and its PyTorchStreamWriter, plus any

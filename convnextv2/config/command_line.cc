@@ -301,9 +301,9 @@ std::string HelpText(Mode mode, absl::string_view program) {
       "kept\nfor reuse, so each step's tensors do not page-fault fresh pages: 2.7x faster steps "
       "for atto\nat 32 px on a 2-core VM).\n",
       name == "pretrain"
-          ? "--visualize CHECKPOINT [--vis_output PNG] trains nothing: it writes the "
-            "reconstruction PNG of\na pre-training checkpoint (base config: the one stored in "
-            "it) and exits.\n"
+          ? "`pretrain visualize CHECKPOINT [--vis_output PNG]` trains nothing: it writes the "
+            "reconstruction\nPNG of a pre-training checkpoint (base config: the one stored in "
+            "it) and exits (the older\nspelling --visualize CHECKPOINT is deprecated).\n"
           : "",
       "\nFields (official flag = the last part of the path; defaults of this program):\n");
   static const FieldDocs* const docs = new FieldDocs;

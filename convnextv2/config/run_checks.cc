@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "absl/strings/strip.h"
+#include "convnextv2/config/choices.h"
 #include "convnextv2/util/signals.h"
 
 namespace convnextv2::config {
@@ -70,10 +71,16 @@ void CheckCheckpoint(const CheckpointConfig& k, Checks& checks) {
   }
 }
 
+const Choices<EvalWeights>& EvalWeightsChoices() {
+  static const auto* const kChoices = new Choices<EvalWeights>(
+      "eval.eval_weights", {{"model", EvalWeights::kModel}, {"ema", EvalWeights::kEma}});
+  return *kChoices;
+}
+
 void CheckEval(const ExperimentConfig& c, Checks& checks) {
   const EvalConfig& e = c.eval();
   const CheckpointConfig& k = c.checkpoint();
-  checks.RequireOneOf("eval.eval_weights", e.eval_weights(), {"model", "ema"});
+  EvalWeightsChoices().Check(e.eval_weights(), checks);
   // As main_finetune.py: without resume, auto_resume evaluates output_dir's newest checkpoint.
   checks.Require(!e.eval() || !k.resume().empty() || !k.finetune().empty() ||
                      (k.auto_resume() && !c.output().output_dir().empty()),
@@ -81,7 +88,8 @@ void CheckEval(const ExperimentConfig& c, Checks& checks) {
                  "checkpoint, checkpoint-best.pth included), checkpoint.finetune (PyTorch or "
                  "pre-training weights), or output.output_dir with checkpoint.auto_resume (its "
                  "newest checkpoint-N.pth is evaluated)");
-  checks.Require(e.eval_weights() != "ema" || k.finetune().empty(),
+  const absl::StatusOr<EvalWeights> weights = EvalWeightsChoices().Parse(e.eval_weights());
+  checks.Require(!weights.ok() || *weights != EvalWeights::kEma || k.finetune().empty(),
                  "eval.eval_weights: ema needs a convnextv2 checkpoint in checkpoint.resume");
 }
 
@@ -95,6 +103,10 @@ void CheckDistributed(const DistributedConfig& d, Checks& checks) {
 }
 
 }  // namespace
+
+EvalWeights EvalWeightsOf(const EvalConfig& eval) {
+  return EvalWeightsChoices().Of(eval.eval_weights());
+}
 
 void CheckRunConfig(const ExperimentConfig& config, Checks& checks) {
   CheckTrain(config.train(), checks);

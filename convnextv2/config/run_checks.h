@@ -18,6 +18,14 @@ namespace convnextv2::config {
 
 void CheckRunConfig(const ExperimentConfig& config, config::Checks& checks);
 
+// eval.eval_weights: which weights evaluation-only runs load from checkpoint.resume.
+enum class EvalWeights {
+  kModel,  // "model"
+  kEma,    // "ema": the checkpoint's model_ema.*
+};
+// The value of a validated config.
+EvalWeights EvalWeightsOf(const EvalConfig& eval);
+
 }  // namespace convnextv2::config
 
 #endif  // CONVNEXTV2_CONFIG_RUN_CHECKS_H_

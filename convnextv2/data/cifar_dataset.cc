@@ -4,6 +4,7 @@
 
 #include "absl/base/attributes.h"
 #include "absl/strings/str_cat.h"
+#include "convnextv2/data/class_names.h"
 #include "convnextv2/data/datasets.h"
 #include "convnextv2/util/files.h"
 #include "convnextv2/util/status_macros.h"
@@ -84,6 +85,10 @@ absl::StatusOr<std::unique_ptr<CifarDataset>> CifarDataset::Open(const std::stri
   return ds;
 }
 
+std::vector<std::string> CifarDataset::class_names() const {
+  return num_classes_ == 100 ? Cifar100ClassNames() : Cifar10ClassNames();
+}
+
 absl::StatusOr<Example> CifarDataset::Get(int64_t index) const {
   if (index < 0 || index >= size()) {
     return absl::OutOfRangeError(absl::StrCat("index ", index, " outside [0, ", size(), ")"));
@@ -105,11 +110,12 @@ absl::StatusOr<std::unique_ptr<Dataset>> OpenCifar(const ExperimentConfig& confi
   CONVNEXTV2_RETURN_IF_ERROR(ds);
   // The binaries take nb_classes from the files (config::ResolveDataClasses), as the official
   // build_dataset does; a config that bypassed that must not train a wrong head.
-  if (labels == Labels::kUsed && (*ds)->num_classes() != config.model().nb_classes()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "model.nb_classes is ", config.model().nb_classes(), " but CIFAR folder '", dir,
-        "' holds CIFAR-", (*ds)->num_classes(), " (", (*ds)->num_classes(),
-        " classes); the binaries set it from the files (config::ResolveDataClasses)"));
+  if (labels == Labels::kUsed) {
+    CONVNEXTV2_RETURN_IF_ERROR(CheckClassCount(
+        config.model().nb_classes(), (*ds)->num_classes(), ClassCount::kExact,
+        absl::StrCat("CIFAR folder '", dir, "' holds CIFAR-", (*ds)->num_classes(), " (",
+                     (*ds)->num_classes(),
+                     " classes); the binaries set it from the files (config::ResolveDataClasses)")));
   }
   return std::unique_ptr<Dataset>(std::move(*ds));
 }

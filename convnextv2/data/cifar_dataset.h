@@ -35,6 +35,8 @@ class CifarDataset : public Dataset {
 
   int64_t size() const override { return static_cast<int64_t>(labels_.size()); }
   int num_classes() const override { return num_classes_; }
+  // The official names: CIFAR-10's, or CIFAR-100's fine labels.
+  std::vector<std::string> class_names() const override;
   absl::StatusOr<Example> Get(int64_t index) const override;  // 32x32x3 RGB
   std::string Describe() const override { return description_; }
 

@@ -5,7 +5,10 @@
 #include <filesystem>
 
 #include "absl/base/attributes.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "convnextv2/data/class_names.h"
 #include "convnextv2/data/datasets.h"
 #include "convnextv2/util/status_macros.h"
 
@@ -100,7 +103,13 @@ absl::StatusOr<std::unique_ptr<IdxDataset>> IdxDataset::Open(const std::string& 
   ds->num_classes_ = max_label + 1;
   ds->description_ = absl::StrCat("IDX ", dir, " ", prefix, ": ", ds->labels_.size(), " images ",
                                   ds->rows_, "x", ds->cols_, ", ", ds->num_classes_, " classes");
+  ds->fashion_ = absl::StrContains(absl::AsciiStrToLower(dir), "fashion");
   return ds;
+}
+
+std::vector<std::string> IdxDataset::class_names() const {
+  if (fashion_ && num_classes_ == 10) return FashionMnistClassNames();
+  return NumberedClassNames(num_classes_);
 }
 
 absl::StatusOr<Example> IdxDataset::Get(int64_t index) const {

@@ -28,6 +28,9 @@ class IdxDataset : public Dataset {
 
   int64_t size() const override { return static_cast<int64_t>(labels_.size()); }
   int num_classes() const override { return num_classes_; }
+  // Fashion-MNIST's names when the folder's path says "fashion" (any case) and it has 10
+  // classes; "class_0" ... otherwise (MNIST's digits).
+  std::vector<std::string> class_names() const override;
   absl::StatusOr<Example> Get(int64_t index) const override;
   std::string Describe() const override { return description_; }
 
@@ -37,6 +40,7 @@ class IdxDataset : public Dataset {
   std::vector<uint8_t> pixels_;
   std::vector<uint8_t> labels_;
   std::string description_;
+  bool fashion_ = false;
 };
 
 // Reads a whole IDX file (gzip or plain) at `path`; exposed for tests.

@@ -113,10 +113,10 @@ absl::StatusOr<std::unique_ptr<Dataset>> OpenFolder(const ExperimentConfig& conf
                                                     Labels labels) {
   absl::StatusOr<std::unique_ptr<ImageFolder>> ds = ImageFolder::Open(root);
   CONVNEXTV2_RETURN_IF_ERROR(ds);
-  if (labels == Labels::kUsed && (*ds)->num_classes() != config.model().nb_classes()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "model.nb_classes is ", config.model().nb_classes(), " but image folder '", root,
-        "' has ", (*ds)->num_classes(), " class folders"));
+  if (labels == Labels::kUsed) {
+    CONVNEXTV2_RETURN_IF_ERROR(CheckClassCount(
+        config.model().nb_classes(), (*ds)->num_classes(), ClassCount::kExact,
+        absl::StrCat("image folder '", root, "' has ", (*ds)->num_classes(), " class folders")));
   }
   if (!train_root.empty() && train_root != root) {
     absl::StatusOr<std::unique_ptr<ImageFolder>> train = ImageFolder::Open(train_root);

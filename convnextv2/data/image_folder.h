@@ -43,6 +43,7 @@ class ImageFolder : public Dataset {
 
   int64_t size() const override { return static_cast<int64_t>(files_.size()); }
   int num_classes() const override { return static_cast<int>(classes_.size()); }
+  std::vector<std::string> class_names() const override { return classes_; }
   // Reads the file; the image stays encoded (Example::encoded) for the transform to decode.
   absl::StatusOr<Example> Get(int64_t index) const override;
   std::string Describe() const override;

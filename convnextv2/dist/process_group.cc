@@ -8,9 +8,15 @@
 #include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
 #endif
 
+#include <netdb.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <cstdlib>
 #include <exception>
 #include <map>
+#include <string>
 
 #include "absl/strings/str_cat.h"
 #include "convnextv2/util/status_macros.h"
@@ -130,16 +136,71 @@ class C10dCommunicator : public Communicator {
   c10::Device device_;
 };
 
+// The local address this host uses to reach `host` (connecting a UDP socket sends nothing):
+// the interface other hosts reach it on, where its hostname may resolve to loopback (Debian's
+// 127.0.1.1) or to nothing (a container). Empty when `host` does not resolve.
+std::string LocalAddressTowards(const std::string& host, int port) {
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_DGRAM;
+  addrinfo* found = nullptr;
+  if (getaddrinfo(host.c_str(), std::to_string(port).c_str(), &hints, &found) != 0) return "";
+  std::string address;
+  for (addrinfo* a = found; a != nullptr && address.empty(); a = a->ai_next) {
+    const int fd = socket(a->ai_family, a->ai_socktype, a->ai_protocol);
+    if (fd < 0) continue;
+    sockaddr_storage local{};
+    socklen_t length = sizeof(local);
+    char text[INET6_ADDRSTRLEN] = {};
+    if (connect(fd, a->ai_addr, a->ai_addrlen) == 0 &&
+        getsockname(fd, reinterpret_cast<sockaddr*>(&local), &length) == 0 &&
+        getnameinfo(reinterpret_cast<sockaddr*>(&local), length, text, sizeof(text), nullptr, 0,
+                    NI_NUMERICHOST) == 0) {
+      address = text;
+    }
+    close(fd);
+  }
+  freeaddrinfo(found);
+  return address;
+}
+
 std::shared_ptr<::gloo::transport::Device> GlooDevice(const DistEnv& env) {
   if (const char* ifname = std::getenv("GLOO_SOCKET_IFNAME")) {
+    LOG(INFO) << "gloo: binding interface " << ifname << " (GLOO_SOCKET_IFNAME)";
     return c10d::ProcessGroupGloo::createDeviceForInterface(ifname);
   }
   // A one-machine run binds to loopback: the hostname may not resolve to a usable address in
-  // containers. Across machines, the address the hostname resolves to.
+  // containers. Across machines, the address this host reaches rank 0's host from.
   if (env.master_addr == "127.0.0.1" || env.master_addr == "localhost") {
     return c10d::ProcessGroupGloo::createDeviceForHostname("127.0.0.1");
   }
+  const std::string local = LocalAddressTowards(env.master_addr, env.master_port);
+  if (!local.empty()) {
+    LOG(INFO) << "gloo: binding " << local << ", the address of the route to " << env.master_addr
+              << " (set GLOO_SOCKET_IFNAME to choose an interface)";
+    return c10d::ProcessGroupGloo::createDeviceForHostname(local);
+  }
   return c10d::ProcessGroupGloo::createDefaultDevice();
+}
+
+// A rendezvous host that does not resolve fails at once, naming the host and where it came
+// from, instead of after dist_timeout.
+absl::Status CheckMasterResolves(const DistEnv& env) {
+  addrinfo hints{};
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* found = nullptr;
+  const int rc = getaddrinfo(env.master_addr.c_str(), nullptr, &hints, &found);
+  if (rc == 0) {
+    freeaddrinfo(found);
+    return absl::OkStatus();
+  }
+  char host[256] = "?";
+  gethostname(host, sizeof(host) - 1);
+  return absl::InvalidArgumentError(absl::StrCat(
+      "rank ", env.rank, " of ", env.world_size, " on host ", host, ": rank 0's host '",
+      env.master_addr, "' (MASTER_ADDR, or else the first node of SLURM_JOB_NODELIST) does not "
+      "resolve here: ", gai_strerror(rc), "; set MASTER_ADDR to an address "
+      "every host reaches (launcher's batch scripts take it from `scontrol show node`)"));
 }
 
 // The store and the group both wait for every rank; either failing means the same to a user.
@@ -156,6 +217,7 @@ absl::Status RendezvousFailed(const DistEnv& env, std::chrono::milliseconds time
 
 absl::StatusOr<std::shared_ptr<Communicator>> Communicator::Create(
     const DistEnv& env, c10::Device device, std::chrono::milliseconds timeout) {
+  CONVNEXTV2_RETURN_IF_ERROR(CheckMasterResolves(env));
   c10::intrusive_ptr<c10d::Store> store;
   try {
     c10d::TCPStoreOptions options;

@@ -3,7 +3,7 @@
 // bfloat16, optionally with the preceding bias + GELU folded in, and the block's closing
 // bias + drop-path + residual as one pass. Sums of squares, dot products and parameter gradients
 // accumulate in float32 whatever the activation dtype (a channel's sum of squares over 56x56
-// positions passes float16's 65504 easily). No libtorch here: grn_cuda_ops.cc wraps these in
+// positions passes float16's 65504 easily). No libtorch here: cuda_ops.cc wraps these in
 // autograd nodes. Internal to the models package.
 //
 // Math (as layers.cc): a = gelu(h + b1) (or a = h), G = ||a||_{HW}, d = mean_C G + eps,

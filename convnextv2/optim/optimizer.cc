@@ -8,33 +8,10 @@
 #include <limits>
 
 #include "absl/strings/str_cat.h"
+#include "convnextv2/optim/algorithms.h"
 #include "convnextv2/optim/optimizers.h"
 
 namespace convnextv2::optim {
-namespace {
-
-// One torch param group per ParamGroup, each with a copy of `defaults` at its lr and decay.
-template <typename Options>
-std::vector<torch::optim::OptimizerParamGroup> TorchGroups(const Options& defaults,
-                                                          const std::vector<ParamGroup>& groups,
-                                                          double lr) {
-  std::vector<torch::optim::OptimizerParamGroup> torch_groups;
-  for (const ParamGroup& g : groups) {
-    auto options = std::make_unique<Options>(defaults);
-    options->weight_decay(g.weight_decay);
-    options->lr(lr * g.lr_scale);
-    torch_groups.emplace_back(g.params, std::move(options));
-  }
-  return torch_groups;
-}
-
-template <typename Options>
-void SetAdamFamily(const OptimConfig& o, Options* options) {
-  options->eps(o.opt_eps());
-  if (o.opt_betas_size() == 2) options->betas({o.opt_betas(0), o.opt_betas(1)});
-}
-
-}  // namespace
 
 absl::StatusOr<std::unique_ptr<torch::optim::Optimizer>> CreateOptimizer(
     const ExperimentConfig& config, const std::vector<ParamGroup>& groups, double lr) {
@@ -43,33 +20,7 @@ absl::StatusOr<std::unique_ptr<torch::optim::Optimizer>> CreateOptimizer(
   if (!entry.ok()) {
     return absl::InvalidArgumentError(absl::StrCat("optim.opt: ", entry.status().message()));
   }
-  switch ((*entry)->algorithm) {
-    case Algorithm::kAdamW: {
-      torch::optim::AdamWOptions defaults(lr);
-      SetAdamFamily(o, &defaults);
-      defaults.weight_decay(0.0);
-      return std::unique_ptr<torch::optim::Optimizer>(
-          new torch::optim::AdamW(TorchGroups(defaults, groups, lr), defaults));
-    }
-    case Algorithm::kAdam: {
-      torch::optim::AdamOptions defaults(lr);
-      SetAdamFamily(o, &defaults);
-      return std::unique_ptr<torch::optim::Optimizer>(
-          new torch::optim::Adam(TorchGroups(defaults, groups, lr), defaults));
-    }
-    case Algorithm::kSgd: {
-      if ((*entry)->nesterov && o.momentum() <= 0) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "optim.opt ", o.opt(), " uses Nesterov momentum, which needs optim.momentum > 0 (got ",
-            o.momentum(), ")"));
-      }
-      torch::optim::SGDOptions defaults(lr);
-      defaults.momentum(o.momentum()).nesterov((*entry)->nesterov);
-      return std::unique_ptr<torch::optim::Optimizer>(
-          new torch::optim::SGD(TorchGroups(defaults, groups, lr), defaults));
-    }
-  }
-  return absl::InternalError(absl::StrCat("optim.opt ", o.opt(), ": no torch optimizer"));
+  return OpsOf((*entry)->algorithm).create(o, **entry, groups, lr);
 }
 
 void SetLearningRates(torch::optim::Optimizer& optimizer, const std::vector<ParamGroup>& groups,

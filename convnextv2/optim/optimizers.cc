@@ -4,6 +4,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "convnextv2/optim/schedules.h"
 
 namespace convnextv2::optim {
 namespace {
@@ -46,8 +47,6 @@ void CheckOptim(const OptimConfig& o, config::Checks& checks) {
                  " must be in [0, 1)");
   checks.Require(o.weight_decay() >= 0, "optim.weight_decay: ", o.weight_decay(),
                  " must be >= 0");
-  checks.Require(!o.has_weight_decay_end() || o.weight_decay_end() >= 0,
-                 "optim.weight_decay_end: ", o.weight_decay_end(), " must be >= 0");
   checks.Require(!o.has_lr() || o.lr() >= 0, "optim.lr: ", o.lr(), " must be >= 0");
   checks.Require(o.blr() > 0, "optim.blr: ", o.blr(), " must be positive");
   checks.Require(o.layer_decay() > 0, "optim.layer_decay: ", o.layer_decay(),
@@ -55,14 +54,6 @@ void CheckOptim(const OptimConfig& o, config::Checks& checks) {
   checks.RequireOneOf("optim.layer_decay_type", o.layer_decay_type(), {"single", "group"});
   checks.Require(!o.has_clip_grad() || o.clip_grad() > 0, "optim.clip_grad: ", o.clip_grad(),
                  " must be positive (leave it unset for no clipping)");
-}
-
-void CheckSchedule(const ScheduleConfig& s, config::Checks& checks) {
-  checks.Require(s.min_lr() >= 0, "schedule.min_lr: ", s.min_lr(), " must be >= 0");
-  // warmup_epochs >= epochs is allowed: the official adjust_learning_rate then warms up for the
-  // whole run (the linear ramp, cut off where training ends; no cosine phase).
-  checks.Require(s.warmup_epochs() >= 0, "schedule.warmup_epochs: ", s.warmup_epochs(),
-                 " must be >= 0");
 }
 
 // main_pretrain.py hard-codes AdamW without gradient clipping or layer decay.
@@ -98,7 +89,7 @@ absl::StatusOr<const OptimizerEntry*> FindOptimizer(absl::string_view name) {
 
 void CheckOptimConfig(const ExperimentConfig& config, config::Checks& checks) {
   CheckOptim(config.optim(), checks);
-  CheckSchedule(config.schedule(), checks);
+  CheckScheduleConfig(config, checks);  // the schedule entries' own checks (schedules.h)
   if (checks.pretrain()) CheckPretrainOptim(config.optim(), checks);
 }
 

@@ -5,8 +5,9 @@
 //   // (*e)->name == "adamw", (*e)->algorithm == Algorithm::kAdamW
 //
 // No libtorch: config::Validate and the launcher use this; CreateOptimizer (optimizer.h) builds
-// the torch optimizer of an entry. Adding an optimizer is a row in optimizers.cc, a case in
-// CreateOptimizer when it brings a new algorithm, and its test.
+// the torch optimizer of an entry from its algorithm's row (algorithms.h), which also owns the
+// save and load of its state in checkpoints. Adding an optimizer is a row in optimizers.cc, a
+// row in algorithms.cc when it brings a new algorithm, and its test.
 #ifndef CONVNEXTV2_OPTIM_OPTIMIZERS_H_
 #define CONVNEXTV2_OPTIM_OPTIMIZERS_H_
 
@@ -42,8 +43,9 @@ const std::vector<const OptimizerEntry*>& RegisteredOptimizers();
 // "'x' is not one of: adamw, adam, ..." otherwise.
 absl::StatusOr<const OptimizerEntry*> FindOptimizer(absl::string_view name);
 
-// optim.* and schedule.* for config::Validate, pre-training's restrictions included
-// (main_pretrain.py hard-codes AdamW without clipping or layer decay).
+// optim.* and schedule.* for config::Validate (the schedules' checks are their entries', run by
+// CheckScheduleConfig in schedules.h), pre-training's restrictions included (main_pretrain.py
+// hard-codes AdamW without clipping or layer decay).
 void CheckOptimConfig(const ExperimentConfig& config, config::Checks& checks);
 
 }  // namespace convnextv2::optim

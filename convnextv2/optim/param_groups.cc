@@ -1,8 +1,11 @@
 #include "convnextv2/optim/param_groups.h"
 
+#include <glog/logging.h>
+
 #include <cmath>
 #include <map>
 #include <numeric>
+#include <utility>
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
@@ -180,6 +183,28 @@ std::vector<ParamGroup> PretrainParamGroups(
     g.params.push_back(item.value());
   }
   return {no_decay, decay};
+}
+
+absl::StatusOr<std::vector<ParamGroup>> FinetuneParamGroups(
+    const ExperimentConfig& config, const torch::OrderedDict<std::string, at::Tensor>& named,
+    const std::vector<int64_t>& depths) {
+  const OptimConfig& o = config.optim();
+  std::vector<ParamGroup> groups;
+  if (o.layer_decay() != 1.0) {
+    LayerDecayOptions ld{o.layer_decay(), o.layer_decay_type(), depths};
+    if (std::string warning = GroupStrategyWarning(ld); !warning.empty()) {
+      LOG(WARNING) << warning;
+    }
+    LOG(INFO) << "Assigned values = [" << absl::StrJoin(LayerScales(ld), ", ") << "]";
+    absl::StatusOr<std::vector<ParamGroup>> layered =
+        BuildLayerDecayGroups(named, o.weight_decay(), ld);
+    if (!layered.ok()) return layered.status();
+    groups = *std::move(layered);
+  } else {
+    groups = BuildParamGroups(named, o.weight_decay());
+  }
+  LOG(INFO) << "Param groups = " << ParamGroupsJson(groups);
+  return groups;
 }
 
 }  // namespace convnextv2::optim

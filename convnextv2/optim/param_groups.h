@@ -1,4 +1,5 @@
-// Parameter groups: which parameters get weight decay, and each group's lr scale (layer decay).
+// Parameter groups: which parameters get weight decay, and each group's lr scale (layer decay);
+// the groups of both tasks (FinetuneParamGroups, PretrainParamGroups).
 //
 //   std::vector<ParamGroup> groups = BuildParamGroups(model->named_parameters(), 0.05);
 //   // groups[0].name == "decay", groups[1].name == "no_decay"
@@ -37,6 +38,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "convnextv2/proto/experiment.pb.h"
 
 namespace convnextv2::optim {
 
@@ -85,7 +87,14 @@ absl::StatusOr<std::vector<ParamGroup>> BuildLayerDecayGroups(
 // {"weight_decay", "params" (names), "lr_scale"}, indented by 2.
 std::string ParamGroupsJson(const std::vector<ParamGroup>& groups);
 
-// timm 0.3.2's add_weight_decay, which main_pretrain.py uses: groups "no_decay" (1-D tensors
+// Fine-tuning's parameter groups (main_finetune.py): layer-wise lr decay over a ConvNeXt V2 of
+// `depths` when optim.layer_decay != 1 (logging the assigned scales as the official script
+// does), else decay / no_decay; logs the group table ("Param groups = ...").
+absl::StatusOr<std::vector<ParamGroup>> FinetuneParamGroups(
+    const ExperimentConfig& config, const torch::OrderedDict<std::string, at::Tensor>& named,
+    const std::vector<int64_t>& depths);
+
+// Pre-training's: timm 0.3.2's add_weight_decay, which main_pretrain.py uses: groups "no_decay" (1-D tensors
 // and names ending in ".bias") and "decay" (the rest, GRN gamma/beta and mask_token included).
 std::vector<ParamGroup> PretrainParamGroups(
     const torch::OrderedDict<std::string, at::Tensor>& named, double weight_decay);

@@ -40,6 +40,8 @@ RunManifest StartManifest(const ExperimentConfig& config, absl::string_view prog
                              ? previous->first_start_time()
                              : info.start_time);
   m.set_attempts(previous != nullptr ? previous->attempts() + 1 : 1);
+  if (previous != nullptr) *m.mutable_attempt_node_lists() = previous->attempt_node_lists();
+  m.add_attempt_node_lists(info.slurm.node_list);
   m.set_state(RunManifest::RUNNING);
   return m;
 }

@@ -42,6 +42,7 @@ absl::Status RunRecord::Start(const ExperimentConfig& config, const Declaration&
     }
   }
   manifest_ = StartManifest(config, program_, command_line_, info, previous.get());
+  for (const std::string& name : class_names_) manifest_.add_class_names(name);
   CONVNEXTV2_RETURN_IF_ERROR(WriteManifest(manifest_path, manifest_));
   const std::string metrics_path = dir_ + "/metrics.h5";
   const Attributes attributes = ManifestAttributes(manifest_);

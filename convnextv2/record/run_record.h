@@ -14,6 +14,8 @@
 #include <chrono>
 #include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "convnextv2/record/metrics_log.h"
@@ -33,6 +35,8 @@ class RunRecord {
   // `declaration` (see task_records.h).
   absl::Status Start(const ExperimentConfig& config, const Declaration& declaration,
                      int64_t resume_after_step = -1);
+  // The classes' names for manifest.pbtxt (RunManifest.class_names); call before Start.
+  void SetClassNames(std::vector<std::string> names) { class_names_ = std::move(names); }
   void AddTrain(const TrainRow& row);
   void AddEval(const EvalRow& row);
   absl::Status Flush();
@@ -50,6 +54,7 @@ class RunRecord {
   RunManifest manifest_;
   std::unique_ptr<MetricsWriter> metrics_;
   bool finished_ = false;
+  std::vector<std::string> class_names_;
 };
 
 }  // namespace convnextv2::record

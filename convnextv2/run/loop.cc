@@ -157,6 +157,7 @@ absl::StatusOr<bool> Loop::Resume() {
                                             recipe_->optimizer(), steps_per_epoch_,
                                             task_.checkpoint_model_name());
   ckpts_->SetBeforeSave([this] { return FlushRecords(); });
+  ckpts_->SetClassNames(task_.class_names());
   AddRecipeState(*recipe_, model_, ckpts_.get());
   task_.AddCheckpointState(ckpts_.get());
   CONVNEXTV2_ASSIGN_OR_RETURN(state_, ckpts_->Resume());
@@ -174,6 +175,7 @@ absl::Status Loop::OpenOutputs() {
     CONVNEXTV2_RETURN_IF_ERROR(task_.OpenOutputs(out_dir_));
   }
   if (!options_.command_line.empty()) LOG(INFO) << "command line: " << options_.command_line;
+  record_->SetClassNames(task_.class_names());
   if (runtime_.writer()) {
     CONVNEXTV2_RETURN_IF_ERROR(StartLogs(config_, state_, rec().declaration, record_));
   }
@@ -216,7 +218,10 @@ absl::Status Loop::TrainEpochs() {
   for (int epoch = state_.next_epoch; epoch < epochs; ++epoch) {
     CONVNEXTV2_ASSIGN_OR_RETURN(const bool finished, TrainEpoch(epoch));
     if (!finished) {
-      result_.preempted = true;
+      // Rank 0 has saved (StepBoundaries) and exits 75, requeue me. The others exit 0 at once:
+      // a launcher that ends a step at its first non-zero exit (srun --kill-on-bad-exit,
+      // torchrun) would kill rank 0 while it closes its files, and report that kill, not 75.
+      result_.preempted = runtime_.rank == 0;
       return absl::OkStatus();
     }
   }

@@ -94,6 +94,9 @@ class TrainingTask {
   virtual absl::StatusOr<bool> BeforeResume(train::TrainingRecipe& recipe) { return false; }
   // The checkpoint header's model name (empty: model.model); runs resume only their own kind.
   virtual std::string checkpoint_model_name() const { return ""; }
+  // The classes' names (index = label), recorded in manifest.pbtxt and in every checkpoint
+  // header for `predict`; empty: none (pre-training).
+  virtual std::vector<std::string> class_names() const { return {}; }
   // Further checkpoint state beyond model, optimizer, RNGs and the recipe's EMA / loss scaler.
   virtual void AddCheckpointState(RunCheckpoints* ckpts) {}
   // After resume (or a fresh start): e.g. initialize from pre-trained weights.
@@ -148,7 +151,7 @@ class TrainingTask {
 struct LoopResult {
   int64_t n_parameters = 0;
   // Stopped on a signal (or RunOptions::stop_*) after saving a mid-epoch checkpoint: the
-  // binary exits with run::kExitRequeue.
+  // binary exits with run::kExitRequeue. Rank 0 only; the other ranks stop with it and exit 0.
   bool preempted = false;
   bool ended_before_training = false;  // task.BeforeResume finished the run
 };

@@ -4,15 +4,18 @@
 #include <glog/logging.h>
 
 #include <fstream>
+#include <optional>
 #include <sstream>
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "convnextv2/checkpoint/header_fields.h"
 #include "convnextv2/checkpoint/policy.h"
 #include "convnextv2/checkpoint/state.h"
 #include "convnextv2/config/config.h"
+#include "convnextv2/optim/algorithms.h"
 #include "convnextv2/optim/optimizers.h"
 #include "convnextv2/util/fault_points.h"
 #include "convnextv2/util/files.h"
@@ -26,6 +29,13 @@ namespace {
 namespace pb = google::protobuf;
 constexpr char kModel[] = "model.";
 constexpr char kOptimizer[] = "optimizer.";
+
+// The algorithm row of the optimizer the run built from the same (validated) optim.opt.
+const optim::AlgorithmOps& OpsOfRun(const ExperimentConfig& config) {
+  absl::StatusOr<const optim::OptimizerEntry*> entry = optim::FindOptimizer(config.optim().opt());
+  CHECK(entry.ok()) << entry.status();
+  return optim::OpsOf((*entry)->algorithm);
+}
 
 void Flatten(const pb::Message& m, const std::string& prefix,
              std::map<std::string, std::string>* out) {
@@ -148,10 +158,13 @@ absl::StatusOr<bool> RunCheckpoints::FindResumeCheckpoint(std::string* path,
 
 absl::Status RunCheckpoints::CheckResumable(const checkpoint::CheckpointHeader& h,
                                             const std::string& what) const {
-  if (h.kind() != "training") {
+  CONVNEXTV2_ASSIGN_OR_RETURN(const checkpoint::Kind kind, checkpoint::KindOf(h, what));
+  if (kind != checkpoint::Kind::kTraining) {
+    CONVNEXTV2_ASSIGN_OR_RETURN(const std::optional<checkpoint::BestOf> best_of,
+                                checkpoint::BestOfOf(h, what));
     return absl::FailedPreconditionError(absl::StrCat(
-        what, " holds ", h.kind().empty() ? "no" : h.kind(), " state",
-        h.has_best_of() ? absl::StrCat(" (the best ", h.best_of(), " weights)") : "",
+        what, " holds ", checkpoint::KindName(kind), " state",
+        best_of ? absl::StrCat(" (the best ", checkpoint::BestOfName(*best_of), " weights)") : "",
         ", not a training state to resume: use checkpoint.finetune to initialize from it, or "
         "eval.eval to evaluate it"));
   }
@@ -192,7 +205,7 @@ absl::Status RunCheckpoints::Restore(const checkpoint::Checkpoint& ckpt,
                                      const std::string& what) {
   CONVNEXTV2_RETURN_IF_ERROR(checkpoint::LoadModule(ckpt, kModel, model_, /*strict=*/true, what));
   if (absl::Status s = checkpoint::LoadOptimizer(ckpt, kOptimizer, model_.named_parameters(),
-                                                 optimizer_);
+                                                 OpsOfRun(config_), optimizer_);
       !s.ok()) {
     return absl::Status(s.code(), absl::StrCat(what, ": ", s.message()));
   }
@@ -234,22 +247,23 @@ absl::StatusOr<LoopState> RunCheckpoints::Resume() {
   return state;
 }
 
-checkpoint::CheckpointHeader RunCheckpoints::Header(absl::string_view kind, int epoch,
+checkpoint::CheckpointHeader RunCheckpoints::Header(checkpoint::Kind kind, int epoch,
                                                     const LoopState& state) const {
   checkpoint::CheckpointHeader h;
-  h.set_kind(std::string(kind));
+  checkpoint::SetKind(kind, &h);
   h.set_model(model_name_);
   h.set_config_text(config::ToText(config_));
   h.set_epoch(epoch);
   h.set_global_step(state.global_step);
   h.set_best_acc1(state.best_acc1);
   h.set_best_ema_acc1(state.best_ema_acc1);
+  for (const std::string& name : class_names_) h.add_class_names(name);
   return h;
 }
 
 checkpoint::Checkpoint RunCheckpoints::Build(int epoch, const LoopState& state) const {
   checkpoint::Checkpoint ckpt;
-  ckpt.header = Header("training", epoch, state);
+  ckpt.header = Header(checkpoint::Kind::kTraining, epoch, state);
   checkpoint::CheckpointHeader& h = ckpt.header;
   h.set_optimizer(config_.optim().opt());
   h.set_next_epoch(state.next_epoch);
@@ -257,7 +271,8 @@ checkpoint::Checkpoint RunCheckpoints::Build(int epoch, const LoopState& state) 
   h.set_steps_per_epoch(steps_per_epoch_);
   h.mutable_scalars()->insert(state.scalars.begin(), state.scalars.end());
   checkpoint::AddModule(model_, kModel, &ckpt);
-  checkpoint::AddOptimizer(optimizer_, model_.named_parameters(), kOptimizer, &ckpt);
+  checkpoint::AddOptimizer(optimizer_, OpsOfRun(config_), model_.named_parameters(), kOptimizer,
+                           &ckpt);
   checkpoint::AddRngStates(&ckpt);
   for (const auto& save : extra_save_) save(&ckpt);
   return ckpt;
@@ -311,8 +326,9 @@ absl::Status RunCheckpoints::SaveBest(int epoch, const LoopState& state,
   const std::string& dir = config_.output().output_dir();
   if (!writer_ || dir.empty() || !config_.checkpoint().save_ckpt()) return absl::OkStatus();
   checkpoint::Checkpoint ckpt;
-  ckpt.header = Header("weights", epoch, state);
-  ckpt.header.set_best_of(ema ? "model_ema" : "model");
+  ckpt.header = Header(checkpoint::Kind::kWeights, epoch, state);
+  checkpoint::SetBestOf(ema ? checkpoint::BestOf::kModelEma : checkpoint::BestOf::kModel,
+                        &ckpt.header);
   // EMA weights keep their own name, so nothing mistakes them for the model's; the official
   // best-ema file also holds the model (its `model` key is what --finetune loads by default).
   if (ema) checkpoint::AddModule(model_, kModel, &ckpt);

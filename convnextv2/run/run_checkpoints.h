@@ -17,11 +17,13 @@
 #include <functional>
 #include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "convnextv2/checkpoint/file.h"
+#include "convnextv2/checkpoint/header_fields.h"
 #include "convnextv2/proto/experiment.pb.h"
 #include "convnextv2/record/run_record.h"
 #include "convnextv2/train/loss_scaler.h"
@@ -59,6 +61,8 @@ class RunCheckpoints {
   void SetBeforeSave(std::function<absl::Status()> before_save) {
     before_save_ = std::move(before_save);
   }
+  // The classes' names written into every checkpoint header (CheckpointHeader.class_names).
+  void SetClassNames(std::vector<std::string> names) { class_names_ = std::move(names); }
 
   // checkpoint.resume if set, else with auto_resume the newest valid checkpoint in output_dir,
   // else a fresh LoopState (start_epoch). Restores model, optimizer, RNGs and extra state
@@ -88,7 +92,7 @@ class RunCheckpoints {
                               const std::string& what) const;
   // Model, optimizer, RNGs and extra state, strictly.
   absl::Status Restore(const checkpoint::Checkpoint& ckpt, const std::string& what);
-  checkpoint::CheckpointHeader Header(absl::string_view kind, int epoch,
+  checkpoint::CheckpointHeader Header(checkpoint::Kind kind, int epoch,
                                       const LoopState& state) const;
   checkpoint::Checkpoint Build(int epoch, const LoopState& state) const;
   absl::Status Write(const std::string& path, const checkpoint::Checkpoint& ckpt) const;
@@ -104,6 +108,7 @@ class RunCheckpoints {
   std::vector<std::function<void(checkpoint::Checkpoint*)>> extra_save_;
   std::vector<std::function<absl::Status(const checkpoint::Checkpoint&)>> extra_load_;
   std::function<absl::Status()> before_save_;
+  std::vector<std::string> class_names_;
 };
 
 // Saves a use_amp run's loss scaler with every training checkpoint ("scaler.scale",

@@ -2,8 +2,11 @@
 //
 //   ModelEma ema(model.ptr(), /*decay=*/0.9999, /*force_cpu=*/false);
 //   ... optimizer.step(); ema.Update(*model);     // after every optimizer step
-//   models::ConvNeXtV2 averaged = ema.As<models::ConvNeXtV2Impl>();   // evaluate it
+//   std::shared_ptr<torch::nn::Module> averaged = ema.module();        // evaluate it
 //   torch::OrderedDict<std::string, at::Tensor> sd = ema.StateDict();  // "model_ema" of a ckpt
+//
+// Any module: the average works on parameters and buffers by name; a task that needs its model's
+// type casts module() itself.
 //
 // The copy is made at construction (after the model is on its device, as the official script
 // does), kept in eval mode with gradients off, and updated for every state-dict entry
@@ -31,13 +34,6 @@ class ModelEma {
 
   double decay() const { return decay_; }
   const std::shared_ptr<torch::nn::Module>& module() const { return ema_; }
-
-  // The averaged model as its concrete module type (a holder like models::ConvNeXtV2 converts
-  // from the returned shared_ptr).
-  template <typename Impl>
-  std::shared_ptr<Impl> As() const {
-    return std::dynamic_pointer_cast<Impl>(ema_);
-  }
 
   // Parameters then buffers by their state-dict names (the model's own names).
   torch::OrderedDict<std::string, at::Tensor> StateDict() const;

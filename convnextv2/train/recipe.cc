@@ -3,10 +3,10 @@
 #include <glog/logging.h>
 
 #include <algorithm>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "absl/strings/str_join.h"
 #include "convnextv2/config/config.h"
 #include "convnextv2/optim/optimizer.h"
 #include "convnextv2/train/data_parallel.h"
@@ -14,39 +14,23 @@
 
 namespace convnextv2::train {
 
-TrainingRecipe::TrainingRecipe(const ExperimentConfig& config, int64_t steps_per_epoch, double lr)
+TrainingRecipe::TrainingRecipe(const ExperimentConfig& config, int64_t steps_per_epoch, double lr,
+                               optim::LrSchedule lr_schedule)
     : lr_(lr),
       steps_per_epoch_(steps_per_epoch),
-      lr_schedule_(optim::LrSchedule::FromConfig(config, lr, steps_per_epoch)),
+      lr_schedule_(std::move(lr_schedule)),
       wd_schedule_(optim::WeightDecaySchedule::FromConfig(
           config, steps_per_epoch / std::max(config.train().update_freq(), 1))),
       schedule_wd_(config.optim().has_weight_decay_end()),
       weight_decay_now_(config.optim().weight_decay()) {}
 
-absl::StatusOr<std::vector<optim::ParamGroup>> FinetuneParamGroups(const ExperimentConfig& config,
-                                                                   models::ConvNeXtV2 model) {
-  const OptimConfig& o = config.optim();
-  std::vector<optim::ParamGroup> groups;
-  if (o.layer_decay() != 1.0) {
-    optim::LayerDecayOptions ld{o.layer_decay(), o.layer_decay_type(), model->options.depths()};
-    if (std::string warning = optim::GroupStrategyWarning(ld); !warning.empty()) {
-      LOG(WARNING) << warning;
-    }
-    LOG(INFO) << "Assigned values = [" << absl::StrJoin(optim::LayerScales(ld), ", ") << "]";
-    CONVNEXTV2_ASSIGN_OR_RETURN(
-        groups, optim::BuildLayerDecayGroups(model->named_parameters(), o.weight_decay(), ld));
-  } else {
-    groups = optim::BuildParamGroups(model->named_parameters(), o.weight_decay());
-  }
-  LOG(INFO) << "Param groups = " << optim::ParamGroupsJson(groups);
-  return groups;
-}
-
 absl::StatusOr<std::unique_ptr<TrainingRecipe>> TrainingRecipe::Create(
     const ExperimentConfig& config, models::ConvNeXtV2 model, c10::Device device,
     int64_t steps_per_epoch, int world_size) {
   RecipeOptions options;
-  options.groups = [&config, model] { return FinetuneParamGroups(config, model); };
+  options.groups = [&config, model] {
+    return optim::FinetuneParamGroups(config, model->named_parameters(), model->options.depths());
+  };
   return Create(config, model.ptr(), device, steps_per_epoch, world_size, std::move(options));
 }
 
@@ -64,7 +48,10 @@ absl::StatusOr<std::unique_ptr<TrainingRecipe>> TrainingRecipe::Create(
     return absl::InvalidArgumentError("TrainingRecipe::Create: no parameter groups given");
   }
   const double lr = config::EffectiveLr(config, world_size);
-  std::unique_ptr<TrainingRecipe> r(new TrainingRecipe(config, steps_per_epoch, lr));
+  CONVNEXTV2_ASSIGN_OR_RETURN(optim::LrSchedule lr_schedule,
+                              optim::LrSchedule::FromConfig(config, lr, steps_per_epoch));
+  std::unique_ptr<TrainingRecipe> r(
+      new TrainingRecipe(config, steps_per_epoch, lr, std::move(lr_schedule)));
   r->model_ = std::move(model);
   r->device_ = device;
   r->use_amp_ = config.train().use_amp();
@@ -141,7 +128,7 @@ double TrainingRecipe::max_lr() const { return optim::LearningRateRange(*optimiz
 double TrainingRecipe::min_lr() const { return optim::LearningRateRange(*optimizer_).first; }
 
 std::shared_ptr<models::ConvNeXtV2Impl> TrainingRecipe::ema_model() const {
-  return ema_ ? ema_->As<models::ConvNeXtV2Impl>() : nullptr;
+  return ema_ ? std::dynamic_pointer_cast<models::ConvNeXtV2Impl>(ema_->module()) : nullptr;
 }
 
 }  // namespace convnextv2::train

@@ -1,5 +1,5 @@
-// The training recipe of a run, assembled from its config: parameter groups (fine-tuning's with
-// layer decay, or those a task supplies, e.g. optim::PretrainParamGroups), the optimizer,
+// The training recipe of a run, assembled from its config: the parameter groups a task supplies
+// (optim::FinetuneParamGroups with layer decay, optim::PretrainParamGroups), the optimizer,
 // per-step lr and weight-decay schedules, accumulation/clipping/loss scaling, autocast and the
 // EMA of the weights. The training loop (loop.h) calls it around each micro-batch; fine-tuning
 // and FCMAE pre-training use the same object.
@@ -46,23 +46,19 @@ namespace convnextv2::train {
 
 // What a task chooses about its recipe; the rest comes from the config.
 struct RecipeOptions {
-  // The optimizer's parameter groups, built after the lr lines are logged; null: fine-tuning's
-  // groups of a ConvNeXtV2 (FinetuneParamGroups).
+  // The optimizer's parameter groups, built after the lr lines are logged (e.g.
+  // optim::FinetuneParamGroups, optim::PretrainParamGroups); required: Create rejects null.
   std::function<absl::StatusOr<std::vector<optim::ParamGroup>>()> groups;
   // ema.model_ema is honoured (pre-training has no EMA: main_pretrain.py keeps none).
   bool allow_ema = true;
 };
 
-// Fine-tuning's parameter groups: layer-wise lr decay when optim.layer_decay != 1 (logging the
-// assigned scales as main_finetune.py does), else decay / no_decay; logs the group table.
-absl::StatusOr<std::vector<optim::ParamGroup>> FinetuneParamGroups(const ExperimentConfig& config,
-                                                                   models::ConvNeXtV2 model);
-
 class TrainingRecipe {
  public:
-  // Logs what the official script prints at start (base and actual lr, accumulation, effective
-  // batch size, assigned layer-decay values, the param group table). steps_per_epoch counts
-  // micro-batches (loader batches); it must be >= update_freq.
+  // A ConvNeXtV2 with fine-tuning's groups (optim::FinetuneParamGroups). Logs what the official
+  // script prints at start (base and actual lr, accumulation, effective batch size, assigned
+  // layer-decay values, the param group table). steps_per_epoch counts micro-batches (loader
+  // batches); it must be >= update_freq.
   static absl::StatusOr<std::unique_ptr<TrainingRecipe>> Create(const ExperimentConfig& config,
                                                                 models::ConvNeXtV2 model,
                                                                 c10::Device device,
@@ -106,7 +102,8 @@ class TrainingRecipe {
   c10::Device ema_device() const { return ema_on_cpu_ ? c10::Device(c10::kCPU) : device_; }
 
  private:
-  TrainingRecipe(const ExperimentConfig& config, int64_t steps_per_epoch, double lr);
+  TrainingRecipe(const ExperimentConfig& config, int64_t steps_per_epoch, double lr,
+                 optim::LrSchedule lr_schedule);
 
   std::shared_ptr<torch::nn::Module> model_;
   c10::Device device_{c10::kCPU};

@@ -4,12 +4,17 @@
 #include <signal.h>
 #include <sys/wait.h>
 #include <torch/nn/modules/linear.h>
+#include <torch/optim/adam.h>
 #include <torch/optim/adamw.h>
+#include <torch/optim/sgd.h>
 #include <torch/serialize/output-archive.h>
 #include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <string>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 
@@ -303,13 +308,14 @@ TEST(StateTest, OptimizerStateRoundTripsByName) {
   step(a, opt_a);
   Checkpoint c;
   AddModule(*a, "model.", &c);
-  AddOptimizer(opt_a, a->named_parameters(), "optimizer.", &c);
+  const optim::AlgorithmOps& ops = optim::OpsOf(optim::Algorithm::kAdamW);
+  AddOptimizer(opt_a, ops, a->named_parameters(), "optimizer.", &c);
   ASSERT_NE(c.Find("optimizer.weight.exp_avg_sq"), nullptr);
   EXPECT_EQ(c.Find("optimizer.bias.step")->item<int64_t>(), 2);
   absl::StatusOr<Checkpoint> back = ParseCheckpoint(SerializeCheckpoint(c), "mem");
   ASSERT_TRUE(back.ok());
   ASSERT_TRUE(LoadModule(*back, "model.", *b, /*strict=*/true, "mem").ok());
-  ASSERT_TRUE(LoadOptimizer(*back, "optimizer.", b->named_parameters(), opt_b).ok());
+  ASSERT_TRUE(LoadOptimizer(*back, "optimizer.", b->named_parameters(), ops, opt_b).ok());
   step(a, opt_a);
   step(b, opt_b);
   EXPECT_TRUE(at::equal(a->weight, b->weight));
@@ -318,6 +324,73 @@ TEST(StateTest, OptimizerStateRoundTripsByName) {
   torch::nn::Linear wrong(4, 2);
   absl::Status s = LoadModule(*back, "model.", *wrong, /*strict=*/true, "checkpoint x");
   EXPECT_THAT(Msg(s), HasSubstr("weight (2, 3) vs model (2, 4)"));
+}
+
+// The optimizer fields are a file format: each algorithm row writes exactly the names and types
+// checkpoints have held (<param>.step int64 scalar, exp_avg, exp_avg_sq, max_exp_avg_sq with
+// amsgrad; momentum_buffer for SGD), and a checkpoint laid out that way by hand loads bitwise.
+TEST(StateTest, OptimizerFieldsOfEachAlgorithmAsFilesHoldThem) {
+  torch::manual_seed(1);
+  torch::nn::Linear m(3, 2);
+  const at::Tensor x = torch::randn({4, 3});
+  auto fields_after_two_steps = [&](torch::optim::Optimizer& o, const optim::AlgorithmOps& ops) {
+    for (int i = 0; i < 2; ++i) {
+      o.zero_grad();
+      m->forward(x).pow(2).sum().backward();
+      o.step();
+    }
+    Checkpoint c;
+    AddOptimizer(o, ops, m->named_parameters(), "optimizer.", &c);
+    std::map<std::string, at::Tensor> out;
+    for (auto& [name, t] : c.WithPrefix("optimizer.")) out[name] = t;
+    return out;
+  };
+  torch::optim::Adam adam(m->parameters(), torch::optim::AdamOptions(0.1).amsgrad(true));
+  auto a = fields_after_two_steps(adam, optim::OpsOf(optim::Algorithm::kAdam));
+  std::vector<std::string> names;
+  for (const auto& [name, t] : a) names.push_back(name);
+  EXPECT_THAT(names, testing::ElementsAre("bias.exp_avg", "bias.exp_avg_sq", "bias.max_exp_avg_sq",
+                                          "bias.step", "weight.exp_avg", "weight.exp_avg_sq",
+                                          "weight.max_exp_avg_sq", "weight.step"));
+  EXPECT_EQ(a["weight.step"].scalar_type(), at::kLong);
+  EXPECT_EQ(a["weight.step"].dim(), 0);
+  EXPECT_EQ(a["weight.step"].item<int64_t>(), 2);
+  torch::optim::SGD sgd(m->parameters(), torch::optim::SGDOptions(0.1).momentum(0.9));
+  auto g = fields_after_two_steps(sgd, optim::OpsOf(optim::Algorithm::kSgd));
+  names.clear();
+  for (const auto& [name, t] : g) names.push_back(name);
+  EXPECT_THAT(names, testing::ElementsAre("bias.momentum_buffer", "weight.momentum_buffer"));
+
+  // A checkpoint in that layout, written by hand: AdamW state restores bitwise.
+  Checkpoint old;
+  const at::Tensor avg = torch::randn({2, 3}), sq = torch::rand({2, 3});
+  old.Add("optimizer.weight.step", at::scalar_tensor(7, at::kLong));
+  old.Add("optimizer.weight.exp_avg", avg);
+  old.Add("optimizer.weight.exp_avg_sq", sq);
+  absl::StatusOr<Checkpoint> back = ParseCheckpoint(SerializeCheckpoint(old), "old");
+  ASSERT_TRUE(back.ok()) << back.status();
+  torch::optim::AdamW adamw(m->parameters(), torch::optim::AdamWOptions(0.1));
+  const optim::AlgorithmOps& ops = optim::OpsOf(optim::Algorithm::kAdamW);
+  ASSERT_TRUE(LoadOptimizer(*back, "optimizer.", m->named_parameters(), ops, adamw).ok());
+  Checkpoint again;
+  AddOptimizer(adamw, ops, m->named_parameters(), "optimizer.", &again);
+  EXPECT_EQ(again.Find("optimizer.weight.step")->item<int64_t>(), 7);
+  EXPECT_TRUE(at::equal(*again.Find("optimizer.weight.exp_avg"), avg));
+  EXPECT_TRUE(at::equal(*again.Find("optimizer.weight.exp_avg_sq"), sq));
+  EXPECT_EQ(again.Find("optimizer.weight.max_exp_avg_sq"), nullptr);
+  EXPECT_EQ(again.Find("optimizer.bias.step"), nullptr);  // no state saved: none restored
+
+  // Errors name the parameter and the field.
+  Checkpoint lacking;
+  lacking.Add("optimizer.weight.exp_avg", avg);
+  lacking.Add("optimizer.weight.exp_avg_sq", sq);
+  EXPECT_EQ(Msg(LoadOptimizer(lacking, "optimizer.", m->named_parameters(), ops, adamw)),
+            "optimizer state of weight lacks step");
+  Checkpoint wrong;
+  wrong.Add("optimizer.weight.momentum_buffer", torch::zeros({3, 2}));
+  EXPECT_EQ(Msg(LoadOptimizer(wrong, "optimizer.", m->named_parameters(),
+                              optim::OpsOf(optim::Algorithm::kSgd), sgd)),
+            "optimizer state weight.momentum_buffer has shape (3, 2), the parameter (2, 3)");
 }
 
 TEST(StateTest, RngStateRestores) {

@@ -97,6 +97,33 @@ TEST(CommandLine, StoreTrueNargsAndNegativeValues) {
   EXPECT_EQ(cl->config.aug().cutmix_minmax_size(), 2);
 }
 
+// timm's schedule flags (--sched, --decay_epochs, --decay_rate, --decay_milestones nargs='+').
+TEST(CommandLine, TimmScheduleFlags) {
+  absl::StatusOr<CommandLine> cl = Parse({"--sched", "multistep", "--decay_milestones", "30",
+                                          "60", "--decay_rate", "0.5", "--decay_epochs", "2.5"});
+  ASSERT_TRUE(cl.ok()) << cl.status();
+  const ScheduleConfig& s = cl->config.schedule();
+  EXPECT_EQ(s.sched(), "multistep");
+  ASSERT_EQ(s.decay_milestones_size(), 2);
+  EXPECT_EQ(s.decay_milestones(1), 60);
+  EXPECT_DOUBLE_EQ(s.decay_rate(), 0.5);
+  EXPECT_DOUBLE_EQ(s.decay_epochs(), 2.5);
+  EXPECT_TRUE(Validate(cl->config, Mode::kFinetune).ok()) << Validate(cl->config, Mode::kFinetune);
+  // Defaults: the official cosine; timm's decay_epochs 90 and decay_rate 0.1.
+  const ScheduleConfig d = ModeDefaults(Mode::kFinetune).schedule();
+  EXPECT_EQ(d.sched(), "cosine");
+  EXPECT_DOUBLE_EQ(d.decay_epochs(), 90);
+  EXPECT_DOUBLE_EQ(d.decay_rate(), 0.1);
+  EXPECT_EQ(d.decay_milestones_size(), 0);
+  absl::StatusOr<CommandLine> bad = Parse({"--sched", "step", "--decay_rate", "1.5"});
+  ASSERT_TRUE(bad.ok()) << bad.status();
+  EXPECT_THAT(std::string(Validate(bad->config, Mode::kFinetune).message()),
+              HasSubstr("schedule.decay_rate: 1.5 must be in (0, 1] for sched step"));
+  const std::string help = HelpText(Mode::kFinetune, "finetune");
+  EXPECT_THAT(help, HasSubstr("--sched  (schedule.sched, string, default \"cosine\")"));
+  EXPECT_THAT(help, HasSubstr("--decay-milestones, which decays one epoch earlier"));
+}
+
 TEST(CommandLine, SetAndFlagsApplyInOrder) {
   absl::StatusOr<CommandLine> cl =
       Parse({"--set", "optim.lr=1e-3", "--lr", "2e-3", "--set=train.epochs=9"});

@@ -215,7 +215,10 @@ INSTANTIATE_TEST_SUITE_P(
              "checkpoint.preempt_lead_seconds: -5 must be >= 0"},
         Rule{"eval.eval_weights=best", "eval.eval_weights: 'best' is not one of: model, ema"},
         Rule{"eval.eval=true", "eval.eval: evaluation only needs weights: set checkpoint.resume"},
-        Rule{"checkpoint.model_key=", "checkpoint.model_key: '' must be key names"}));
+        Rule{"checkpoint.model_key=", "checkpoint.model_key: '' must be key names"},
+        Rule{"schedule.sched=poly", "schedule.sched: 'poly' is not one of: cosine, step, "
+                                    "multistep, constant"},
+        Rule{"schedule.sched=multistep", "schedule.decay_milestones: sched multistep needs"}));
 
 TEST(Validate, CheckpointSettings) {
   ExperimentConfig c = ValidFinetune();

@@ -78,5 +78,16 @@ TEST(CheckRunConfig, CheckpointsEvaluationAndRanks) {
   EXPECT_THAT(Errors(p), ElementsAre());
 }
 
+// eval.eval_weights is parsed into its enum by the same table that validates it.
+TEST(EvalWeightsOf, TheValidatedChoiceAsItsEnum) {
+  EvalConfig e;
+  EXPECT_EQ(EvalWeightsOf(e), EvalWeights::kModel);  // the default, "model"
+  e.set_eval_weights("ema");
+  EXPECT_EQ(EvalWeightsOf(e), EvalWeights::kEma);
+  ExperimentConfig c;
+  c.mutable_eval()->set_eval_weights("EMA");  // exact, as argparse choices
+  EXPECT_THAT(Errors(c), ElementsAre("eval.eval_weights: 'EMA' is not one of: model, ema"));
+}
+
 }  // namespace
 }  // namespace convnextv2::config

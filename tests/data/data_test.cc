@@ -84,6 +84,31 @@ TEST(IdxDataset, ReadsGzipAndPlain) {
   }
 }
 
+// Fashion-MNIST's official names where the folder says so and there are 10 classes (what runs
+// record for predict); class_<i> for other IDX sets.
+TEST(IdxDataset, ClassNames) {
+  const std::string plain = TmpDir("idx_names");
+  WriteTinyIdx(plain, "t10k", false);
+  absl::StatusOr<std::unique_ptr<IdxDataset>> ds = IdxDataset::Open(plain, Split::kEval);
+  ASSERT_TRUE(ds.ok()) << ds.status();
+  EXPECT_EQ((*ds)->class_names(), (std::vector<std::string>{"class_0", "class_1", "class_2"}));
+  const std::string fashion = TmpDir("Fashion-MNIST-tiny");
+  std::string images = Header(3, {10, 1, 1}), labels = Header(1, {10});
+  for (int i = 0; i < 10; ++i) {
+    images += static_cast<char>(i);
+    labels += static_cast<char>(9 - i);
+  }
+  std::ofstream(fashion + "/t10k-images-idx3-ubyte", std::ios::binary) << images;
+  std::ofstream(fashion + "/t10k-labels-idx1-ubyte", std::ios::binary) << labels;
+  ds = IdxDataset::Open(fashion, Split::kEval);
+  ASSERT_TRUE(ds.ok()) << ds.status();
+  const std::vector<std::string> names = (*ds)->class_names();
+  ASSERT_EQ(names.size(), 10u);
+  EXPECT_EQ(names[0], "T-shirt/top");
+  EXPECT_EQ(names[7], "Sneaker");
+  EXPECT_EQ(names[9], "Ankle boot");
+}
+
 TEST(IdxDataset, ErrorsNameTheFile) {
   const std::string dir = TmpDir("idx_bad");
   absl::StatusOr<std::unique_ptr<IdxDataset>> missing = IdxDataset::Open(dir, Split::kTrain);
@@ -116,6 +141,7 @@ TEST(SyntheticDataset, DeterministicAndLabelled) {
   EXPECT_NE(a.Get(5)->image.pixels, c.Get(5)->image.pixels);
   EXPECT_EQ(a.Get(5)->label, 1);
   EXPECT_EQ(a.Get(5)->image.pixels.size(), 16u * 16 * 3);
+  EXPECT_EQ(a.class_names(), (std::vector<std::string>{"class_0", "class_1", "class_2", "class_3"}));
 }
 
 Image Gray(int h, int w, uint8_t value) {

@@ -40,6 +40,10 @@ TEST(ImageFolderTest, ClassesSortedFilesRecursiveImagesOnly) {
   absl::StatusOr<std::unique_ptr<ImageFolder>> ds = ImageFolder::Open(root);
   ASSERT_TRUE(ds.ok()) << ds.status();
   EXPECT_THAT((*ds)->classes(), ElementsAre("ant", "bee", "cat"));
+  EXPECT_THAT((*ds)->class_names(), ElementsAre("ant", "bee", "cat"));  // recorded in runs
+  PrefixDataset prefix(std::move(*ds), 2);
+  EXPECT_THAT(prefix.class_names(), ElementsAre("ant", "bee", "cat"));
+  ds = ImageFolder::Open(root);
   ASSERT_EQ((*ds)->size(), 4);
   EXPECT_EQ((*ds)->label(0), 0);
   EXPECT_EQ((*ds)->label(1), 1);
@@ -125,6 +129,19 @@ TEST(OpenDatasetTest, ImnetUsesTrainAndValAndChecksClassCount) {
               HasSubstr("model.nb_classes is 1000 but image folder"));
 }
 
+// The one class-count rule: datasets whose classes give the labels their meaning (folders,
+// CIFAR) match nb_classes exactly; the others need only fit under it.
+TEST(CheckClassCount, ExactOrAtMost) {
+  EXPECT_TRUE(CheckClassCount(10, 10, ClassCount::kExact, "x").ok());
+  EXPECT_TRUE(CheckClassCount(10, 10, ClassCount::kAtMost, "x").ok());
+  EXPECT_TRUE(CheckClassCount(1000, 10, ClassCount::kAtMost, "x").ok());
+  const absl::Status more = CheckClassCount(1000, 10, ClassCount::kExact, "holds 10");
+  EXPECT_EQ(more.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(more.message(), "model.nb_classes is 1000 but holds 10");
+  EXPECT_FALSE(CheckClassCount(5, 10, ClassCount::kAtMost, "x").ok());
+  EXPECT_FALSE(CheckClassCount(5, 10, ClassCount::kExact, "x").ok());
+}
+
 TEST(OpenDatasetTest, MaxTrainImagesCutsOnlyTheTrainingSet) {
   ExperimentConfig c;
   c.mutable_data()->set_data_set("synthetic");
@@ -204,6 +221,11 @@ TEST(CifarTest, Cifar100FineLabelsAndPlanarToInterleaved) {
   absl::StatusOr<std::unique_ptr<CifarDataset>> ds = CifarDataset::Open(dir, Split::kTrain);
   ASSERT_TRUE(ds.ok()) << ds.status();
   EXPECT_EQ((*ds)->num_classes(), 100);
+  const std::vector<std::string> names = (*ds)->class_names();  // the official fine labels
+  ASSERT_EQ(names.size(), 100u);
+  EXPECT_EQ(names[0], "apple");
+  EXPECT_EQ(names[57], "pear");
+  EXPECT_EQ(names[99], "worm");
   ASSERT_EQ((*ds)->size(), 2);
   absl::StatusOr<Example> ex = (*ds)->Get(1);
   ASSERT_TRUE(ex.ok());
@@ -225,6 +247,8 @@ TEST(CifarTest, Cifar10BatchesAndErrors) {
   absl::StatusOr<std::unique_ptr<CifarDataset>> ds = CifarDataset::Open(dir, Split::kTrain);
   ASSERT_TRUE(ds.ok()) << ds.status();
   EXPECT_EQ((*ds)->num_classes(), 10);
+  EXPECT_THAT((*ds)->class_names(), ElementsAre("airplane", "automobile", "bird", "cat", "deer",
+                                                "dog", "frog", "horse", "ship", "truck"));
   EXPECT_EQ((*ds)->size(), 5);
   EXPECT_EQ((*ds)->Get(4)->label, 5);
   absl::StatusOr<std::unique_ptr<CifarDataset>> truncated = CifarDataset::Open(dir, Split::kEval);

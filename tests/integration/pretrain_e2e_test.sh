@@ -67,6 +67,23 @@ pretrain_abs="$(readlink -f "$PRETRAIN")"
 [[ -s "$TEST_TMPDIR/pics/v.png" ]] || fail "--vis_output pics/v.png not written (relative to the cwd)"
 "$PRETRAIN" --visualize "$OUT/fcmae_weights.pt" >/dev/null 2>"$TEST_TMPDIR/err" && fail "--visualize took a non-checkpoint"
 grep -q "fcmae_weights.pt" "$TEST_TMPDIR/err" || fail "unclear --visualize error: $(cat "$TEST_TMPDIR/err")"
+# `pretrain visualize CHECKPOINT` is the spelling to use (the same picture); the old one above
+# still works and says it is deprecated.
+"$PRETRAIN" visualize "$OUT/checkpoint-2.pth" --vis_output "$TEST_TMPDIR/sub.png" \
+  >"$TEST_TMPDIR/sub.out" 2>"$TEST_TMPDIR/sub.log" \
+  || { cat "$TEST_TMPDIR/sub.log"; fail "pretrain visualize exited with $?"; }
+[[ "$(cat "$TEST_TMPDIR/sub.out")" == "$TEST_TMPDIR/sub.png" ]] \
+  || fail "pretrain visualize printed '$(cat "$TEST_TMPDIR/sub.out")'"
+cmp -s "$TEST_TMPDIR/sub.png" "$OUT/reconstruction-0002.png" \
+  || fail "pretrain visualize of checkpoint-2.pth differs from reconstruction-0002.png"
+grep -q "deprecated" "$TEST_TMPDIR/sub.log" && fail "pretrain visualize said it is deprecated"
+"$PRETRAIN" --visualize "$OUT/checkpoint-2.pth" --vis_output "$TEST_TMPDIR/old.png" >/dev/null \
+  2>"$TEST_TMPDIR/old.log" || { cat "$TEST_TMPDIR/old.log"; fail "--visualize exited with $?"; }
+grep -qF 'is deprecated; write `pretrain visualize CHECKPOINT' "$TEST_TMPDIR/old.log" \
+  || fail "--visualize did not say it is deprecated: $(cat "$TEST_TMPDIR/old.log")"
+"$PRETRAIN" visualize >/dev/null 2>"$TEST_TMPDIR/err"
+[[ $? == 2 ]] || fail "pretrain visualize without a checkpoint did not exit 2"
+grep -qF "usage: pretrain visualize CHECKPOINT" "$TEST_TMPDIR/err" || fail "no usage: $(cat "$TEST_TMPDIR/err")"
 
 # ---- the handover: fine-tuning starts from the pre-trained encoder ---------------------------
 FT_ARGS=(--data_set synthetic --input_size 64 --nb_classes 4 --synthetic_train_size 8

@@ -1,7 +1,11 @@
-# Sourced by the Slurm sh_tests: starts a real one-node cluster (tools/slurm/local_cluster.sh)
-# in a short /tmp dir, exports SLURM_CONF, and stops it by its pid files when the test exits.
+# Sourced by the Slurm sh_tests: starts a real Slurm cluster (tools/slurm/local_cluster.sh) in a
+# short /tmp dir, exports SLURM_CONF, and stops it when the test exits, also when it is killed
+# (TERM from Bazel's timeout; a SIGKILLed test's cluster is removed by the next start, which
+# finds its --owner gone).
 #   source slurm_test_lib.sh; setup_slurm_test "$@"   # args: launcher, local_cluster.sh, check_run_dir.py
-# Sets LAUNCHER, CLUSTER and CHECK, defines fail(), and leaves the test in $TEST_TMPDIR.
+#   SLURM_TEST_NODES=2 before setup_slurm_test: that many hosts (network namespaces);
+#   SLURM_TEST_SLURMD_TIMEOUT=S: a silent host is DOWN after S s (Slurm's default: 300).
+# Sets LAUNCHER, CLUSTER, CHECK and CLUSTER_DIR, defines fail(), and leaves the test in $TEST_TMPDIR.
 
 fail() { echo "FAIL: $*" >&2; exit 1; }
 
@@ -9,18 +13,22 @@ setup_slurm_test() {
   LAUNCHER=$(realpath "$1")
   CLUSTER=$(realpath "$2")
   CHECK=$(realpath "$3")
-  start_local_cluster "$CLUSTER"
+  start_local_cluster "$CLUSTER" "${SLURM_TEST_NODES:-1}"
   cd "$TEST_TMPDIR" || fail "no TEST_TMPDIR"
 }
 
 start_local_cluster() {
   CLUSTER_SCRIPT="$1"
+  local nodes="${2:-1}"
   # Unix socket paths must stay under 108 bytes: the cluster lives in a short /tmp dir.
   CLUSTER_DIR=$(mktemp -d /tmp/cnx-slurm.XXXXXX) || fail "cannot make a cluster dir in /tmp"
   trap stop_local_cluster EXIT
-  "$CLUSTER_SCRIPT" start "$CLUSTER_DIR" >"$TEST_TMPDIR/cluster.out" 2>&1 || {
+  trap 'exit 143' TERM
+  trap 'exit 130' INT
+  "$CLUSTER_SCRIPT" start "$CLUSTER_DIR" --nodes "$nodes" --owner $$ \
+    --slurmd-timeout "${SLURM_TEST_SLURMD_TIMEOUT:-300}" >"$TEST_TMPDIR/cluster.out" 2>&1 || {
     cat "$TEST_TMPDIR/cluster.out" "$CLUSTER_DIR"/*.log 2>/dev/null
-    fail "the local Slurm cluster did not start (see above)"
+    fail "the local Slurm cluster ($nodes nodes) did not start (see above)"
   }
   export SLURM_CONF="$CLUSTER_DIR/slurm.conf"
 }

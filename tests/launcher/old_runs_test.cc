@@ -17,6 +17,7 @@
 #include "convnextv2/util/files.h"
 #include "gmock/gmock.h"
 #include "launcher/report.h"
+#include "launcher/report_html.h"
 #include "launcher/reproduce.h"
 
 namespace convnextv2::launcher {

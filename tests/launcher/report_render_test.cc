@@ -14,6 +14,8 @@
 #include "gtest/gtest.h"
 #include "tests/record/tables.h"
 #include "launcher/report.h"
+#include "launcher/report_html.h"
+#include "launcher/report_svg.h"
 #include "convnextv2/util/files.h"
 
 namespace convnextv2::launcher {

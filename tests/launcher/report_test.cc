@@ -1,4 +1,6 @@
 #include "launcher/report.h"
+#include "launcher/report_html.h"
+#include "launcher/report_svg.h"
 
 #include <set>
 
@@ -93,6 +95,35 @@ TEST(ReportTest, HtmlDrawsCurvesAndEscapes) {
   EXPECT_THAT(SvgChart({}, o), HasSubstr("no data"));
   // Not a two-axis grid: no heat map.
   EXPECT_EQ(SvgHeatMap(Manifest(), tasks), "");
+}
+
+TEST(ReportTest, SweptValueWithACommaAndAQuoteIsOneCsvFieldAndOneHtmlCell) {
+  // A string field swept over values that hold the CSV separator, a quote and HTML markup.
+  const std::string value = "a,b \"c\" <d>";
+  std::vector<TaskSummary> tasks = {Task(0, value, {50}), Task(1, "e\nf", {})};
+  const std::string csv = ReportTable(Manifest(), tasks, TableFormat::kCsv);
+  EXPECT_EQ(csv,
+            "task,optim.blr,state,epochs,final_acc1,best_acc1,final_acc5,best_acc5,final_loss,"
+            "best_loss\n"
+            "task_000,\"a,b \"\"c\"\" <d>\",FINISHED,1,50.0000,50.0000,,,1.5000,1.5000\n"
+            "task_001,\"e\nf\",FINISHED,0,,,,,,\n");
+  EXPECT_EQ(CsvField("plain"), "plain");
+  EXPECT_EQ(CsvField("\""), "\"\"\"\"");
+  const std::string md = ReportTable(Manifest(), {Task(0, "a|b", {})}, TableFormat::kMarkdown);
+  EXPECT_THAT(md, HasSubstr("| task_000 | a\\|b | FINISHED |"));
+
+  const std::string html = ReportHtml(Manifest(), tasks);
+  EXPECT_THAT(html, HasSubstr("task_000</td><td>a,b &quot;c&quot; &lt;d&gt;</td><td>FINISHED"));
+  // The task's row has as many cells as the header: the comma did not split the value.
+  const size_t row = html.find("<tr class=\"best\">");
+  ASSERT_NE(row, std::string::npos);
+  const std::string cells = html.substr(row, html.find("</tr>", row) - row);
+  size_t n = 0;
+  for (size_t at = cells.find("<td>"); at != std::string::npos; at = cells.find("<td>", at + 1)) {
+    ++n;
+  }
+  EXPECT_EQ(n, 10u);
+  EXPECT_EQ(HtmlEscape("'&"), "&#39;&amp;");
 }
 
 TEST(ReportTest, ColoursAreDistinct) {

@@ -201,6 +201,9 @@ TEST(SweepTest, SbatchScriptLines) {
         "#SBATCH --mem=64G\n", "#SBATCH --exclusive\n", "SWEEP_DIR='/sw/t'\n",
         "BINARY='/sw/t/bin/finetune'\n", "export CONVNEXTV2_SOURCE_DIR='/src'\n",
         "export CONVNEXTV2_GIT_COMMIT='abc123' CONVNEXTV2_GIT_DIRTY=1\n",
+        // Rank 0's host from Slurm's own NodeAddr, not from resolving a node name.
+        "FIRST_NODE=$(scontrol show hostnames \"$SLURM_JOB_NODELIST\" | head -n 1)\n",
+        "  export MASTER_ADDR=$NODE_ADDR\n",
         "srun --kill-on-bad-exit=1 \"$BINARY\" --config=\"$SWEEP_DIR/tasks/$TASK_NAME.pbtxt\"\n",
         "if [[ $rc -eq 75 ]]; then\n",
         "  scontrol requeue \"${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}\"\n",

@@ -48,12 +48,12 @@ TEST(LrSchedule, WarmupStepsOverrideWarmupEpochs) {
   c.mutable_schedule()->set_warmup_epochs(5);
   c.mutable_schedule()->set_warmup_steps(50);
   c.mutable_schedule()->set_min_lr(0.0);
-  const LrSchedule s = LrSchedule::FromConfig(c, 2e-3, 100);
+  const LrSchedule s = *LrSchedule::FromConfig(c, 2e-3, 100);
   EXPECT_DOUBLE_EQ(s.warmup_epochs(), 0.5);
   EXPECT_DOUBLE_EQ(s.At(25), 1e-3);
   EXPECT_DOUBLE_EQ(s.At(50), 2e-3);
   c.mutable_schedule()->set_warmup_steps(-1);
-  EXPECT_DOUBLE_EQ(LrSchedule::FromConfig(c, 2e-3, 100).At(250), 1e-3);
+  EXPECT_DOUBLE_EQ(LrSchedule::FromConfig(c, 2e-3, 100)->At(250), 1e-3);
 }
 
 // warmup_epochs >= epochs (the official defaults, warmup 20, with --epochs 1): the official
@@ -61,7 +61,7 @@ TEST(LrSchedule, WarmupStepsOverrideWarmupEpochs) {
 TEST(LrSchedule, WarmupLongerThanTheRunIsTheRampCutOff) {
   ExperimentConfig c;  // main_finetune.py's defaults: warmup_epochs 20, min_lr 1e-6
   c.mutable_train()->set_epochs(1);
-  const LrSchedule s = LrSchedule::FromConfig(c, 4e-3, 100);
+  const LrSchedule s = *LrSchedule::FromConfig(c, 4e-3, 100);
   EXPECT_DOUBLE_EQ(s.At(0), 0.0);
   EXPECT_DOUBLE_EQ(s.At(50), 4e-3 * 0.5 / 20);
   EXPECT_DOUBLE_EQ(s.At(99), 4e-3 * 0.99 / 20);  // the last step: still ramping, 1/20 of lr
@@ -75,7 +75,7 @@ TEST(LrSchedule, WarmupLongerThanTheRunIsTheRampCutOff) {
   EXPECT_DOUBLE_EQ(e.At(29), 1e-3 * 2.9 / 3);
   // warmup_steps past the end: the same ramp in steps.
   c.mutable_schedule()->set_warmup_steps(400);
-  EXPECT_DOUBLE_EQ(LrSchedule::FromConfig(c, 4e-3, 100).At(99), 4e-3 * 99 / 400);
+  EXPECT_DOUBLE_EQ(LrSchedule::FromConfig(c, 4e-3, 100)->At(99), 4e-3 * 99 / 400);
 }
 
 TEST(CosineValue, EndsAtTheFinalValue) {

@@ -20,6 +20,7 @@ RunInfo FakeInfo(const std::string& start) {
   info.host = "node7";
   info.slurm.array_job_id = "55";
   info.slurm.array_task_id = "1";
+  info.slurm.node_list = "node[1-2]";
   info.git_commit = "abc123";
   info.git_dirty = true;
   info.build_mode = "opt";
@@ -67,9 +68,15 @@ TEST(ManifestTest, ARestartCountsAttemptsAndKeepsTheFirstStart) {
                                     nullptr);
   FinishManifest(75, "preempted", &first);
   EXPECT_EQ(first.state(), RunManifest::FAILED);
-  RunManifest second = StartManifest(config, "finetune", "x", FakeInfo("2026-01-02T00:00:00Z"),
-                                     &first);
+  RunInfo requeued = FakeInfo("2026-01-02T00:00:00Z");
+  requeued.slurm.node_list = "node[3-4]";
+  RunManifest second = StartManifest(config, "finetune", "x", requeued, &first);
   EXPECT_EQ(second.attempts(), 2);
+  // The requeued attempt ran on other nodes: both node lists are kept, oldest first.
+  ASSERT_EQ(second.attempt_node_lists_size(), 2);
+  EXPECT_EQ(second.attempt_node_lists(0), "node[1-2]");
+  EXPECT_EQ(second.attempt_node_lists(1), "node[3-4]");
+  EXPECT_EQ(second.slurm().node_list(), "node[3-4]");
   EXPECT_EQ(second.first_start_time(), "2026-01-01T00:00:00Z");
   EXPECT_EQ(second.start_time(), "2026-01-02T00:00:00Z");
   EXPECT_FALSE(second.has_end_time());

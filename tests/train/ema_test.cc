@@ -5,6 +5,9 @@
 #include <c10/core/GradMode.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <torch/nn/modules/batchnorm.h>
+#include <torch/nn/modules/container/sequential.h>
+#include <torch/nn/modules/linear.h>
 #include <torch/types.h>
 
 #include <string>
@@ -31,7 +34,7 @@ TEST(Ema, FormulaAndDecayZero) {
     for (at::Tensor& p : model->parameters()) p.add_(1.0);
   }
   // A deep copy: changing the model does not move the average before Update.
-  auto ema_model = ema.As<models::ConvNeXtV2Impl>();
+  auto ema_model = std::dynamic_pointer_cast<models::ConvNeXtV2Impl>(ema.module());
   ASSERT_NE(ema_model, nullptr);
   EXPECT_TRUE(at::equal(ema_model->head->weight, w0));
   ema.Update(*model);
@@ -60,6 +63,26 @@ TEST(Ema, StateDictByNameRoundTrip) {
   const absl::Status s = ema.LoadStateDict(missing);
   ASSERT_FALSE(s.ok());
   EXPECT_THAT(std::string(s.message()), HasSubstr("lacks"));
+}
+
+// Any module: the average follows parameters and buffers by name (BatchNorm's running mean is
+// averaged, its integer num_batches_tracked copied), with no knowledge of the model's type.
+TEST(Ema, AnyModuleByName) {
+  torch::nn::Sequential net(torch::nn::Linear(3, 2), torch::nn::BatchNorm1d(2));
+  ModelEma ema(net.ptr(), 0.75, /*force_cpu=*/false);
+  const at::Tensor w0 = net->named_parameters()["0.weight"].detach().clone();
+  net->train();
+  {
+    c10::NoGradGuard no_grad;
+    net->forward(torch::ones({4, 3}));  // moves the running stats, counts one batch
+    net->named_parameters()["0.weight"].add_(4.0);
+  }
+  ema.Update(*net);
+  const auto sd = ema.StateDict();
+  EXPECT_TRUE(at::allclose(sd["0.weight"], w0 + 1.0));  // 0.75 w0 + 0.25 (w0 + 4)
+  EXPECT_EQ(sd["1.num_batches_tracked"].item<int64_t>(), 1);
+  EXPECT_TRUE(at::allclose(sd["1.running_mean"],
+                           0.25 * net->named_buffers()["1.running_mean"]));  // from 0
 }
 
 }  // namespace

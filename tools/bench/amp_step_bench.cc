@@ -9,8 +9,6 @@
 #include <gflags/gflags.h>
 #include <torch/optim/adamw.h>
 
-#include <algorithm>
-#include <chrono>
 #include <cstdio>
 #include <thread>
 #include <vector>
@@ -20,6 +18,7 @@
 #include "convnextv2/train/losses.h"
 #include "convnextv2/train/train_step.h"
 #include "convnextv2/util/malloc_tuning.h"
+#include "tools/bench/median_time.h"
 
 DEFINE_string(model, "convnextv2_atto", "model name");
 DEFINE_int32(batch, 32, "batch size");
@@ -45,22 +44,16 @@ double MedianStepMs(bool amp, c10::Device device) {
   const at::Tensor x = at::randn({FLAGS_batch, 3, FLAGS_size, FLAGS_size}).to(device);
   const at::Tensor y = at::randint(0, 10, {FLAGS_batch}).to(device);
   const c10::ScalarType dtype = device.is_cpu() ? at::kBFloat16 : at::kHalf;
-  std::vector<double> times;
-  for (int i = 0; i < FLAGS_warmup + FLAGS_steps; ++i) {
-    const auto t0 = std::chrono::steady_clock::now();
+  int64_t step = 0;
+  return convnextv2::bench::MedianMs(FLAGS_warmup, FLAGS_steps, [&] {
     at::Tensor loss;
     {
       AutocastGuard autocast(device.type(), dtype, amp);
       loss = convnextv2::train::CrossEntropy(model->forward(x), y, 0.1);
     }
-    stepper.Backward(loss, i);
+    stepper.Backward(loss, step++);
     if (device.is_cuda()) loss.item<double>();  // wait for the device
-    const double ms =
-        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-    if (i >= FLAGS_warmup) times.push_back(ms);
-  }
-  std::sort(times.begin(), times.end());
-  return times[times.size() / 2];
+  });
 }
 
 }  // namespace

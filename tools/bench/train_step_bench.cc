@@ -5,6 +5,7 @@
 //
 // --grn=plain|fused picks the GRN path, so the effect of the fused one is measured side by side;
 // --dwconv=plain|fused the depthwise convolution's.
+// --amp runs the forward pass and the loss under bfloat16 autocast (what use_amp does on the CPU).
 // --malloc=retain|default|both: glibc keeping freed memory (what the binaries do) or glibc's
 // defaults; `both` (the default) runs each in a child process of its own, alternating, and prints
 // the ratio.
@@ -26,6 +27,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "convnextv2/models/registry.h"
+#include "convnextv2/train/amp.h"
 #include "convnextv2/util/malloc_tuning.h"
 
 DEFINE_string(model, "convnextv2_atto", "model name");
@@ -39,6 +41,7 @@ DEFINE_string(grn, "both", "plain, fused or both (side by side)");
 DEFINE_string(dwconv, "fused", "depthwise convolution: fused (the model's default) or plain");
 DEFINE_string(malloc, "both", "retain (as the binaries), default (glibc's) or both");
 DEFINE_int32(rounds, 3, "with --malloc=both: alternating rounds of each setting");
+DEFINE_bool(amp, false, "forward pass and loss under bfloat16 autocast (use_amp on the CPU)");
 DEFINE_string(profile, "", "write a chrome trace of the timed steps to this file");
 
 namespace {
@@ -64,7 +67,11 @@ double MedianStepMs(bool fused) {
           FLAGS_profile + (fused ? ".fused.json" : ".plain.json"));
     }
     const auto t0 = std::chrono::steady_clock::now();
-    at::Tensor loss = at::cross_entropy_loss(model->forward(x), y);
+    at::Tensor loss;
+    {
+      convnextv2::train::AutocastGuard autocast(c10::DeviceType::CPU, at::kBFloat16, FLAGS_amp);
+      loss = at::cross_entropy_loss(model->forward(x), y);
+    }
     opt.zero_grad();
     loss.backward();
     opt.step();
@@ -140,8 +147,8 @@ int main(int argc, char** argv) {
   std::printf("%s\n", convnextv2::util::RetainFreedMemory(FLAGS_malloc == "retain").c_str());
   at::set_num_threads(FLAGS_threads > 0 ? FLAGS_threads
                                         : static_cast<int>(std::thread::hardware_concurrency()));
-  std::printf("%s batch %d input %dx%d threads %d\n", FLAGS_model.c_str(), FLAGS_batch,
-              FLAGS_size, FLAGS_size, at::get_num_threads());
+  std::printf("%s batch %d input %dx%d threads %d %s\n", FLAGS_model.c_str(), FLAGS_batch,
+              FLAGS_size, FLAGS_size, at::get_num_threads(), FLAGS_amp ? "bf16 AMP" : "float32");
   for (const char* path : {"plain", "fused"}) {
     if (FLAGS_grn != "both" && FLAGS_grn != path) continue;
     const double ms = MedianStepMs(std::string(path) == "fused");

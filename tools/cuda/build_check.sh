@@ -46,8 +46,10 @@ key=$(pwd | md5sum | cut -c1-12)
 output_base=${CONVNEXTV2_CUDA_OUTPUT_BASE:-$HOME/.cache/convnextv2-cuda/bazel-$key}
 bazel=(nice -n 19 bazel "--output_base=$output_base")
 
-# Its own convenience links (bazel-cuda-bin ...), leaving bazel-bin to the default build.
-flags=(--config=cuda --keep_going --symlink_prefix=bazel-cuda-)
+# No convenience links: bazel-bin stays the default build's, and links of another output base
+# in the checkout (bazel-cuda-<dir>/external/...) would break the default build's `//...`,
+# which crawls them as packages.
+flags=(--config=cuda --keep_going --symlink_prefix=/)
 if ((cold)); then
   echo "build_check: --cold: expunging $output_base and building without the disk cache"
   "${bazel[@]}" clean --expunge >/dev/null 2>&1 || true

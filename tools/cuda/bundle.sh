@@ -35,7 +35,7 @@ CUDA_HOME=${CUDA_HOME:-/usr/local/cuda}
 key=$(pwd | md5sum | cut -c1-12)
 output_base=${CONVNEXTV2_CUDA_OUTPUT_BASE:-$HOME/.cache/convnextv2-cuda/bazel-$key}
 bazel=(nice -n 19 bazel "--output_base=$output_base")
-"${bazel[@]}" build --config=cuda --symlink_prefix=bazel-cuda- "${TARGETS[@]}"
+"${bazel[@]}" build --config=cuda --symlink_prefix=/ "${TARGETS[@]}"
 bin=$("${bazel[@]}" info --config=cuda bazel-bin 2>/dev/null)
 
 rm -rf "$DIR/bin" "$DIR/lib"

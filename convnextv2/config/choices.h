@@ -1,0 +1,89 @@
+// A string field with a fixed set of values and the enum the code reads it as: one table per
+// field, which its validator checks with and the code that reads the value parses with, so no
+// code compares the strings. The strings stay what files hold (configs, checkpoint headers).
+//
+//   enum class EvalWeights { kModel, kEma };
+//   const Choices<EvalWeights>& kEvalWeights = *new Choices<EvalWeights>(
+//       "eval.eval_weights", {{"model", EvalWeights::kModel}, {"ema", EvalWeights::kEma}});
+//   kEvalWeights.Check(value, checks);   // "eval.eval_weights: 'x' is not one of: model, ema"
+//   EvalWeights w = kEvalWeights.Of(value);   // a value the validator accepted
+//
+// No libtorch and no protobuf: the launcher and the checkpoint package use it too.
+#ifndef CONVNEXTV2_CONFIG_CHOICES_H_
+#define CONVNEXTV2_CONFIG_CHOICES_H_
+
+#include <cstdio>
+#include <cstdlib>
+#include <initializer_list>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/string_view.h"
+#include "convnextv2/config/checks.h"
+
+namespace convnextv2::config {
+
+template <typename Enum>
+class Choices {
+ public:
+  struct Entry {
+    absl::string_view name;
+    Enum value;
+  };
+
+  // `field` names the field in errors ("eval.eval_weights", "header kind").
+  Choices(absl::string_view field, std::initializer_list<Entry> entries)
+      : field_(field), entries_(entries) {}
+
+  // The enum of `value` (exact match); InvalidArgument "<field>: 'x' is not one of: a, b".
+  absl::StatusOr<Enum> Parse(absl::string_view value) const {
+    for (const Entry& e : entries_) {
+      if (e.name == value) return e.value;
+    }
+    return absl::InvalidArgumentError(
+        absl::StrCat(field_, ": '", value, "' is not one of: ", Names()));
+  }
+
+  // For a validator: records Parse's error.
+  void Check(absl::string_view value, Checks& checks) const {
+    absl::StatusOr<Enum> parsed = Parse(value);
+    if (!parsed.ok()) checks.Add(std::string(parsed.status().message()));
+  }
+
+  // The enum of a value that passed Check (a programmer error otherwise).
+  Enum Of(absl::string_view validated) const {
+    absl::StatusOr<Enum> parsed = Parse(validated);
+    if (!parsed.ok()) {
+      std::fprintf(stderr, "unvalidated config value: %s\n",
+                   std::string(parsed.status().message()).c_str());
+      std::abort();
+    }
+    return *parsed;
+  }
+
+  // The string files hold for `value`.
+  absl::string_view Name(Enum value) const {
+    for (const Entry& e : entries_) {
+      if (e.value == value) return e.name;
+    }
+    std::fprintf(stderr, "%s: an enum value without a name\n", field_.c_str());
+    std::abort();
+  }
+
+  // "a, b, c", in table order.
+  std::string Names() const {
+    return absl::StrJoin(entries_, ", ",
+                         [](std::string* out, const Entry& e) { absl::StrAppend(out, e.name); });
+  }
+
+ private:
+  std::string field_;
+  std::vector<Entry> entries_;
+};
+
+}  // namespace convnextv2::config
+
+#endif  // CONVNEXTV2_CONFIG_CHOICES_H_

@@ -1,0 +1,122 @@
+#!/usr/bin/env bash
+# A lost host on a real 2-host Slurm cluster (tools/slurm/local_cluster.sh --nodes 2
+# --slurmd-timeout 10): a 2-node sweep task, mid-epoch,
+# 1. loses node2's power (link down, then SIGKILL of everything on it, slurmd included; no
+#    socket is closed): rank 0 fails within dist_timeout naming the collective, Slurm marks
+#    node2 DOWN after SlurmdTimeout and requeues the job (NODE_FAIL; the launcher's jobs are
+#    --requeue), node2 comes back (its slurmd restarted), the task resumes from its newest
+#    complete checkpoint and ends bitwise equal to an unstopped run;
+# 2. loses node2's link with every process alive (a partition): no rank outlives dist_timeout,
+#    and the job requeues and ends equal alike once the link is back.
+# Prints the measured costs (seconds from the loss to the survivors' exit, to the requeue, to
+# the first resumed step; steps recomputed). Needs root: skipped, saying so, without it.
+set -uo pipefail
+source "$(dirname "$0")/slurm_test_lib.sh"
+if [[ $(id -u) != 0 ]]; then
+  echo "SKIPPED: needs root to make network namespaces and run Slurm's daemons"
+  exit 0
+fi
+SLURM_TEST_NODES=2 SLURM_TEST_SLURMD_TIMEOUT=10 setup_slurm_test "$@"
+ID=$(sed -n 's/^ID=\([0-9]*\).*/\1/p' "$CLUSTER_DIR/net.env")
+now() { date +%s.%N; }
+since() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", b - a }'; }
+
+# sweep_file NAME: a one-task 2-node sweep, 3 epochs of 6 steps, a checkpoint every 2 steps.
+sweep_file() {
+  cat >"$1.pbtxt" <<PBTXT
+name: "$1"
+base_config {
+  model { model: "convnextv2_atto" nb_classes: 4 input_size: 32 }
+  data { data_set: "synthetic" synthetic_train_size: 96 synthetic_eval_size: 16 num_workers: 1 }
+  aug { aa: "none" reprob: 0 }
+  schedule { warmup_epochs: 0 }
+  train { batch_size: 8 epochs: 3 num_threads: 1 device: "cpu" print_freq: 1 seed: 5 }
+  checkpoint { save_ckpt_steps: 2 }
+  distributed { dist_timeout: 10 }
+}
+slurm { nodes: 2 ntasks_per_node: 1 cpus_per_task: 1 time: "00:10:00" }
+PBTXT
+}
+
+submit() {  # submit NAME: sets SWEEP, JOB, LOG
+  sweep_file "$1"
+  "$LAUNCHER" sweep "$1.pbtxt" >"$1.submit" 2>&1 || fail "sweep $1: $(cat "$1.submit")"
+  SWEEP="$TEST_TMPDIR/sweeps/$1"
+  JOB=$(sed -n 's/^job_ids: "\([0-9]*\)"$/\1/p' "$SWEEP/sweep_manifest.pbtxt")
+  LOG="$SWEEP/logs/${JOB}_0.out"
+  [[ -n $JOB ]] || fail "no job id for $1"
+}
+
+wait_for() {  # wait_for SECONDS DESCRIPTION COMMAND...: polls every 0.1 s
+  local seconds="$1" what="$2"
+  shift 2
+  for _ in $(seq 1 $((seconds * 10))); do
+    "$@" && return 0
+    sleep 0.1
+  done
+  [[ -f ${LOG:-} ]] && cat "$LOG"
+  fail "not within $seconds s: $what"
+}
+in_log() { grep -q "$1" "$LOG" 2>/dev/null; }
+requeued() { scontrol show job "$JOB" 2>/dev/null | grep -q "Restarts=1"; }
+resumed_step() { sed -n '/restart 1)/,$p' "$LOG" | grep -q 'Epoch: \['; }
+no_finetune_on_node2() {
+  ! ps -o comm= -p "$(ip netns pids "cnx$ID-node2" | tr '\n' ',' | sed 's/,$//')" 2>/dev/null | grep -q finetune
+}
+
+# lose HOW: HOW is power-off or cut; measures, brings node2 back, waits for the end.
+lose() {
+  local how="$1" t_loss t_exit t_requeue t_resume
+  wait_for 300 "task reached epoch 1 step 3" in_log 'Epoch: \[1\]  \[3/6\]'
+  t_loss=$(now)
+  "$CLUSTER" "$how" "$CLUSTER_DIR" 2 || fail "$how node2"
+  wait_for 60 "rank 0 failed its collective" in_log "rank 0: .* failed (another rank exited"
+  t_exit=$(now)
+  if [[ $how == cut ]]; then  # rank 1, cut off, gives up too: nothing hangs past the timeout
+    wait_for 40 "rank 1 on the cut-off node2 exited" no_finetune_on_node2
+  fi
+  wait_for 90 "Slurm requeued job $JOB after node2's loss" requeued
+  t_requeue=$(now)
+  "$CLUSTER" power-on "$CLUSTER_DIR" 2 || fail "power-on node2"
+  wait_for 120 "the requeued task trained a step" resumed_step
+  t_resume=$(now)
+  wait_for_job "$JOB" 300
+  grep -q "launcher: task_000 exited 0" "$LOG" || { cat "$LOG"; fail "$how: the requeued task did not finish"; }
+  local last resume
+  last=$(sed -n '/restart 0)/,/restart 1)/p' "$LOG" | grep -o 'Epoch: \[[0-9]*\]  \[ *[0-9]*/6\]' | tail -n 1 |
+         sed 's/Epoch: \[\([0-9]*\)\]  \[ *\([0-9]*\)\/6\]/\1 \2/' | awk '{ print $1 * 6 + $2 }')
+  resume=$(sed -n '/restart 1)/,$p' "$LOG" | grep -o 'Epoch: \[[0-9]*\]  \[ *[0-9]*/6\]' | head -n 1 |
+           sed 's/Epoch: \[\([0-9]*\)\]  \[ *\([0-9]*\)\/6\]/\1 \2/' | awk '{ print $1 * 6 + $2 }')
+  echo "$how of node2: survivors exited after $(since "$t_loss" "$t_exit") s, requeued after" \
+    "$(since "$t_loss" "$t_requeue") s, first resumed step $(since "$t_loss" "$t_resume") s after" \
+    "the loss (node2 back at $(since "$t_loss" "$t_requeue") s); steps recomputed: $((last - resume + 1))"
+  grep -q "Resume checkpoint .*checkpoint-[01][-.]" "$LOG" \
+    || fail "$how: did not resume from the newest checkpoint: $(grep -i resum "$LOG")"
+  "$LAUNCHER" compare "$TEST_TMPDIR/ref" "$SWEEP/runs/task_000" >"$how.compare" \
+    || fail "$how: the requeued run differs from the unstopped one: $(cat "$how.compare")"
+  grep -q "equal: 18 train rows and 3 eval rows are bitwise equal" "$how.compare" || fail "$(cat "$how.compare")"
+  /usr/bin/python3 "$CHECK" "$SWEEP/runs/task_000" 18 3 attempts=2 || fail "$how: run dir"
+}
+
+# ---- the unstopped reference: the same task, one srun step over both hosts ----------------------
+T0=$SECONDS
+sweep_file ref
+"$LAUNCHER" sweep --dry_run --sweep_dir="$TEST_TMPDIR/refsweep" ref.pbtxt >/dev/null 2>dry.err \
+  || fail "dry run: $(cat dry.err)"
+srun -N 2 --ntasks-per-node=1 "$TEST_TMPDIR/refsweep/bin/finetune" \
+  --config="$TEST_TMPDIR/refsweep/tasks/task_000.pbtxt" --output_dir "$TEST_TMPDIR/ref" >ref.txt 2>&1 \
+  || fail "the unstopped 2-host run: $(tail -n 20 ref.txt)"
+echo "unstopped 2-host reference: $((SECONDS - T0)) s"
+
+# ---- 1. power loss of node2 --------------------------------------------------------------------
+T0=$SECONDS
+submit power
+lose power-off
+echo "power loss: $((SECONDS - T0)) s"
+
+# ---- 2. a partition: node2's link down, every process alive ----------------------------------
+T0=$SECONDS
+submit cut
+lose cut
+echo "partition: $((SECONDS - T0)) s"
+echo PASS
