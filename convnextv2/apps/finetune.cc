@@ -261,6 +261,7 @@ absl::StatusOr<at::Tensor> FinetuneTask::Loss(const data::Batch& batch, int epoc
 }
 
 void FinetuneTask::FinishStep(const run::StepInfo& step, record::TrainRow* row) {
+  row->Set(record_.loss_scale, recipe_->scaler().scale());  // declared under AMP only
   if (mixup_) return;  // no accuracy against mixed targets
   row->Set(record_.class_acc,
            logits_.argmax(1).eq(labels_).to(at::kFloat).mean().item<double>());

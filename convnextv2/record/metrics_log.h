@@ -21,7 +21,8 @@
 // Formats: `format` is "convnextv2.metrics.v<N>". v1 (before 2026-12-07): train step, epoch,
 // loss, lr, min_lr, weight_decay, grad_norm, class_acc, images_per_second, wall_time; eval step,
 // epoch, acc1, acc5, loss, ema_acc1, ema_acc5, ema_loss, wall_time. v2 adds /train
-// optimizer_step and drops columns a task never fills (pretrain's class_acc). The reader reads every version: a column missing from a file reads as NaN, one it
+// optimizer_step, data_time and (under AMP) loss_scale, and drops columns a task never fills
+// (pretrain's class_acc). The reader reads every version: a column missing from a file reads as NaN, one it
 // does not know is kept (name, type, values) and written back by Resume and TruncateAfterStep;
 // stored types are checked (int64 where declared int64, float where declared float). A file of a
 // newer format than this binary writes is read (compare, report) but never rewritten: Resume

@@ -13,9 +13,11 @@ void AddKeys(TaskRecord* r) {
   r->loop.optimizer_step = r->declaration.AddTrainInt({.name = "optimizer_step"});
 }
 
-// Columns of both tasks that only metrics.h5 keeps.
+// Columns of both tasks that only metrics.h5 keeps. data_time is the official MetricLogger's
+// `data` meter: the time a step waited for the loader's batch.
 void AddClockColumns(TaskRecord* r) {
   r->loop.wall_time = r->declaration.AddTrain({.name = "wall_time", .timing = true});
+  r->loop.data_time = r->declaration.AddTrain({.name = "data_time", .timing = true});
 }
 
 // engine_finetune.py's evaluate(): log.txt test_* keys, TensorBoard's "perf" head.
@@ -78,6 +80,8 @@ FinetuneRecord MakeFinetuneRecord(const FinetuneRecordOptions& options) {
   c.grad_norm = d.AddTrain({.name = "grad_norm", .meter = true, .log_key = "train_grad_norm",
                             .tensorboard = grad_norm_tb,
                             .progress = {PF::kLast, "grad_norm", "%.4f", 6}});
+  // The scale GradScaler would hold after the step (halved after an overflow): metrics.h5 only.
+  if (options.amp) r.loss_scale = d.AddTrain({.name = "loss_scale"});
   AddClockColumns(&r);
   AddEvalColumns(&r);
   return r;

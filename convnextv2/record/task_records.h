@@ -32,6 +32,7 @@ struct LoopColumns {
   TrainFloat weight_decay, grad_norm;  // grad_norm: at optimizer steps taken, else NaN
   TrainFloat images_per_second;        // of the recent steps; log.txt has the epoch's
   TrainFloat wall_time;                // seconds since this attempt started
+  TrainFloat data_time;                // seconds this micro-batch waited for the loader
 };
 
 // The /eval columns (accuracies in percent); the loop sets step, epoch and wall_time.
@@ -49,10 +50,11 @@ struct TaskRecord {
 
 struct FinetuneRecordOptions {
   bool mixup = false;  // no class accuracy against mixed targets
-  bool amp = false;    // the gradient norm goes to TensorBoard (official)
+  bool amp = false;    // the gradient norm goes to TensorBoard (official); the loss scale
 };
 struct FinetuneRecord : TaskRecord {
-  TrainFloat class_acc;  // fraction in [0, 1], as the official log
+  TrainFloat class_acc;   // fraction in [0, 1], as the official log
+  TrainFloat loss_scale;  // the AMP loss scale after the step (declared under AMP only)
 };
 FinetuneRecord MakeFinetuneRecord(const FinetuneRecordOptions& options);
 TaskRecord MakePretrainRecord();

@@ -270,7 +270,9 @@ absl::Status Loop::Step(int epoch, int64_t it, data::BatchIterator& batches, Loo
   }
   recipe_->BeginMicroBatch(epoch, it);
   StepInfo step{epoch, it, steps_per_epoch_, 0.0, recipe_->max_lr(), {}};
+  const auto data_start = Clock::now();
   CONVNEXTV2_ASSIGN_OR_RETURN(const data::Batch batch, batches.Next());
+  step.data_time = Seconds(data_start);
   CONVNEXTV2_ASSIGN_OR_RETURN(const at::Tensor loss, task_.Loss(batch, epoch, it, *recipe_));
   step.loss = loss.item<double>();
   // As the official scripts, in both precisions: under AMP the loss scaler skips steps whose
@@ -311,6 +313,7 @@ void Loop::FillRow(const StepInfo& step, record::TrainRow* row) const {
   row->Set(c.optimizer_step, static_cast<int64_t>(step.epoch) * (steps_per_epoch_ / update_freq) +
                                  step.step / update_freq);
   row->Set(c.loss, step.loss);
+  row->Set(c.data_time, step.data_time);
   row->Set(c.lr, step.lr);
   row->Set(c.min_lr, recipe_->min_lr());
   row->Set(c.weight_decay, recipe_->weight_decay());

@@ -67,6 +67,7 @@ struct StepInfo {
   double loss = 0;
   double lr = 0;               // largest group lr of this step (set before the forward pass)
   train::MicroStepResult result;  // boundary, stepped, grad_norm
+  double data_time = 0;           // seconds spent waiting for the batch
 };
 
 // The epoch as the loop saw it, for the task's log lines and stats.

@@ -107,6 +107,23 @@ grep -q " loss/class_acc " "$T/mix.events" && fail "loss/class_acc written under
 steps=$(awk '$2 == "opt/grad_norm" { printf "%s ", $3 }' "$T/mix.events" | tr ' ' '\n' | sort -n | tr '\n' ' ')
 [[ $steps == "1 3 5 7 9 11 13 15 17 19 21 23 " ]] || fail "opt/grad_norm steps: '$steps'"
 [[ $(grep -c " loss/loss " "$T/mix.events") == 24 ]] || fail "not 24 loss/loss values"
+# metrics.h5 keeps what log.txt and TensorBoard do not: the AMP loss scale after each step
+# (GradScaler's 2^16 until an overflow; bf16 has none here) and the loader wait, data_time;
+# the float32 run has data_time but no loss_scale column.
+/usr/bin/python3 - "$T/mix/metrics.h5" "$T/ft/metrics.h5" "$T/mix/log.txt" "$T/mix.events" <<'EOF' \
+  || fail "loss_scale / data_time in metrics.h5 (above)"
+import sys, h5py, numpy as np
+amp, fp32 = h5py.File(sys.argv[1], "r"), h5py.File(sys.argv[2], "r")
+scale = amp["train/loss_scale"][:]
+assert scale.dtype == np.float64 and len(scale) == 24 and (scale == 65536.0).all(), scale
+for f in (amp, fp32):
+    t = f["train/data_time"][:]
+    assert len(t) == len(f["train/step"]) and np.isfinite(t).all() and (t >= 0).all(), t
+assert "loss_scale" not in fp32["train"], list(fp32["train"])
+for path in sys.argv[3:]:
+    text = open(path).read()
+    assert "loss_scale" not in text and "data_time" not in text, path
+EOF
 
 # ---- killed mid-epoch and relaunched: every value once, equal to the unstopped run --------------
 CONVNEXTV2_FAULT=train_step:9 "$FINETUNE" "${FT[@]}" --save_ckpt_steps 4 --output_dir "$T/kill" \

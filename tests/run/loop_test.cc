@@ -7,12 +7,15 @@
 #include <gtest/gtest.h>
 #include <torch/nn/module.h>
 
+#include <chrono>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <optional>
 #include <regex>
 #include <sstream>
+#include <thread>
 #include <tuple>
 #include <vector>
 
@@ -46,6 +49,19 @@ class ZeroTransform : public data::Transform {
   int output_size() const override { return 2; }
 };
 
+// ZeroTransform that takes `ms` milliseconds per image (a slow loader).
+class SlowZeroTransform : public ZeroTransform {
+ public:
+  explicit SlowZeroTransform(int ms) : ms_(ms) {}
+  at::Tensor Apply(const data::Image& image, data::SampleRng& rng) const override {
+    std::this_thread::sleep_for(std::chrono::milliseconds(ms_));
+    return ZeroTransform::Apply(image, rng);
+  }
+
+ private:
+  int ms_;
+};
+
 struct Call {
   int epoch;
   int64_t step;
@@ -69,6 +85,7 @@ record::TaskRecord FakeRecord(record::TrainFloat* w) {
   *w = d.AddTrain({.name = "w", .meter = true, .log_key = "w"});
   r.loop.images_per_second = d.AddTrain({.name = "images_per_second", .timing = true});
   r.loop.wall_time = d.AddTrain({.name = "wall_time", .timing = true});
+  r.loop.data_time = d.AddTrain({.name = "data_time", .timing = true});
   r.eval.step = d.AddEvalInt({.name = "step"});
   r.eval.epoch = d.AddEvalInt({.name = "epoch"});
   r.eval.acc1 = d.AddEval({.name = "acc1", .tensorboard = {.tag = "perf/test_acc1"}});
@@ -78,11 +95,14 @@ record::TaskRecord FakeRecord(record::TrainFloat* w) {
 
 class FakeTask : public TrainingTask {
  public:
+  FakeTask() = default;
+  explicit FakeTask(int transform_ms) : slow_transform_(transform_ms) {}
   absl::Status Build(const ExperimentConfig& config, const Runtime& runtime) override {
     config_ = &config;
     dataset_ = std::make_unique<data::SyntheticDataset>(24, 2, 4, 1);
     loader_ = std::make_unique<data::Loader>(
-        dataset_.get(), &transform_,
+        dataset_.get(),
+        slow_transform_ ? static_cast<const data::Transform*>(&*slow_transform_) : &transform_,
         data::LoaderOptions(config, data::Split::kTrain, runtime.rank, runtime.world_size,
                             runtime.device));
     model_ = std::make_shared<ScalarImpl>();
@@ -138,6 +158,7 @@ class FakeTask : public TrainingTask {
   const ExperimentConfig* config_ = nullptr;
   std::unique_ptr<data::SyntheticDataset> dataset_;
   ZeroTransform transform_;
+  std::optional<SlowZeroTransform> slow_transform_;
   std::unique_ptr<data::Loader> loader_;
   std::shared_ptr<ScalarImpl> model_;
   record::TrainFloat w_;
@@ -266,6 +287,43 @@ TEST(Loop, StepCountsMicroBatchesAndOptimizerStepCountsOptimizerSteps) {
   EXPECT_EQ(log->eval.Step(0), 5);
   EXPECT_EQ(log->eval.Step(2), 17);
   EXPECT_EQ(log->eval.Value("acc1", 2), 30);
+}
+
+// data_time is the time a step waited for its batch (the official MetricLogger's `data`): with
+// a loader that needs 4 x 15 ms per batch on its one worker and a step that needs ~0, every
+// step waits about that long; with the fast loader, far less. It stays out of log.txt.
+TEST(Loop, DataTimeIsTheWaitForTheLoader) {
+  auto data_times = [](FakeTask& task, const std::string& dir) {
+    EXPECT_TRUE(RunTraining("fake", FakeRun(dir), {}, task).ok());
+    absl::StatusOr<record::MetricsLog> log = record::ReadMetricsLog(dir + "/metrics.h5");
+    EXPECT_TRUE(log.ok()) << log.status();
+    std::vector<double> t;
+    for (size_t i = 0; log.ok() && i < log->train.rows(); ++i) {
+      t.push_back(log->train.Value("data_time", i));
+    }
+    return t;
+  };
+  FakeTask slow(/*transform_ms=*/15), fast;
+  const std::string slow_dir = Dir("data_time_slow");
+  const std::vector<double> slow_t = data_times(slow, slow_dir);
+  const std::vector<double> fast_t = data_times(fast, Dir("data_time_fast"));
+  ASSERT_EQ(slow_t.size(), 18u);
+  ASSERT_EQ(fast_t.size(), 18u);
+  double slow_sum = 0, fast_sum = 0;
+  for (size_t i = 0; i < 18; ++i) {
+    EXPECT_GE(slow_t[i], 0) << i;
+    EXPECT_GE(fast_t[i], 0) << i;
+    slow_sum += slow_t[i];
+    fast_sum += fast_t[i];
+  }
+  // 18 batches x 60 ms of work the step waits for (less what the worker prefetched meanwhile).
+  EXPECT_GT(slow_sum, 0.5 * 18 * 0.060);
+  EXPECT_LT(fast_sum, slow_sum / 4);
+  const std::vector<std::string> rows = LogRows(slow_dir);
+  EXPECT_EQ(rows.size(), 3u);
+  for (const std::string& row : rows) {
+    EXPECT_EQ(row.find("data_time"), std::string::npos) << row;
+  }
 }
 
 TEST(Loop, StopMidEpochAndResumeEqualsTheUninterruptedRun) {
