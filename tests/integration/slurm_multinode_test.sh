@@ -22,6 +22,7 @@ if [[ $(id -u) != 0 ]]; then
   exit 0
 fi
 PRETRAIN=$(realpath "$4")
+DIGEST=$(realpath "$5")
 SLURM_TEST_NODES=3 setup_slurm_test "$@"
 ID=$(sed -n 's/^ID=\([0-9]*\).*/\1/p' "$CLUSTER_DIR/net.env")
 [[ -n $ID ]] || fail "no cluster id in $CLUSTER_DIR/net.env"
@@ -82,6 +83,7 @@ check_preempted() {
     || fail "$SWEEP: the requeued task differs from the unstopped one: $(cat "$TEST_TMPDIR/compare.txt")"
   grep -q "equal: 18 train rows and 3 eval rows are bitwise equal" "$TEST_TMPDIR/compare.txt" \
     || fail "$(cat "$TEST_TMPDIR/compare.txt")"
+  same_final_state "$SWEEP/runs/task_000" "$SWEEP/runs/task_001" "$SWEEP"
   /usr/bin/python3 "$CHECK" "$SWEEP/runs/task_001" 18 3 attempts=2 || fail "$SWEEP: requeued run dir"
   "$LAUNCHER" status "$SWEEP" >"$TEST_TMPDIR/status.txt" || fail "status $SWEEP"
   grep -q "task_001 .*FINISHED  *2 " "$TEST_TMPDIR/status.txt" \
@@ -92,30 +94,31 @@ check_preempted() {
 
 # cross_host_peers HOSTS: while a task over node1..nodeHOSTS runs, each host's finetune has TCP
 # connections to every other host's address (Gloo's pairs, the store clients of ranks > 0) and
-# none over loopback.
+# none over loopback. Polls each host until it has shown all its peers (a short run lives ~1 s).
 cross_host_peers() {
-  local hosts="$1" i j seen="" want=""
-  for ((i = 1; i <= hosts; i++)); do want+="$i"; done
-  for _ in $(seq 1 600); do
-    seen=""
+  local hosts="$1" i j all done_hosts=" "
+  rm -f ss*.txt
+  for _ in $(seq 1 1200); do
     for ((i = 1; i <= hosts; i++)); do
-      ip netns exec "cnx$ID-node$i" ss -Htnp state established >"ss$i.txt" 2>&1
+      [[ $done_hosts == *" $i "* ]] && continue
+      nsenter --net="/run/netns/cnx$ID-node$i" ss -Htnp state established >"ss$i.now" 2>&1
+      cat "ss$i.now" >>"ss$i.txt"
       # The peer column, IPv4-mapped IPv6 addresses ([::ffff:A]:P) written as A:P.
-      grep '"finetune"' "ss$i.txt" | awk '{ print $4 }' | sed 's/^\[::ffff:\(.*\)\]:/\1:/' >"peers$i.txt"
-      local all=1
+      grep '"finetune"' "ss$i.now" | awk '{ print $4 }' | sed 's/^\[::ffff:\(.*\)\]:/\1:/' >"peers$i.txt"
+      all=1
       for ((j = 1; j <= hosts; j++)); do
         ((i == j)) || grep -q "^$NET\.$j:" "peers$i.txt" || all=0
       done
-      ((all)) && seen+="$i"
+      ((all)) && done_hosts+="$i "
     done
-    [[ $seen == "$want" ]] && break
-    sleep 0.1
+    (($(wc -w <<<"$done_hosts") == hosts)) && break
+    sleep 0.05
   done
-  [[ $seen == "$want" ]] || fail "finetune's connections do not reach every other host from each of" \
-    "the $hosts hosts: $(cat ss*.txt)"
+  (($(wc -w <<<"$done_hosts") == hosts)) || fail "finetune's connections do not reach every other" \
+    "host from each of the $hosts hosts (those that did:$done_hosts): $(grep -h finetune ss*.txt | sort -u)"
   grep -h '"finetune"' ss*.txt | grep -q " 127\.\| \[::ffff:127\." && fail "a rank talks over loopback: $(cat ss*.txt)"
   for ((i = 1; i <= hosts; i++)); do
-    echo "cross-host: node$i -> $(sort -u "peers$i.txt" | sed 's/:.*//' | sort -u | tr '\n' ' ')"
+    echo "cross-host: node$i -> $(sed 's/:[0-9]*$//' "peers$i.txt" | sort -u | tr '\n' ' ')"
   done
 }
 

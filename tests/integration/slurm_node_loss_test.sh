@@ -22,6 +22,7 @@ if [[ $(id -u) != 0 ]]; then
   echo "SKIPPED: needs root to make network namespaces and run Slurm's daemons"
   exit 0
 fi
+DIGEST=$(realpath "$4")
 SLURM_TEST_NODES=2 SLURM_TEST_SLURMD_TIMEOUT=10 setup_slurm_test "$@"
 ID=$(sed -n 's/^ID=\([0-9]*\).*/\1/p' "$CLUSTER_DIR/net.env")
 now() { date +%s.%N; }
@@ -108,6 +109,7 @@ lose() {
   "$LAUNCHER" compare "$TEST_TMPDIR/ref" "$SWEEP/runs/task_000" >"$how.compare" \
     || fail "$how: the requeued run differs from the unstopped one: $(cat "$how.compare")"
   grep -q "equal: 18 train rows and 3 eval rows are bitwise equal" "$how.compare" || fail "$(cat "$how.compare")"
+  same_final_state "$TEST_TMPDIR/ref" "$SWEEP/runs/task_000" "$how of node$node"
   /usr/bin/python3 "$CHECK" "$SWEEP/runs/task_000" 18 3 attempts=2 || fail "$how: run dir"
 }
 

@@ -6,6 +6,7 @@
 #   SLURM_TEST_NODES=2 before setup_slurm_test: that many hosts (network namespaces);
 #   SLURM_TEST_SLURMD_TIMEOUT=S: a silent host is DOWN after S s (Slurm's default: 300).
 # Sets LAUNCHER, CLUSTER, CHECK and CLUSTER_DIR, defines fail(), and leaves the test in $TEST_TMPDIR.
+#   same_final_state REF_DIR RUN_DIR WHAT: needs DIGEST (//tests/checkpoint:tensor_digest).
 
 fail() { echo "FAIL: $*" >&2; exit 1; }
 
@@ -47,4 +48,17 @@ wait_for_job() {
     sleep 1
   done
   fail "job $job still queued after $seconds s: $(cat "$TEST_TMPDIR/queue.txt")"
+}
+
+# same_final_state REF_DIR RUN_DIR WHAT: the two runs' last epoch checkpoints hold bitwise equal
+# model, optimizer and generator tensors ($DIGEST: tests/checkpoint:tensor_digest).
+same_final_state() {
+  local ref="$1" run="$2" what="$3" last
+  last=$(cd "$ref" && ls checkpoint-*[0-9].pth | sort -t- -k2 -n | tail -n 1)
+  [[ -n $last ]] || fail "$what: no epoch checkpoint in $ref"
+  "$DIGEST" "$ref/$last" model. optimizer. rng. >"$TEST_TMPDIR/digest.ref" || fail "$what: digest of $ref/$last"
+  "$DIGEST" "$run/$last" model. optimizer. rng. >"$TEST_TMPDIR/digest.run" || fail "$what: digest of $run/$last"
+  (($(wc -l <"$TEST_TMPDIR/digest.run") > 100)) || fail "$what: $last holds too few tensors"
+  cmp -s "$TEST_TMPDIR/digest.ref" "$TEST_TMPDIR/digest.run" \
+    || fail "$what: $last differs from the unstopped run's: $(diff "$TEST_TMPDIR/digest.ref" "$TEST_TMPDIR/digest.run" | head -n 4)"
 }
