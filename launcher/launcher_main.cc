@@ -5,6 +5,7 @@
 //   launcher report [--sort=acc1|acc5|loss] [--format=text|csv|markdown] SWEEP_DIR
 //   launcher reproduce [--out_dir=DIR] [--binary=PATH] RUN_DIR
 //   launcher compare RUN_A RUN_B
+//   launcher log_without_timing LOG_TXT
 //   launcher help [COMMAND]        (or --help; `launcher COMMAND --help` for one command)
 //
 // The subcommands are rows of kCommands; flags are gflags, each subcommand accepting the ones
@@ -174,6 +175,13 @@ int Compare(const Invocation& in) {
   return 1;
 }
 
+int LogWithoutTiming(const Invocation& in) {
+  absl::StatusOr<std::string> text = l::LogWithoutTiming(Absolute(in.args[0], in.work_dir));
+  if (!text.ok()) return Fail(1, text.status().message());
+  std::fputs(text->c_str(), stdout);
+  return 0;
+}
+
 const std::vector<Command>& Commands() {
   static const std::vector<Command> kCommands = {
       {"sweep", "[flags] SWEEP.pbtxt", 1,
@@ -206,6 +214,11 @@ const std::vector<Command>& Commands() {
       {"compare", "RUN_A RUN_B", 2,
        "compare two run dirs' metrics.h5 as reproduce does; exit 1 when they differ",
        "E.g. a run that was preempted and requeued against one that was not.\n", {}, Compare},
+      {"log_without_timing", "LOG_TXT", 1,
+       "print a run's log.txt without its timing keys, for diffing two runs' logs",
+       "The timing keys are those the tasks' declared records mark timing (e.g.\n"
+       "train_images_per_second); the same rule compare and reproduce use.\n",
+       {}, LogWithoutTiming},
   };
   return kCommands;
 }
@@ -248,7 +261,7 @@ std::string Usage() {
       "launcher: Slurm job arrays from protobuf sweeps (see docs/slurm.md).\n\n"
       "usage: launcher COMMAND [flags] ARGS...    launcher help [COMMAND]\n\ncommands:\n";
   for (const Command& c : Commands()) {
-    absl::StrAppendFormat(&out, "  %-10s %s\n", c.name, c.summary);
+    absl::StrAppendFormat(&out, "  %-19s %s\n", c.name, c.summary);
   }
   absl::StrAppend(&out, "\n");
   for (const Command& c : Commands()) absl::StrAppend(&out, CommandHelp(c), "\n");

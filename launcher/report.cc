@@ -9,7 +9,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
-#include "convnextv2/metrics/manifest.h"
+#include "convnextv2/record/manifest.h"
 #include "convnextv2/util/progress.h"
 
 namespace convnextv2::launcher {
@@ -51,25 +51,26 @@ std::vector<TaskSummary> SummarizeTasks(const SweepManifest& manifest, bool show
     TaskSummary s;
     s.task = t;
     s.state = "-";
-    if (auto run = metrics::ReadManifest(t.run_dir() + "/manifest.pbtxt"); run.ok()) {
+    if (auto run = record::ReadManifest(t.run_dir() + "/manifest.pbtxt"); run.ok()) {
       s.state = RunManifest::State_Name(run->state());
     }
     if (std::filesystem::exists(t.run_dir() + "/metrics.h5")) {
-      if (auto log = metrics::ReadMetricsLog(t.run_dir() + "/metrics.h5"); log.ok()) {
+      if (auto log = record::ReadMetricsLog(t.run_dir() + "/metrics.h5"); log.ok()) {
         s.log = std::move(*log);
       } else {
         s.state = "unreadable metrics.h5";
       }
     }
-    for (const metrics::EvalRow& e : s.log.eval) {
-      Update(e.acc1, true, &s.best_acc1);
-      Update(e.acc5, true, &s.best_acc5);
-      Update(e.loss, false, &s.best_loss);
+    const record::Table& eval = s.log.eval;
+    for (size_t i = 0; i < eval.rows(); ++i) {
+      Update(eval.Value("acc1", i), true, &s.best_acc1);
+      Update(eval.Value("acc5", i), true, &s.best_acc5);
+      Update(eval.Value("loss", i), false, &s.best_loss);
     }
-    if (!s.log.eval.empty()) {
-      s.final_acc1 = s.log.eval.back().acc1;
-      s.final_acc5 = s.log.eval.back().acc5;
-      s.final_loss = s.log.eval.back().loss;
+    if (!eval.empty()) {
+      s.final_acc1 = eval.Value("acc1", eval.rows() - 1);
+      s.final_acc5 = eval.Value("acc5", eval.rows() - 1);
+      s.final_loss = eval.Value("loss", eval.rows() - 1);
     }
     out.push_back(std::move(s));
     if (progress) progress->Update(static_cast<int64_t>(out.size()));
@@ -114,7 +115,7 @@ ReportRows TableRows(const SweepManifest& manifest, const std::vector<TaskSummar
     std::vector<std::string> row = {s.task.name()};
     for (const std::string& f : fields) row.push_back(AssignedValue(s.task, f));
     row.push_back(s.state);
-    row.push_back(absl::StrCat(s.log.eval.size()));
+    row.push_back(absl::StrCat(s.log.eval.rows()));
     for (double v : {s.final_acc1, s.best_acc1, s.final_acc5, s.best_acc5, s.final_loss,
                      s.best_loss}) {
       row.push_back(Number(v));

@@ -14,7 +14,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
-#include "convnextv2/metrics/metrics_log.h"
+#include "convnextv2/record/metrics_log.h"
 #include "launcher/sweep.pb.h"
 
 namespace convnextv2::launcher {
@@ -22,11 +22,11 @@ namespace convnextv2::launcher {
 struct TaskSummary {
   SweepTask task;
   std::string state;  // the run manifest's state, or "-" when the run has not started
-  metrics::MetricsLog log;
+  record::MetricsLog log;
   // Final (last evaluation) and best values; NaN without evaluations.
-  double final_acc1 = metrics::kMissing, best_acc1 = metrics::kMissing;
-  double final_acc5 = metrics::kMissing, best_acc5 = metrics::kMissing;
-  double final_loss = metrics::kMissing, best_loss = metrics::kMissing;  // eval loss; best = min
+  double final_acc1 = record::kMissing, best_acc1 = record::kMissing;
+  double final_acc5 = record::kMissing, best_acc5 = record::kMissing;
+  double final_loss = record::kMissing, best_loss = record::kMissing;  // eval loss; best = min
 };
 
 enum class TableFormat { kText, kCsv, kMarkdown };

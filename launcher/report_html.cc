@@ -7,34 +7,11 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "convnextv2/record/task_records.h"
 #include "launcher/report_svg.h"
 
 namespace convnextv2::launcher {
 namespace {
-
-// One chart of the page: a column of metrics.h5's train rows (by step) or eval rows (by epoch).
-struct ChartedColumn {
-  const char* title;
-  const char* x_label;
-  const char* y_label;
-  bool eval, higher_is_better;
-  double metrics::EvalRow::*eval_field;
-  double metrics::TrainRow::*train_field;
-  bool star = true;  // the best task's best point (none for the learning rate)
-};
-
-// Which columns the page charts, in order.
-std::vector<ChartedColumn> ChartedColumns() {
-  return {
-      {"train loss", "step (optimizer steps)", "loss", false, false, nullptr,
-       &metrics::TrainRow::loss},
-      {"eval acc@1", "epoch", "acc@1 (%)", true, true, &metrics::EvalRow::acc1, nullptr},
-      {"eval acc@5", "epoch", "acc@5 (%)", true, true, &metrics::EvalRow::acc5, nullptr},
-      {"eval loss", "epoch", "loss", true, false, &metrics::EvalRow::loss, nullptr},
-      {"learning rate", "step (optimizer steps)", "lr", false, true, nullptr,
-       &metrics::TrainRow::lr, /*star=*/false},
-  };
-}
 
 std::string Number(double v) { return std::isnan(v) ? "" : absl::StrFormat("%.4f", v); }
 
@@ -120,48 +97,45 @@ std::string Legend(const std::vector<TaskSummary>& tasks, const TaskSummary* bes
   return html + "</div>\n";
 }
 
-// One series per task of column `c`; `*any` says whether any of them has a value.
-std::vector<Series> ColumnSeries(const ChartedColumn& c, const std::vector<TaskSummary>& tasks,
-                                 const TaskSummary* best, bool* any) {
+// One series per task of the declared column `c`; `*any` says whether any has a value. /train
+// is plotted against `step`, the global micro-batch index, /eval against the epoch.
+std::vector<Series> ColumnSeries(const record::ChartedColumn& c,
+                                 const std::vector<TaskSummary>& tasks, const TaskSummary* best,
+                                 bool* any) {
+  const bool eval = c.group == record::Group::kEval;
   std::vector<Series> series;
   for (const TaskSummary& s : tasks) {
     Series curve;
     curve.label = s.task.name();
     curve.color = ColorOf(s);
-    curve.best = &s == best && c.star;
-    if (c.eval) {
-      for (const metrics::EvalRow& e : s.log.eval) {
-        curve.x.push_back(e.epoch);
-        curve.y.push_back(e.*c.eval_field);
-        *any |= !std::isnan(e.*c.eval_field);
-      }
-    } else {
-      for (const metrics::TrainRow& r : s.log.train) {
-        curve.x.push_back(r.step);
-        curve.y.push_back(r.*c.train_field);
-        *any |= !std::isnan(r.*c.train_field);
-      }
-      Thin(600, &curve.x, &curve.y);
+    curve.best = &s == best && c.chart.best != record::Chart::kNoBest;
+    const record::Table& t = s.log.group(c.group);
+    for (size_t i = 0; i < t.rows(); ++i) {
+      curve.x.push_back(eval ? t.Epoch(i) : t.Step(i));
+      curve.y.push_back(t.Value(c.name, i));
+      *any |= !std::isnan(curve.y.back());
     }
+    if (!eval) Thin(600, &curve.x, &curve.y);
     series.push_back(std::move(curve));
   }
   return series;
 }
 
-// One chart per charted column that has values, every task overlaid.
+// One chart per declared chart (record::ChartedColumns) that has values, every task overlaid.
 std::string Charts(const std::vector<TaskSummary>& tasks, const TaskSummary* best) {
   std::string html = "<div class=\"charts\">\n";
-  for (const ChartedColumn& c : ChartedColumns()) {
+  for (const record::ChartedColumn& c : record::ChartedColumns()) {
     bool any = false;
     const std::vector<Series> series = ColumnSeries(c, tasks, best, &any);
     if (!any) continue;
     ChartOptions o;
-    o.title = c.title;
-    o.x_label = c.x_label;
-    o.y_label = c.y_label;
-    o.points = c.eval;
+    o.title = c.chart.title;
+    o.x_label = c.group == record::Group::kEval ? "epoch" : "step (micro-batches)";
+    o.y_label = c.chart.y_label;
+    o.points = c.group == record::Group::kEval;
     o.integer_x = true;
-    o.higher_is_better = c.higher_is_better;
+    // The best task's star marks its best point; a chart without a best (lr) has none.
+    o.higher_is_better = c.chart.best != record::Chart::kLower;
     absl::StrAppend(&html, SvgChart(series, o), "\n");
   }
   return html + "</div>\n";

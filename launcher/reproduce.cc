@@ -13,7 +13,9 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_format.h"
 #include "convnextv2/config/config.h"
-#include "convnextv2/metrics/manifest.h"
+#include "convnextv2/record/log_txt.h"
+#include "convnextv2/record/manifest.h"
+#include "convnextv2/record/task_records.h"
 #include "convnextv2/util/files.h"
 #include "convnextv2/util/shell.h"
 #include "convnextv2/util/status_macros.h"
@@ -24,26 +26,36 @@ namespace {
 
 bool SameBits(double a, double b) { return std::memcmp(&a, &b, sizeof(double)) == 0; }
 
-bool IsTiming(const std::string& column) {
-  return column == "images_per_second" || column == "wall_time";
-}
-
-template <typename Row>
-void CompareRows(const char* group, const std::vector<Row>& a, const std::vector<Row>& b,
-                 const std::vector<std::string>& columns,
-                 double (*value)(const Row&, const std::string&), int max_differences,
-                 std::vector<std::string>* out) {
-  if (a.size() != b.size()) {
-    out->push_back(absl::StrFormat("%s: %d rows != %d rows", group, a.size(), b.size()));
+// A column of one table that the other lacks is named once ("column only in A"), not compared
+// against NaN; timing columns (record::IsTimingColumn: the declarations') are skipped.
+void CompareTables(record::Group group, const record::Table& a, const record::Table& b,
+                   int max_differences, std::vector<std::string>* out) {
+  const char* name = record::GroupName(group);
+  if (a.rows() != b.rows()) {
+    out->push_back(absl::StrFormat("%s: %d rows != %d rows", name, a.rows(), b.rows()));
   }
-  for (size_t i = 0; i < std::min(a.size(), b.size()); ++i) {
-    for (const std::string& c : columns) {
-      if (IsTiming(c)) continue;
-      const double x = value(a[i], c), y = value(b[i], c);
+  std::vector<std::pair<const record::Column*, const record::Column*>> both;
+  for (const record::Column& c : a.columns()) {
+    if (record::IsTimingColumn(group, c.name)) continue;
+    const record::Column* other = b.Find(c.name);
+    if (other == nullptr) {
+      out->push_back(absl::StrFormat("%s column %s only in A", name, c.name));
+    } else {
+      both.emplace_back(&c, other);
+    }
+  }
+  for (const record::Column& c : b.columns()) {
+    if (!record::IsTimingColumn(group, c.name) && a.Find(c.name) == nullptr) {
+      out->push_back(absl::StrFormat("%s column %s only in B", name, c.name));
+    }
+  }
+  for (size_t i = 0; i < std::min(a.rows(), b.rows()); ++i) {
+    for (const auto& [ca, cb] : both) {
+      const double x = ca->Get(i), y = cb->Get(i);
       if (SameBits(x, y) || (std::isnan(x) && std::isnan(y))) continue;
       if (static_cast<int>(out->size()) >= max_differences) return;
-      out->push_back(absl::StrFormat("%s row %d (step %d): %s %.17g != %.17g", group, i,
-                                     a[i].step, c, x, y));
+      out->push_back(absl::StrFormat("%s row %d (step %d): %s %.17g != %.17g", name, i,
+                                     a.Step(i), ca->name, x, y));
     }
   }
 }
@@ -109,19 +121,17 @@ int RunWatchingLog(const std::string& command, const std::string& log_path, int 
   return rc;
 }
 
-std::vector<std::string> CompareLogs(const metrics::MetricsLog& a, const metrics::MetricsLog& b,
+std::vector<std::string> CompareLogs(const record::MetricsLog& a, const record::MetricsLog& b,
                                      int max_differences) {
   std::vector<std::string> differences;
-  CompareRows("train", a.train, b.train, metrics::TrainColumns(), &metrics::TrainValue,
-              max_differences, &differences);
-  CompareRows("eval", a.eval, b.eval, metrics::EvalColumns(), &metrics::EvalValue,
-              max_differences, &differences);
+  CompareTables(record::Group::kTrain, a.train, b.train, max_differences, &differences);
+  CompareTables(record::Group::kEval, a.eval, b.eval, max_differences, &differences);
   return differences;
 }
 
 absl::StatusOr<ReproduceResult> Reproduce(const ReproduceOptions& options) {
   absl::StatusOr<RunManifest> manifest =
-      metrics::ReadManifest(options.run_dir + "/manifest.pbtxt");
+      record::ReadManifest(options.run_dir + "/manifest.pbtxt");
   CONVNEXTV2_RETURN_IF_ERROR(manifest);
   if (manifest->state() != RunManifest::FINISHED) {
     return absl::FailedPreconditionError(
@@ -129,8 +139,8 @@ absl::StatusOr<ReproduceResult> Reproduce(const ReproduceOptions& options) {
                      RunManifest::State_Name(manifest->state()), "): nothing to compare with"));
   }
   // Fail before the rerun when the original log cannot be read.
-  if (absl::StatusOr<metrics::MetricsLog> original =
-          metrics::ReadMetricsLog(options.run_dir + "/metrics.h5");
+  if (absl::StatusOr<record::MetricsLog> original =
+          record::ReadMetricsLog(options.run_dir + "/metrics.h5");
       !original.ok()) {
     return original.status();
   }
@@ -169,16 +179,23 @@ absl::StatusOr<ReproduceResult> Reproduce(const ReproduceOptions& options) {
 }
 
 absl::StatusOr<ReproduceResult> CompareRuns(const std::string& run_a, const std::string& run_b) {
-  absl::StatusOr<metrics::MetricsLog> a = metrics::ReadMetricsLog(run_a + "/metrics.h5");
+  absl::StatusOr<record::MetricsLog> a = record::ReadMetricsLog(run_a + "/metrics.h5");
   CONVNEXTV2_RETURN_IF_ERROR(a);
-  absl::StatusOr<metrics::MetricsLog> b = metrics::ReadMetricsLog(run_b + "/metrics.h5");
+  absl::StatusOr<record::MetricsLog> b = record::ReadMetricsLog(run_b + "/metrics.h5");
   CONVNEXTV2_RETURN_IF_ERROR(b);
   ReproduceResult result;
   result.out_dir = run_b;
-  result.train_rows = a->train.size();
-  result.eval_rows = a->eval.size();
+  result.train_rows = a->train.rows();
+  result.eval_rows = a->eval.rows();
   result.differences = CompareLogs(*a, *b);
   return result;
+}
+
+absl::StatusOr<std::string> LogWithoutTiming(const std::string& path) {
+  CONVNEXTV2_ASSIGN_OR_RETURN(const std::string text, util::ReadFile(path));
+  absl::StatusOr<std::string> out = record::WithoutKeys(text, record::TimingLogKeys());
+  if (!out.ok()) return absl::InvalidArgumentError(absl::StrCat(path, ": ", out.status().message()));
+  return out;
 }
 
 }  // namespace convnextv2::launcher

@@ -5,8 +5,9 @@
 //   if (r.ok() && r->differences.empty()) ...   // bitwise equal (expected on CPU)
 //
 // The config comes from RUN_DIR/manifest.pbtxt (the resolved config the run used); only its
-// output_dir changes (default RUN_DIR.reproduced). Timing columns (images_per_second,
-// wall_time) are not compared; every other value must be bitwise equal.
+// output_dir changes (default RUN_DIR.reproduced). Timing columns (those the tasks' declarations
+// mark timing: e.g. images_per_second, wall_time) are not compared; every other value must
+// be bitwise equal, and a column only one log has is a difference ("train column x only in A").
 #ifndef CONVNEXTV2_LAUNCHER_REPRODUCE_H_
 #define CONVNEXTV2_LAUNCHER_REPRODUCE_H_
 
@@ -14,7 +15,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "convnextv2/metrics/metrics_log.h"
+#include "convnextv2/record/metrics_log.h"
 #include "convnextv2/util/progress.h"
 
 namespace convnextv2::launcher {
@@ -47,9 +48,14 @@ int RunWatchingLog(const std::string& command, const std::string& log_path, int 
 absl::StatusOr<ReproduceResult> CompareRuns(const std::string& run_a, const std::string& run_b);
 
 // Row-by-row comparison of two logs, timing columns excluded; NaN equals NaN. Returns up to
-// `max_differences` descriptions ("train row 3 (step 3): loss 0.5 != 0.50000000000000011").
-std::vector<std::string> CompareLogs(const metrics::MetricsLog& a, const metrics::MetricsLog& b,
+// `max_differences` descriptions ("train row 3 (step 3): loss 0.5 != 0.50000000000000011",
+// "train column optimizer_step only in B").
+std::vector<std::string> CompareLogs(const record::MetricsLog& a, const record::MetricsLog& b,
                                      int max_differences = 10);
+
+// The log.txt at `path` without the keys of timing columns (record::TimingLogKeys), one JSON
+// object per line: what two runs' logs are compared by (`launcher log_without_timing`).
+absl::StatusOr<std::string> LogWithoutTiming(const std::string& path);
 
 }  // namespace convnextv2::launcher
 

@@ -9,8 +9,8 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
-#include "convnextv2/metrics/manifest.h"
-#include "convnextv2/metrics/metrics_log.h"
+#include "convnextv2/record/manifest.h"
+#include "convnextv2/record/metrics_log.h"
 #include "convnextv2/util/shell.h"
 #include "convnextv2/util/status_macros.h"
 #include "convnextv2/util/progress.h"
@@ -58,20 +58,22 @@ absl::StatusOr<std::string> StatusTable(const std::string& sweep_dir, bool show_
   for (const SweepTask& t : manifest->tasks()) {
     auto q = queue.find(t.index());
     std::string run_state = "-", attempts = "-", epochs = "-";
-    double loss = metrics::kMissing, acc1 = metrics::kMissing, best = metrics::kMissing;
-    if (absl::StatusOr<RunManifest> run = metrics::ReadManifest(t.run_dir() + "/manifest.pbtxt");
+    double loss = record::kMissing, acc1 = record::kMissing, best = record::kMissing;
+    if (absl::StatusOr<RunManifest> run = record::ReadManifest(t.run_dir() + "/manifest.pbtxt");
         run.ok()) {
       run_state = RunManifest::State_Name(run->state());
       attempts = absl::StrCat(run->attempts());
     }
     if (std::filesystem::exists(t.run_dir() + "/metrics.h5")) {
-      absl::StatusOr<metrics::MetricsLog> log = metrics::ReadMetricsLog(t.run_dir() + "/metrics.h5");
+      absl::StatusOr<record::MetricsLog> log = record::ReadMetricsLog(t.run_dir() + "/metrics.h5");
       if (log.ok()) {
-        epochs = absl::StrCat(log->eval.size());
-        if (!log->train.empty()) loss = log->train.back().loss;
-        if (!log->eval.empty()) acc1 = log->eval.back().acc1;
-        for (const metrics::EvalRow& e : log->eval) {
-          if (std::isnan(best) || e.acc1 > best) best = e.acc1;
+        const size_t n = log->eval.rows();
+        epochs = absl::StrCat(n);
+        if (!log->train.empty()) loss = log->train.Value("loss", log->train.rows() - 1);
+        if (n > 0) acc1 = log->eval.Value("acc1", n - 1);
+        for (size_t i = 0; i < n; ++i) {
+          const double a = log->eval.Value("acc1", i);
+          if (std::isnan(best) || a > best) best = a;
         }
       } else {
         run_state = "unreadable metrics.h5";

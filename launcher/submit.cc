@@ -13,7 +13,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "convnextv2/config/config.h"
-#include "convnextv2/metrics/run_info.h"
+#include "convnextv2/record/run_info.h"
 #include "convnextv2/util/files.h"
 #include "convnextv2/util/shell.h"
 #include "convnextv2/util/status_macros.h"
@@ -160,7 +160,7 @@ absl::StatusOr<std::string> TaskBinary(const SweepConfig& sweep, const SweepOpti
 // What the sweep manifest records before the tasks: the sweep, the launcher's command line,
 // where and from which commit it ran, the copied binary and its hash.
 SweepManifest NewManifest(const SweepConfig& sweep, const SweepOptions& options,
-                          const metrics::RunInfo& info, const std::string& binary,
+                          const record::RunInfo& info, const std::string& binary,
                           const std::string& copied, const std::string& binary_bytes) {
   SweepManifest manifest;
   *manifest.mutable_sweep() = sweep;
@@ -171,7 +171,7 @@ SweepManifest NewManifest(const SweepConfig& sweep, const SweepOptions& options,
   manifest.set_git_dirty(info.git_dirty);
   manifest.set_host(info.host);
   manifest.set_binary(copied);
-  manifest.set_binary_sha256(metrics::Sha256Hex(binary_bytes));
+  manifest.set_binary_sha256(record::Sha256Hex(binary_bytes));
   manifest.set_binary_source(binary);
   manifest.set_dry_run(options.dry_run);
   return manifest;
@@ -220,7 +220,7 @@ absl::Status SubmitArrays(const SweepConfig& sweep, const std::string& script_pa
     result->job_ids.push_back(*id);
     manifest->add_job_ids(*id);
   }
-  manifest->set_submitted_time(metrics::NowUtc());
+  manifest->set_submitted_time(record::NowUtc());
   return WriteSweepManifest(result->sweep_dir, *manifest);
 }
 
@@ -262,7 +262,7 @@ absl::StatusOr<SweepResult> RunSweep(const SweepOptions& options) {
   CONVNEXTV2_RETURN_IF_ERROR(CopyExecutable(*binary, copied));
   absl::StatusOr<std::string> binary_bytes = util::ReadFile(copied);
   CONVNEXTV2_RETURN_IF_ERROR(binary_bytes);
-  const metrics::RunInfo info = metrics::CollectRunInfo();
+  const record::RunInfo info = record::CollectRunInfo();
   SweepManifest manifest = NewManifest(*sweep, options, info, *binary, copied, *binary_bytes);
   CONVNEXTV2_RETURN_IF_ERROR(WriteTasks(*sweep, *points, result.sweep_dir, &manifest));
   // The git commit the tasks record is read from the checkout the launcher ran in.

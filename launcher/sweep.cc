@@ -10,7 +10,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/strip.h"
-#include "convnextv2/metrics/time_limit.h"
+#include "convnextv2/dist/time_limit.h"
 #include "convnextv2/util/files.h"
 #include "convnextv2/util/shell.h"
 #include "convnextv2/util/signals.h"
@@ -90,7 +90,7 @@ std::vector<std::string> CheckSweep(const SweepConfig& s) {
                                   "' is not a signal name (TERM, USR2, HUP, INT, ...)"));
   }
   if (sl.has_time()) {
-    absl::StatusOr<std::optional<int64_t>> limit = metrics::ParseSlurmTime(sl.time());
+    absl::StatusOr<std::optional<int64_t>> limit = dist::ParseSlurmTime(sl.time());
     if (!limit.ok()) {
       errors.push_back(absl::StrCat("slurm.time: ", limit.status().message()));
     } else if (limit->has_value() && **limit <= sl.signal_lead_seconds()) {

@@ -4,7 +4,8 @@
 //
 //   absl::StatusOr<FinetuneResult> r = RunFinetune(config, {.command_line = "..."});
 //
-// Records output_dir/manifest.pbtxt and output_dir/metrics.h5 (see run_record.h).
+// Records output_dir/manifest.pbtxt and output_dir/metrics.h5 (see record/run_record.h; its
+// columns: record::MakeFinetuneRecord in record/task_records.h).
 // Flow: device and threads -> datasets and loaders -> model from the registry -> parameter
 // groups and optimizer -> epochs of training (per-iteration lr schedule) and evaluation ->
 // per-epoch log rows. Writes nothing when output_dir is empty; otherwise output_dir/config.pbtxt
@@ -18,17 +19,11 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "convnextv2/apps/evaluate.h"
 #include "convnextv2/proto/experiment.pb.h"
 #include "convnextv2/run/run_options.h"
 
 namespace convnextv2::apps {
-
-struct EvalStats {
-  double acc1 = 0;  // percent
-  double acc5 = 0;  // percent
-  double loss = 0;
-  int64_t samples = 0;
-};
 
 struct EpochStats {
   int epoch = 0;

@@ -17,6 +17,7 @@
 #include "convnextv2/models/fcmae.h"
 #include "convnextv2/models/fcmae_build.h"
 #include "convnextv2/optim/param_groups.h"
+#include "convnextv2/record/task_records.h"
 #include "convnextv2/run/loop.h"
 #include "convnextv2/run/run_checkpoints.h"
 #include "convnextv2/run/runtime.h"
@@ -30,13 +31,6 @@ namespace {
 double SecondsSince(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
-
-std::string EpochJson(const PretrainEpochStats& e, int64_t n_parameters) {
-  return absl::StrFormat(
-      "{\"train_lr\": %.10g, \"train_loss\": %.10g, \"epoch\": %d, \"n_parameters\": %d}",
-      e.train_lr, e.train_loss, e.epoch, n_parameters);
-}
-
 
 }  // namespace
 
@@ -73,31 +67,18 @@ class PretrainTask : public run::TrainingTask {
   }
   absl::Status OpenOutputs(const std::string& out_dir) override;
 
-  void DeclareMeters(run::LoopMeters* meters) const override {
-    meters->Declare("lr", /*reduce=*/false);
-  }
+  // As engine_pretrain.py's MetricLogger and log_writer (record::MakePretrainRecord).
+  const record::TaskRecord& task_record() const override { return record_; }
   absl::StatusOr<at::Tensor> Loss(const data::Batch& batch, int epoch, int64_t step,
                                   train::TrainingRecipe& recipe) override;
-  void FinishStep(const run::StepInfo& step, run::LoopMeters* meters,
-                  metrics::TrainRow* row) override {
-    (*meters)["lr"].Add(step.lr);
-  }
   absl::Status AfterStep(int epoch, int64_t global_step) override;
   int64_t ScalarStep(int epoch, int64_t step, int64_t steps_per_epoch) const override;
-  absl::StatusOr<std::vector<std::pair<std::string, double>>> StepScalars(
-      const run::StepInfo& step, const metrics::TrainRow& row) override;
-  std::string ProgressFields(const run::StepInfo& step, const run::LoopMeters& meters,
-                             const metrics::TrainRow& row) const override {
-    return absl::StrFormat("loss: %.4f (%.4f)", meters.at("loss").recent(),
-                           meters.at("loss").mean());
-  }
-  int images_per_second_decimals() const override { return 1; }
   std::string NonFiniteAdvice() const override {
     return "Lower the learning rate (blr/lr) or check the data.";
   }
 
   void SummarizeEpoch(const run::EpochInfo& epoch, const run::LoopMeters& meters) override;
-  absl::StatusOr<std::string> EndEpoch(const run::EpochInfo& epoch) override;
+  absl::Status EndEpoch(const run::EpochInfo& epoch) override;
 
  private:
   absl::Status Draw(const std::string& name);
@@ -113,6 +94,7 @@ class PretrainTask : public run::TrainingTask {
   std::string out_dir_;
   std::optional<ReconstructionWriter> pictures_;
   PretrainEpochStats stats_;  // of the current epoch
+  record::TaskRecord record_ = record::MakePretrainRecord();
 };
 
 absl::Status PretrainTask::Build(const ExperimentConfig& config, const run::Runtime& runtime) {
@@ -208,35 +190,18 @@ int64_t PretrainTask::ScalarStep(int epoch, int64_t step, int64_t steps_per_epoc
       (static_cast<double>(step) / static_cast<double>(steps_per_epoch) + epoch) * 1000);
 }
 
-// engine_pretrain.py's log_writer, once per optimizer step (the group's last micro-batch): its
-// loss averaged over the ranks (all_reduce_mean) and the lr.
-absl::StatusOr<std::vector<std::pair<std::string, double>>> PretrainTask::StepScalars(
-    const run::StepInfo& step, const metrics::TrainRow& row) {
-  std::vector<std::pair<std::string, double>> values;
-  if (!step.result.boundary) return values;
-  double loss = step.loss;
-  if (runtime_->comm != nullptr) {
-    std::vector<at::Tensor> sum{at::tensor({loss}, at::kDouble)};
-    CONVNEXTV2_RETURN_IF_ERROR(runtime_->comm->AllReduceSum(sum));
-    loss = sum[0].item<double>() / runtime_->world_size;
-  }
-  values.emplace_back("loss/train_loss", loss);
-  values.emplace_back("opt/lr", step.lr);
-  return values;
-}
-
 void PretrainTask::SummarizeEpoch(const run::EpochInfo& epoch, const run::LoopMeters& meters) {
   stats_ = PretrainEpochStats();
   stats_.epoch = epoch.epoch;
-  stats_.train_loss = meters.at("loss").mean();
-  stats_.train_lr = meters.at("lr").mean();
+  stats_.train_loss = meters.at(record_.loop.loss).mean();
+  stats_.train_lr = meters.at(record_.loop.lr).mean();
   stats_.images_per_second = epoch.images_per_second;
   LOG(INFO) << absl::StrFormat("Epoch %d done in %s: loss %.4f, %.1f img/s", epoch.epoch,
                                train::FormatDuration(epoch.seconds), stats_.train_loss,
                                stats_.images_per_second);
 }
 
-absl::StatusOr<std::string> PretrainTask::EndEpoch(const run::EpochInfo& epoch) {
+absl::Status PretrainTask::EndEpoch(const run::EpochInfo& epoch) {
   const auto& k = config_->checkpoint();
   const int epochs = config_->train().epochs();
   if (!out_dir_.empty()) {
@@ -247,7 +212,7 @@ absl::StatusOr<std::string> PretrainTask::EndEpoch(const run::EpochInfo& epoch) 
     }
   }
   result_.epochs.push_back(stats_);
-  return EpochJson(stats_, epoch.n_parameters);
+  return absl::OkStatus();
 }
 
 }  // namespace

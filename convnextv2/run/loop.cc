@@ -13,9 +13,9 @@
 #include "convnextv2/checkpoint/file.h"
 #include "convnextv2/checkpoint/state.h"
 #include "convnextv2/config/config.h"
-#include "convnextv2/metrics/time_limit.h"
+#include "convnextv2/dist/time_limit.h"
 #include "convnextv2/run/preemption.h"
-#include "convnextv2/run/run_record.h"
+#include "convnextv2/record/run_record.h"
 #include "convnextv2/run/step_boundary.h"
 #include "convnextv2/tensorboard/event_writer.h"
 #include "convnextv2/train/data_parallel.h"
@@ -26,49 +26,6 @@
 #include "convnextv2/util/status_macros.h"
 
 namespace convnextv2::run {
-
-void LoopMeters::Declare(const std::string& name, bool reduce) {
-  entries_.push_back({name, train::MeanMeter(), reduce});
-}
-
-train::MeanMeter& LoopMeters::operator[](const std::string& name) {
-  return const_cast<train::MeanMeter&>(static_cast<const LoopMeters&>(*this).at(name));
-}
-
-const train::MeanMeter& LoopMeters::at(const std::string& name) const {
-  auto it = std::find_if(entries_.begin(), entries_.end(),
-                         [&name](const Entry& e) { return e.name == name; });
-  CHECK(it != entries_.end()) << "no meter '" << name << "' was declared";
-  return it->meter;
-}
-
-std::map<std::string, double> LoopMeters::Sums() const {
-  std::map<std::string, double> sums;
-  for (const Entry& e : entries_) {
-    sums[absl::StrCat("train.", e.name, "_sum")] = e.meter.sum();
-    sums[absl::StrCat("train.", e.name, "_count")] = e.meter.count();
-  }
-  return sums;
-}
-
-void LoopMeters::Restore(const std::map<std::string, double>& scalars) {
-  auto get = [&scalars](const std::string& key) {
-    auto it = scalars.find(key);
-    return it == scalars.end() ? 0.0 : it->second;
-  };
-  for (Entry& e : entries_) {
-    e.meter.Restore(get(absl::StrCat("train.", e.name, "_sum")),
-                    get(absl::StrCat("train.", e.name, "_count")));
-  }
-}
-
-std::vector<train::MeanMeter*> LoopMeters::Reduced() {
-  std::vector<train::MeanMeter*> out;
-  for (Entry& e : entries_) {
-    if (e.reduce) out.push_back(&e.meter);
-  }
-  return out;
-}
 
 namespace {
 
@@ -110,7 +67,7 @@ void AddRecipeState(train::TrainingRecipe& recipe, std::shared_ptr<torch::nn::Mo
 class Loop {
  public:
   Loop(const ExperimentConfig& config, const RunOptions& options, TrainingTask& task,
-       RunRecord* record)
+       record::RunRecord* record)
       : config_(config), options_(options), task_(task), record_(record) {}
 
   absl::StatusOr<LoopResult> Run();
@@ -124,16 +81,18 @@ class Loop {
   // One epoch from state_.next_step; false when the run stopped at a step boundary.
   absl::StatusOr<bool> TrainEpoch(int epoch);
   absl::Status Step(int epoch, int64_t it, data::BatchIterator& batches, LoopMeters& meters,
-                    train::MeanMeter& step_time, metrics::TrainRow* row);
+                    train::MeanMeter& step_time);
+  void FillRow(const StepInfo& step, record::TrainRow* row) const;  // the loop's columns
   absl::Status EndEpoch(int epoch, int64_t first_step, Clock::time_point start,
                         LoopMeters& meters);
   void LogProgress(const StepInfo& step, const LoopMeters& meters,
-                   const train::MeanMeter& step_time, const metrics::TrainRow& row) const;
+                   const train::MeanMeter& step_time, const record::TrainRow& row) const;
+  const record::TaskRecord& rec() const { return task_.task_record(); }
 
   // ---- records: the hook points of logging ----
-  absl::Status RecordStep(const StepInfo& step, const metrics::TrainRow& row);
-  absl::Status RecordEpoch(int epoch, const std::optional<metrics::EvalRow>& eval,
-                           const std::string& log_row);
+  absl::Status RecordStep(const StepInfo& step, const record::TrainRow& row);
+  absl::Status RecordEpoch(const EpochInfo& info, const LoopMeters& meters,
+                           std::optional<record::EvalRow> eval);
   absl::Status FlushRecords();
 
   double ImagesPerSecond(double seconds) const {
@@ -143,7 +102,7 @@ class Loop {
   ExperimentConfig config_;  // lr resolved by the recipe
   const RunOptions& options_;
   TrainingTask& task_;
-  RunRecord* record_;
+  record::RunRecord* record_;
   Clock::time_point start_ = Clock::now();
   Runtime runtime_;
   std::shared_ptr<torch::nn::Module> model_;
@@ -217,7 +176,9 @@ absl::Status Loop::OpenOutputs() {
   }
   if (!options_.command_line.empty()) LOG(INFO) << "command line: " << options_.command_line;
   record_->SetClassNames(task_.class_names());
-  if (runtime_.writer()) CONVNEXTV2_RETURN_IF_ERROR(StartLogs(config_, state_, record_));
+  if (runtime_.writer()) {
+    CONVNEXTV2_RETURN_IF_ERROR(StartLogs(config_, state_, rec().declaration, record_));
+  }
   return OpenTensorBoard();
 }
 
@@ -251,7 +212,7 @@ absl::Status Loop::TrainEpochs() {
   const auto& k = config_.checkpoint();
   CONVNEXTV2_ASSIGN_OR_RETURN(const int preempt_signal, util::ParseSignalName(k.preempt_signal()));
   preemption_ = std::make_unique<PreemptionWatch>(
-      preempt_signal, metrics::TimeLimit::FromSlurm(k.preempt_lead_seconds()));
+      preempt_signal, dist::TimeLimit::FromSlurm(k.preempt_lead_seconds()));
   boundaries_ = std::make_unique<StepBoundaries>(*ckpts_, *preemption_, runtime_.comm.get(),
                                                  options_.stop_epoch, options_.stop_step);
   for (int epoch = state_.next_epoch; epoch < epochs; ++epoch) {
@@ -274,9 +235,7 @@ absl::Status Loop::TrainEpochs() {
 
 absl::StatusOr<bool> Loop::TrainEpoch(int epoch) {
   model_->train();
-  LoopMeters meters;
-  meters.Declare("loss", /*reduce=*/true);
-  task_.DeclareMeters(&meters);
+  LoopMeters meters(rec().declaration);
   train::MeanMeter step_time;
   const auto epoch_start = Clock::now();
   recipe_->StartEpoch();
@@ -295,15 +254,14 @@ absl::StatusOr<bool> Loop::TrainEpoch(int epoch) {
                                                 [&meters] { return meters.Sums(); }));
       if (stop) return false;  // the checkpoint's save flushed the records first
     }
-    metrics::TrainRow row;
-    CONVNEXTV2_RETURN_IF_ERROR(Step(epoch, it, batches, meters, step_time, &row));
+    CONVNEXTV2_RETURN_IF_ERROR(Step(epoch, it, batches, meters, step_time));
   }
   CONVNEXTV2_RETURN_IF_ERROR(EndEpoch(epoch, first_step, epoch_start, meters));
   return true;
 }
 
 absl::Status Loop::Step(int epoch, int64_t it, data::BatchIterator& batches, LoopMeters& meters,
-                        train::MeanMeter& step_time, metrics::TrainRow* row) {
+                        train::MeanMeter& step_time) {
   const auto step_start = Clock::now();
   // The checkpoint holds rank 0's generator only: the other ranks reseed theirs (drop path) from
   // the step at every step, so a run resumed at any step draws what an unstopped one does.
@@ -330,34 +288,43 @@ absl::Status Loop::Step(int epoch, int64_t it, data::BatchIterator& batches, Loo
         "epoch %d step %d: non-finite gradients, optimizer step skipped; loss scale now %g",
         epoch, it, recipe_->scaler().scale());
   }
-  row->step = static_cast<int64_t>(epoch) * steps_per_epoch_ + it;
-  row->epoch = epoch;
-  row->loss = step.loss;
-  row->lr = step.lr;
-  row->min_lr = recipe_->min_lr();
-  row->weight_decay = recipe_->weight_decay();
-  if (step.result.boundary && step.result.stepped) row->grad_norm = step.result.grad_norm;
-  meters["loss"].Add(step.loss);
-  task_.FinishStep(step, &meters, row);
+  record::TrainRow row(rec().declaration);
+  FillRow(step, &row);
+  task_.FinishStep(step, &row);
+  meters.AddRow(row);
   step_time.Add(Seconds(step_start));
-  row->images_per_second = ImagesPerSecond(step_time.recent());
-  CONVNEXTV2_RETURN_IF_ERROR(RecordStep(step, *row));
-  state_.global_step = row->step + 1;
+  row.Set(rec().loop.images_per_second, ImagesPerSecond(step_time.recent()));
+  CONVNEXTV2_RETURN_IF_ERROR(RecordStep(step, row));
+  state_.global_step = static_cast<int64_t>(epoch) * steps_per_epoch_ + it + 1;
   CONVNEXTV2_RETURN_IF_ERROR(task_.AfterStep(epoch, state_.global_step));
   if ((it + 1) % config_.train().print_freq() == 0 || it + 1 == steps_per_epoch_) {
-    LogProgress(step, meters, step_time, *row);
+    LogProgress(step, meters, step_time, row);
   }
   return absl::OkStatus();
 }
 
+void Loop::FillRow(const StepInfo& step, record::TrainRow* row) const {
+  const record::LoopColumns& c = rec().loop;
+  const int64_t update_freq = recipe_->update_freq();
+  row->Set(c.step, static_cast<int64_t>(step.epoch) * steps_per_epoch_ + step.step);
+  row->Set(c.epoch, int64_t{step.epoch});
+  row->Set(c.optimizer_step, static_cast<int64_t>(step.epoch) * (steps_per_epoch_ / update_freq) +
+                                 step.step / update_freq);
+  row->Set(c.loss, step.loss);
+  row->Set(c.lr, step.lr);
+  row->Set(c.min_lr, recipe_->min_lr());
+  row->Set(c.weight_decay, recipe_->weight_decay());
+  if (step.result.boundary && step.result.stepped) row->Set(c.grad_norm, step.result.grad_norm);
+}
+
 void Loop::LogProgress(const StepInfo& step, const LoopMeters& meters,
-                       const train::MeanMeter& step_time, const metrics::TrainRow& row) const {
+                       const train::MeanMeter& step_time, const record::TrainRow& row) const {
   const double eta = step_time.recent() * (steps_per_epoch_ - step.step - 1);
   LOG(INFO) << absl::StrFormat(
-      "Epoch: [%d]  [%*d/%d]  eta: %s  lr: %.6f  %s  img/s: %.*f  time: %.3f", step.epoch,
+      "Epoch: [%d]  [%*d/%d]  eta: %s  %s  time: %.3f", step.epoch,
       static_cast<int>(std::to_string(steps_per_epoch_).size()), step.step + 1, steps_per_epoch_,
-      train::FormatDuration(eta), step.lr, task_.ProgressFields(step, meters, row),
-      task_.images_per_second_decimals(), ImagesPerSecond(step_time.recent()), step_time.recent());
+      train::FormatDuration(eta), ProgressFields(rec().declaration, row, meters),
+      step_time.recent());
 }
 
 absl::Status Loop::EndEpoch(int epoch, int64_t first_step, Clock::time_point start,
@@ -373,10 +340,10 @@ absl::Status Loop::EndEpoch(int epoch, int64_t first_step, Clock::time_point sta
   info.images_per_second = static_cast<double>(steps_per_epoch_ - first_step) *
                            config_.train().batch_size() * runtime_.world_size / info.seconds;
   task_.SummarizeEpoch(info, meters);
-  CONVNEXTV2_ASSIGN_OR_RETURN(const std::optional<metrics::EvalRow> eval,
+  CONVNEXTV2_ASSIGN_OR_RETURN(std::optional<record::EvalRow> eval,
                               task_.Evaluate(epoch, &state_, *ckpts_));
-  CONVNEXTV2_ASSIGN_OR_RETURN(const std::string log_row, task_.EndEpoch(info));
-  CONVNEXTV2_RETURN_IF_ERROR(RecordEpoch(epoch, eval, log_row));
+  CONVNEXTV2_RETURN_IF_ERROR(task_.EndEpoch(info));
+  CONVNEXTV2_RETURN_IF_ERROR(RecordEpoch(info, meters, std::move(eval)));
   CONVNEXTV2_RETURN_IF_ERROR(FlushRecords());
   state_.next_epoch = epoch + 1;
   state_.next_step = 0;
@@ -384,12 +351,14 @@ absl::Status Loop::EndEpoch(int epoch, int64_t first_step, Clock::time_point sta
   return ckpts_->SaveEpochEnd(epoch, state_);
 }
 
-absl::Status Loop::RecordStep(const StepInfo& step, const metrics::TrainRow& row) {
-  metrics::TrainRow recorded = row;
-  recorded.wall_time = record_->WallTime();
+absl::Status Loop::RecordStep(const StepInfo& step, const record::TrainRow& row) {
+  record::TrainRow recorded = row;
+  recorded.Set(rec().loop.wall_time, record_->WallTime());
   record_->AddTrain(recorded);
   if (config_.output().log_dir().empty()) return absl::OkStatus();
-  CONVNEXTV2_ASSIGN_OR_RETURN(const auto values, task_.StepScalars(step, row));
+  CONVNEXTV2_ASSIGN_OR_RETURN(const Scalars values,
+                              StepScalars(rec().declaration, row, step.result.boundary,
+                                          runtime_.comm.get(), runtime_.world_size));
   if (events_ == nullptr) return absl::OkStatus();
   const int64_t x = task_.ScalarStep(step.epoch, step.step, steps_per_epoch_);
   for (const auto& [tag, value] : values) {
@@ -398,25 +367,29 @@ absl::Status Loop::RecordStep(const StepInfo& step, const metrics::TrainRow& row
   return absl::OkStatus();
 }
 
-absl::Status Loop::RecordEpoch(int epoch, const std::optional<metrics::EvalRow>& eval,
-                               const std::string& log_row) {
+absl::Status Loop::RecordEpoch(const EpochInfo& info, const LoopMeters& meters,
+                               std::optional<record::EvalRow> eval) {
+  const int epoch = info.epoch;
   if (eval) {
-    metrics::EvalRow row = *eval;
-    row.wall_time = record_->WallTime();
-    record_->AddEval(row);
+    const record::EvalColumns& e = rec().eval;
+    eval->Set(e.step, static_cast<int64_t>(epoch + 1) * steps_per_epoch_ - 1);
+    eval->Set(e.epoch, int64_t{epoch});
+    eval->Set(e.wall_time, record_->WallTime());
+    record_->AddEval(*eval);
   }
   if (eval && events_ != nullptr) {  // main_finetune.py: head "perf", step = epoch
-    const std::pair<const char*, double> values[] = {
-        {"perf/test_acc1", eval->acc1},         {"perf/test_acc5", eval->acc5},
-        {"perf/test_loss", eval->loss},         {"perf/test_acc1_ema", eval->ema_acc1},
-        {"perf/test_acc5_ema", eval->ema_acc5}, {"perf/test_loss_ema", eval->ema_loss}};
-    for (const auto& [tag, value] : values) {
-      if (!std::isnan(value)) CONVNEXTV2_RETURN_IF_ERROR(events_->AddScalar(tag, epoch, value));
+    for (const auto& [tag, value] : EvalScalars(rec().declaration, *eval)) {
+      CONVNEXTV2_RETURN_IF_ERROR(events_->AddScalar(tag, epoch, value));
     }
   }
   if (out_dir_.empty()) return absl::OkStatus();
+  std::vector<record::LogEntry> entries =
+      EpochLogEntries(rec(), meters, eval, info.images_per_second);
+  entries.push_back({"epoch", static_cast<double>(epoch), "%d"});
+  entries.push_back({"n_parameters", static_cast<double>(info.n_parameters), "%d"});
+  for (record::LogEntry& e : task_.ExtraLogEntries(info)) entries.push_back(std::move(e));
   util::FaultPoint("log_append");
-  return util::AppendLine(out_dir_ + "/log.txt", log_row);
+  return util::AppendLine(out_dir_ + "/log.txt", record::LogTxtLine(entries));
 }
 
 // Rows and events reach the disk (fsynced) before a checkpoint that covers them is written.
@@ -429,7 +402,7 @@ absl::Status Loop::FlushRecords() {
 
 absl::StatusOr<LoopResult> RunTraining(const std::string& program, const ExperimentConfig& config,
                                        const RunOptions& options, TrainingTask& task) {
-  RunRecord record(program, options.command_line);
+  record::RunRecord record(program, options.command_line);
   absl::StatusOr<LoopResult> result = Loop(config, options, task, &record).Run();
   // A run stopped on a signal after saving exits 75 (requeue): the manifest says so.
   absl::Status recorded =

@@ -2,7 +2,9 @@
 // boundaries, stops and saves at step boundaries, checkpoints and resume, the run's records
 // (log.txt, manifest.pbtxt, metrics.h5) and the evaluation schedule. A TrainingTask supplies
 // what differs between runs: the data and model, how a batch becomes a loss, the evaluation,
-// extra checkpoint state, pictures and the log.txt fields. Fine-tuning (finetune.h) and FCMAE
+// extra checkpoint state, pictures and its declared record (record/task_records.h: the
+// columns of metrics.h5 and how each shows in log.txt, TensorBoard and the progress line, which
+// the loop reads; the loop fills the loop columns, the task its own). Fine-tuning (finetune.h) and FCMAE
 // pre-training (pretrain.h) are such tasks; tests use a fake one.
 //
 //   class MyTask : public TrainingTask { ... };
@@ -15,13 +17,14 @@
 // checkpoints and resume -> task.AfterResume -> output dir, config.pbtxt, task.OpenOutputs ->
 // logs -> epochs. In an epoch: before each micro-batch that starts an accumulation group, a
 // step boundary (stop or save there); then lr/wd, task.Loss, backward and step, the step's
-// meters and metrics row (task.FinishStep adds its own), the progress line, task.AfterStep. At
-// the epoch's end: meters reduced over ranks, task.SummarizeEpoch, task.Evaluate (every epoch),
-// task.EndEpoch (its log.txt row), the records flushed, then the end-of-epoch checkpoint.
+// metrics row (task.FinishStep sets the task's columns) and the declared meters, the progress
+// line, task.AfterStep. At the epoch's end: meters reduced over ranks, task.SummarizeEpoch,
+// task.Evaluate (every epoch), task.EndEpoch, the log.txt row, the records flushed, then the
+// end-of-epoch checkpoint.
 //
 // Hook points where the records go (each one function in loop.cc): RecordStep (one metrics row
-// per micro-batch, and the task's TensorBoard values), RecordEpoch (the eval row, its
-// perf/test_* TensorBoard values at step = epoch, and the log.txt row), FlushRecords (at every
+// per micro-batch, and the declared TensorBoard values), RecordEpoch (the eval row, its
+// declared TensorBoard values at step = epoch, and the log.txt row), FlushRecords (at every
 // epoch's end, and before every checkpoint a run can resume from is written: RunCheckpoints
 // calls it, so rows and events are on disk before the checkpoint that covers them becomes
 // visible). With output.log_dir, rank 0 writes TensorBoard event files there; a resumed run
@@ -43,7 +46,10 @@
 
 #include "absl/status/statusor.h"
 #include "convnextv2/data/loader.h"
-#include "convnextv2/metrics/metrics_log.h"
+#include "convnextv2/record/declaration.h"
+#include "convnextv2/record/log_txt.h"
+#include "convnextv2/record/task_records.h"
+#include "convnextv2/run/loop_records.h"
 #include "convnextv2/proto/experiment.pb.h"
 #include "convnextv2/run/run_checkpoints.h"
 #include "convnextv2/run/run_options.h"
@@ -52,28 +58,6 @@
 #include "convnextv2/train/recipe.h"
 
 namespace convnextv2::run {
-
-// The epoch's running means, by name. "loss" is always there; a task adds its own. A mid-epoch
-// checkpoint saves each as "train.<name>_sum" / "train.<name>_count", so a resumed epoch
-// reports the same means.
-class LoopMeters {
- public:
-  // `reduce`: averaged over the ranks at the epoch's end (as synchronize_between_processes).
-  void Declare(const std::string& name, bool reduce);
-  train::MeanMeter& operator[](const std::string& name);
-  const train::MeanMeter& at(const std::string& name) const;
-  std::map<std::string, double> Sums() const;
-  void Restore(const std::map<std::string, double>& scalars);
-  std::vector<train::MeanMeter*> Reduced();
-
- private:
-  struct Entry {
-    std::string name;
-    train::MeanMeter meter;
-    bool reduce = false;
-  };
-  std::vector<Entry> entries_;  // declaration order: the order of the reduction
-};
 
 // What the loop knows of one micro-batch after its optimizer work, for the task's meters.
 struct StepInfo {
@@ -122,21 +106,18 @@ class TrainingTask {
   // Rank 0 with an output dir only, after config.pbtxt is written.
   virtual absl::Status OpenOutputs(const std::string& out_dir) { return absl::OkStatus(); }
 
+  // The task's declared record (valid after Build): every column of its metrics.h5.
+  virtual const record::TaskRecord& task_record() const = 0;
+
   // ---- training ----
-  // Adds the task's meters (after "loss").
-  virtual void DeclareMeters(LoopMeters* meters) const {}
   // The mean loss of one micro-batch, computed under recipe.Autocast().
   virtual absl::StatusOr<at::Tensor> Loss(const data::Batch& batch, int epoch, int64_t step,
                                           train::TrainingRecipe& recipe) = 0;
-  // After backward and the optimizer's work: the task's meters and its fields of the row.
-  virtual void FinishStep(const StepInfo& step, LoopMeters* meters, metrics::TrainRow* row) {}
+  // After backward and the optimizer's work: the task's columns of the row (the loop's are set;
+  // the declared meters take the row's values afterwards).
+  virtual void FinishStep(const StepInfo& step, record::TrainRow* row) {}
   // After the row is recorded (`global_step` micro-batches done): e.g. pictures every N steps.
   virtual absl::Status AfterStep(int epoch, int64_t global_step) { return absl::OkStatus(); }
-  // The progress line's fields between "eta: ..." and "img/s: ...".
-  virtual std::string ProgressFields(const StepInfo& step, const LoopMeters& meters,
-                                     const metrics::TrainRow& row) const = 0;
-  // Decimals of the progress line's img/s figure.
-  virtual int images_per_second_decimals() const { return 0; }
   // Added to the error when a loss is not finite (what the user can change).
   virtual std::string NonFiniteAdvice() const = 0;
 
@@ -147,25 +128,24 @@ class TrainingTask {
   virtual int64_t ScalarStep(int epoch, int64_t step, int64_t steps_per_epoch) const {
     return static_cast<int64_t>(epoch) * steps_per_epoch + step;
   }
-  // The values of one micro-batch (tag, value), after FinishStep, written at ScalarStep. Called
-  // on every rank when log_dir is set (a task may reduce a value over the ranks here).
-  virtual absl::StatusOr<std::vector<std::pair<std::string, double>>> StepScalars(
-      const StepInfo& step, const metrics::TrainRow& row) {
-    return std::vector<std::pair<std::string, double>>();
-  }
 
   // ---- the epoch's end, in this order ----
   // The epoch's training figures (the meters are reduced over the ranks): stats and log line.
   virtual void SummarizeEpoch(const EpochInfo& epoch, const LoopMeters& meters) = 0;
-  // Called every epoch after SummarizeEpoch. Returns the eval
-  // row (its wall_time is set by the loop) or nullopt when there is nothing to evaluate.
+  // Called every epoch after SummarizeEpoch. Returns the eval row (the loop sets its step,
+  // epoch and wall_time) or nullopt when there is nothing to evaluate.
   // Updates state's best accuracies and writes best checkpoints through `ckpts`.
-  virtual absl::StatusOr<std::optional<metrics::EvalRow>> Evaluate(int epoch, LoopState* state,
+  virtual absl::StatusOr<std::optional<record::EvalRow>> Evaluate(int epoch, LoopState* state,
                                                                    RunCheckpoints& ckpts) {
     return std::nullopt;
   }
-  // After the evaluation: writes pictures or weights, returns the epoch's log.txt row.
-  virtual absl::StatusOr<std::string> EndEpoch(const EpochInfo& epoch) = 0;
+  // After the evaluation: e.g. writes pictures or weights. The loop then writes the epoch's
+  // log.txt row from the declaration: the train columns' log keys (their meters' means), the
+  // eval row's, "epoch", "n_parameters", then ExtraLogEntries.
+  virtual absl::Status EndEpoch(const EpochInfo& epoch) { return absl::OkStatus(); }
+  virtual std::vector<record::LogEntry> ExtraLogEntries(const EpochInfo& epoch) const {
+    return {};
+  }
 };
 
 struct LoopResult {

@@ -24,7 +24,7 @@ void Install(int sig, struct sigaction* old) {
 
 }  // namespace
 
-PreemptionWatch::PreemptionWatch(int extra_signal, metrics::TimeLimit limit)
+PreemptionWatch::PreemptionWatch(int extra_signal, dist::TimeLimit limit)
     : extra_signal_(extra_signal), limit_(std::move(limit)) {
   g_signal = 0;
   if (limit_.lead_seconds() > 0) LOG(INFO) << limit_.description();

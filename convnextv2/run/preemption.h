@@ -4,7 +4,7 @@
 // stops that way when the job's time limit is near (checkpoint.preempt_lead_seconds), for
 // clusters that send no warning signal.
 //
-//   PreemptionWatch watch(SIGUSR2, metrics::TimeLimit::FromSlurm(300));  // restores handlers
+//   PreemptionWatch watch(SIGUSR2, dist::TimeLimit::FromSlurm(300));  // restores handlers
 //   for (...) { if (watch.requested()) { save(); return kExitRequeue; } step(); }
 #ifndef CONVNEXTV2_RUN_PREEMPTION_H_
 #define CONVNEXTV2_RUN_PREEMPTION_H_
@@ -12,7 +12,7 @@
 #include <csignal>
 #include <cstdint>
 
-#include "convnextv2/metrics/time_limit.h"
+#include "convnextv2/dist/time_limit.h"
 
 namespace convnextv2::run {
 
@@ -23,7 +23,7 @@ class PreemptionWatch {
  public:
   // Watches SIGTERM and `extra_signal` (0 for none), and `limit`. One watch at a time per
   // process.
-  explicit PreemptionWatch(int extra_signal, metrics::TimeLimit limit = {});
+  explicit PreemptionWatch(int extra_signal, dist::TimeLimit limit = {});
   ~PreemptionWatch();
   PreemptionWatch(const PreemptionWatch&) = delete;
   PreemptionWatch& operator=(const PreemptionWatch&) = delete;
@@ -39,7 +39,7 @@ class PreemptionWatch {
 
  private:
   int extra_signal_;
-  metrics::TimeLimit limit_;
+  dist::TimeLimit limit_;
   mutable int64_t boundaries_ = 0;
   mutable bool by_time_ = false;
   struct sigaction old_term_ {}, old_extra_ {};

@@ -84,12 +84,13 @@ std::vector<std::string> ConfigChanges(const std::string& stored_text,
 }
 
 absl::Status StartLogs(const ExperimentConfig& config, const LoopState& state,
-                       RunRecord* record) {
+                       const record::Declaration& declaration, record::RunRecord* record) {
   const std::string& out_dir = config.output().output_dir();
   if (state.resumed && !out_dir.empty()) {
     CONVNEXTV2_RETURN_IF_ERROR(TruncateEpochLog(out_dir + "/log.txt", state.next_epoch));
   }
-  return record->Start(config, state.resumed ? state.global_step - 1 : int64_t{-1});
+  return record->Start(config, declaration,
+                       state.resumed ? state.global_step - 1 : int64_t{-1});
 }
 
 absl::Status TruncateEpochLog(const std::string& path, int next_epoch) {

@@ -25,7 +25,7 @@
 #include "convnextv2/checkpoint/file.h"
 #include "convnextv2/checkpoint/header_fields.h"
 #include "convnextv2/proto/experiment.pb.h"
-#include "convnextv2/run/run_record.h"
+#include "convnextv2/record/run_record.h"
 #include "convnextv2/train/loss_scaler.h"
 
 namespace convnextv2::run {
@@ -126,7 +126,7 @@ absl::Status TruncateEpochLog(const std::string& path, int next_epoch);
 // log.txt rows of epochs it repeats, then the record starts (manifest.pbtxt, metrics.h5 without
 // the rows after the checkpoint's step). Shared by the fine-tuning and pre-training loops.
 absl::Status StartLogs(const ExperimentConfig& config, const LoopState& state,
-                       RunRecord* record);
+                       const record::Declaration& declaration, record::RunRecord* record);
 
 // The fields of `current` that differ from the config stored in a checkpoint, one per line
 // ("optim.lr: 0.001 -> 0.002"), empty when equal or unparsable.

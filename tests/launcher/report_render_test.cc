@@ -12,6 +12,7 @@
 #include "absl/strings/str_format.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/record/tables.h"
 #include "launcher/report.h"
 #include "launcher/report_html.h"
 #include "launcher/report_svg.h"
@@ -116,6 +117,8 @@ constexpr double kFinal[] = {50, 62, 56, 74, 68, 80};
 const char* const kBlr[] = {"1e-3", "2e-3", "4e-3"};
 const char* const kDropPath[] = {"0", "0.1"};
 
+using ::convnextv2::testing::MakeTable;
+
 void MakeSweep(SweepManifest* manifest, std::vector<TaskSummary>* tasks) {
   SweepConfig* sweep = manifest->mutable_sweep();
   sweep->set_name("render");
@@ -134,26 +137,26 @@ void MakeSweep(SweepManifest* manifest, std::vector<TaskSummary>* tasks) {
     TaskSummary s;
     s.task = *t;
     s.state = "FINISHED";
+    s.log.train = MakeTable({"loss", "lr"});
+    s.log.eval = MakeTable({"acc1", "acc5", "loss"});
     for (int step = 0; step < 200; ++step) {  // distinct, separated loss curves
-      metrics::TrainRow r;
-      r.step = step;
-      r.epoch = step / 40;
-      r.loss = 0.5 + 0.3 * i + 2.0 * std::exp(-step / (20.0 + 10 * i));
-      r.lr = 1e-3 * (1 + i) * std::min(1.0, (step + 1) / 40.0);
-      s.log.train.push_back(r);
+      s.log.train.AppendNamed(
+          {{"step", step},
+           {"epoch", step / 40},
+           {"loss", 0.5 + 0.3 * i + 2.0 * std::exp(-step / (20.0 + 10 * i))},
+           {"lr", 1e-3 * (1 + i) * std::min(1.0, (step + 1) / 40.0)}});
     }
     for (int epoch = 0; epoch < 5; ++epoch) {
-      metrics::EvalRow e;
-      e.step = epoch * 40 + 39;
-      e.epoch = epoch;
-      e.acc1 = kFinal[i] - 4.0 * (4 - epoch);
-      e.acc5 = 100 - (100 - e.acc1) / 4;
-      e.loss = 3.0 - e.acc1 / 40;
-      s.log.eval.push_back(e);
+      const double acc1 = kFinal[i] - 4.0 * (4 - epoch);
+      s.log.eval.AppendNamed({{"step", epoch * 40 + 39},
+                              {"epoch", epoch},
+                              {"acc1", acc1},
+                              {"acc5", 100 - (100 - acc1) / 4},
+                              {"loss", 3.0 - acc1 / 40}});
     }
     s.final_acc1 = s.best_acc1 = kFinal[i];
-    s.final_acc5 = s.best_acc5 = s.log.eval.back().acc5;
-    s.final_loss = s.best_loss = s.log.eval.back().loss;
+    s.final_acc5 = s.best_acc5 = s.log.eval.Value("acc5", 4);
+    s.final_loss = s.best_loss = s.log.eval.Value("loss", 4);
     tasks->push_back(std::move(s));
   }
 }

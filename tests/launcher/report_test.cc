@@ -6,11 +6,14 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/record/tables.h"
 
 namespace convnextv2::launcher {
 namespace {
 
 using ::testing::HasSubstr;
+
+using ::convnextv2::testing::MakeTable;
 
 TaskSummary Task(int index, const std::string& blr, std::vector<double> acc1) {
   TaskSummary s;
@@ -18,22 +21,17 @@ TaskSummary Task(int index, const std::string& blr, std::vector<double> acc1) {
   s.task.set_name(absl::StrCat("task_00", index));
   s.task.add_assignments("optim.blr=" + blr);
   s.state = "FINISHED";
+  s.log.eval = MakeTable({"acc1", "acc5", "loss"});
+  s.log.train = MakeTable({"loss"});
   for (size_t e = 0; e < acc1.size(); ++e) {
-    metrics::EvalRow r;
-    r.epoch = e;
-    r.acc1 = acc1[e];
-    r.acc5 = 90;
-    r.loss = 2.0 - acc1[e] / 100;
-    s.log.eval.push_back(r);
-    metrics::TrainRow t;
-    t.step = e;
-    t.loss = 1.0 / (e + 1);
-    s.log.train.push_back(t);
+    s.log.eval.AppendNamed({{"epoch", e}, {"acc1", acc1[e]}, {"acc5", 90},
+                            {"loss", 2.0 - acc1[e] / 100}});
+    s.log.train.AppendNamed({{"step", e}, {"loss", 1.0 / (e + 1)}});
   }
   if (!acc1.empty()) {
     s.final_acc1 = acc1.back();
     s.best_acc1 = *std::max_element(acc1.begin(), acc1.end());
-    s.final_loss = s.log.eval.back().loss;
+    s.final_loss = s.log.eval.Value("loss", s.log.eval.rows() - 1);
     s.best_loss = 2.0 - s.best_acc1 / 100;
   }
   return s;
@@ -83,6 +81,9 @@ TEST(ReportTest, HtmlDrawsCurvesAndEscapes) {
   EXPECT_THAT(html, HasSubstr(">train loss</text>"));
   EXPECT_THAT(html, HasSubstr(">eval acc@1</text>"));
   EXPECT_THAT(html, HasSubstr("best task: "));
+  // /train charts plot `step`, the global micro-batch index, and say so.
+  EXPECT_THAT(html, HasSubstr(">step (micro-batches)</text>"));
+  EXPECT_THAT(html, ::testing::Not(HasSubstr("optimizer steps")));
   // acc1 50, 60, 70 at epochs 0..2 on axes 0..2 and 45..75 (ticks 5 apart around the values
   // and a margin): x from the plot area's left (64) to its right (502), y one sixth above its
   // bottom (274) to one sixth below its top (30).

@@ -1,5 +1,6 @@
 #include "launcher/reproduce.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
@@ -8,6 +9,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "absl/strings/str_cat.h"
+#include "convnextv2/record/task_records.h"
 #include "convnextv2/util/progress.h"
 
 namespace convnextv2::launcher {
@@ -16,57 +18,87 @@ namespace {
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 
-metrics::MetricsLog Log() {
-  metrics::MetricsLog log;
-  for (int s = 0; s < 3; ++s) {
-    metrics::TrainRow r;
-    r.step = s;
-    r.loss = 1.0 / (s + 1);
-    r.lr = 1e-3;
-    r.wall_time = s;
-    log.train.push_back(r);  // grad_norm stays NaN
+using record::Group;
+
+// A table with fine-tuning's declared columns.
+record::Table Columns(Group group) {
+  record::Table t;
+  const record::FinetuneRecord task = record::MakeFinetuneRecord({});
+  for (const record::ColumnSpec& c : task.declaration.columns(group)) {
+    t.AddColumn(c.name, c.type);
   }
-  metrics::EvalRow e;
-  e.step = 2;
-  e.acc1 = 50;
-  log.eval.push_back(e);
+  return t;
+}
+
+record::MetricsLog Log() {
+  record::MetricsLog log;
+  log.train = Columns(Group::kTrain);
+  log.eval = Columns(Group::kEval);
+  for (int s = 0; s < 3; ++s) {  // grad_norm stays NaN
+    log.train.AppendNamed({{"step", s}, {"loss", 1.0 / (s + 1)}, {"lr", 1e-3}, {"wall_time", s}});
+  }
+  log.eval.AppendNamed({{"step", 2}, {"acc1", 50}});
   return log;
 }
 
 TEST(CompareLogsTest, EqualLogsIgnoringTimingAndNan) {
-  metrics::MetricsLog a = Log(), b = Log();
-  b.train[1].wall_time = 99;
-  b.train[2].images_per_second = 5;
-  b.eval[0].wall_time = 7;
+  record::MetricsLog a = Log(), b = Log();
+  b.train.Set("wall_time", 1, 99);
+  b.train.Set("images_per_second", 2, 5);
+  b.eval.Set("wall_time", 0, 7);
   EXPECT_TRUE(CompareLogs(a, b).empty());
 }
 
 TEST(CompareLogsTest, ReportsTheFirstDifferencesBitwise) {
-  metrics::MetricsLog a = Log(), b = Log();
-  b.train[1].loss = std::nextafter(a.train[1].loss, 1.0);  // one ulp
-  b.eval[0].acc1 = 51;
+  record::MetricsLog a = Log(), b = Log();
+  b.train.Set("loss", 1, std::nextafter(a.train.Value("loss", 1), 1.0));  // one ulp
+  b.eval.Set("acc1", 0, 51);
   EXPECT_THAT(CompareLogs(a, b),
               ElementsAre(HasSubstr("train row 1 (step 1): loss 0.5 != 0.50000000000000011"),
                           HasSubstr("eval row 0 (step 2): acc1 50 != 51")));
   EXPECT_EQ(CompareLogs(a, b, /*max_differences=*/1).size(), 1u);
   b = Log();
-  b.train.pop_back();
+  b.train.Truncate(2);
   EXPECT_THAT(CompareLogs(a, b), ElementsAre("train: 3 rows != 2 rows"));
 }
 
-void WriteRun(const std::string& dir, const metrics::MetricsLog& log) {
+// A column one log lacks (an older file, another task) is named once, never compared with NaN;
+// one only the other has likewise. Timing columns are never named.
+TEST(CompareLogsTest, AColumnOnlyOneLogHasIsNamed) {
+  record::MetricsLog a = Log(), b = Log();
+  std::vector<record::Column>& columns = b.train.mutable_columns();
+  for (const char* gone : {"min_lr", "wall_time"}) {
+    columns.erase(std::find_if(columns.begin(), columns.end(),
+                               [gone](const record::Column& c) { return c.name == gone; }));
+  }
+  b.eval.AddColumn("new_metric", record::ColumnType::kFloat64);
+  EXPECT_THAT(CompareLogs(a, b), ElementsAre("train column min_lr only in A",
+                                             "eval column new_metric only in B"));
+  EXPECT_THAT(CompareLogs(b, a), ElementsAre("train column min_lr only in B",
+                                             "eval column new_metric only in A"));
+}
+
+void WriteRun(const std::string& dir, const record::MetricsLog& log) {
   std::filesystem::create_directories(dir);
-  auto w = metrics::MetricsWriter::Create(dir + "/metrics.h5", {{"seed", int64_t{0}}});
+  const record::FinetuneRecord task = record::MakeFinetuneRecord({});
+  auto w = record::MetricsWriter::Create(dir + "/metrics.h5", {{"seed", int64_t{0}}},
+                                         task.declaration);
   ASSERT_TRUE(w.ok()) << w.status();
-  for (const metrics::TrainRow& r : log.train) (*w)->AddTrain(r);
-  for (const metrics::EvalRow& r : log.eval) (*w)->AddEval(r);
+  for (Group g : {Group::kTrain, Group::kEval}) {
+    const record::Table& t = log.group(g);
+    for (size_t i = 0; i < t.rows(); ++i) {
+      record::NamedValues row;
+      for (const record::Column& c : t.columns()) row.emplace_back(c.name, c.Get(i));
+      g == Group::kTrain ? (*w)->AddTrain(row) : (*w)->AddEval(row);
+    }
+  }
   ASSERT_TRUE((*w)->Flush().ok());
 }
 
 TEST(CompareRunsTest, ReadsBothRunDirs) {
   const std::string tmp = std::getenv("TEST_TMPDIR");
-  metrics::MetricsLog changed = Log();
-  changed.train[2].loss = 0.25;
+  record::MetricsLog changed = Log();
+  changed.train.Set("loss", 2, 0.25);
   WriteRun(tmp + "/a", Log());
   WriteRun(tmp + "/b", Log());
   WriteRun(tmp + "/c", changed);

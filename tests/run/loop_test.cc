@@ -21,6 +21,7 @@
 #include "absl/strings/str_split.h"
 #include "convnextv2/checkpoint/file.h"
 #include "convnextv2/config/config.h"
+#include "convnextv2/record/metrics_log.h"
 #include "convnextv2/data/synthetic_dataset.h"
 #include "convnextv2/data/transforms.h"
 #include "convnextv2/tensorboard/event.pb.h"
@@ -55,6 +56,26 @@ struct Call {
   }
 };
 
+// The loop's columns, "w" (the weight the forward pass saw: a meter, in log.txt) and acc1.
+record::TaskRecord FakeRecord(record::TrainFloat* w) {
+  record::TaskRecord r;
+  record::Declaration& d = r.declaration;
+  r.loop.step = d.AddTrainInt({.name = "step"});
+  r.loop.epoch = d.AddTrainInt({.name = "epoch"});
+  r.loop.optimizer_step = d.AddTrainInt({.name = "optimizer_step"});
+  r.loop.loss = d.AddTrain({.name = "loss", .meter = true, .rank_mean = true,
+                            .log_key = "train_loss", .tensorboard = {.tag = "loss/w2"},
+                            .progress = {record::ProgressField::kRecentAndMean, "loss"}});
+  *w = d.AddTrain({.name = "w", .meter = true, .log_key = "w"});
+  r.loop.images_per_second = d.AddTrain({.name = "images_per_second", .timing = true});
+  r.loop.wall_time = d.AddTrain({.name = "wall_time", .timing = true});
+  r.eval.step = d.AddEvalInt({.name = "step"});
+  r.eval.epoch = d.AddEvalInt({.name = "epoch"});
+  r.eval.acc1 = d.AddEval({.name = "acc1", .tensorboard = {.tag = "perf/test_acc1"}});
+  r.eval.wall_time = d.AddEval({.name = "wall_time", .timing = true});
+  return r;
+}
+
 class FakeTask : public TrainingTask {
  public:
   absl::Status Build(const ExperimentConfig& config, const Runtime& runtime) override {
@@ -77,43 +98,33 @@ class FakeTask : public TrainingTask {
     };
     return o;
   }
-  void DeclareMeters(LoopMeters* meters) const override { meters->Declare("w", false); }
+  const record::TaskRecord& task_record() const override { return record_; }
   absl::StatusOr<at::Tensor> Loss(const data::Batch& batch, int epoch, int64_t step,
                                   train::TrainingRecipe& recipe) override {
     calls.push_back({epoch, step, batch.indices, model_->w.item<float>()});
     if (nan_at_step == step) return model_->w.sum() * std::nan("");
     return (model_->w * model_->w).sum();
   }
-  void FinishStep(const StepInfo& step, LoopMeters* meters, metrics::TrainRow* row) override {
-    (*meters)["w"].Add(calls.back().w);
+  void FinishStep(const StepInfo& step, record::TrainRow* row) override {
+    row->Set(w_, calls.back().w);
     if (step.result.boundary) boundaries.push_back(step.step);
   }
-  std::string ProgressFields(const StepInfo&, const LoopMeters& meters,
-                             const metrics::TrainRow&) const override {
-    return absl::StrFormat("loss: %.4f", meters.at("loss").mean());
-  }
   std::string NonFiniteAdvice() const override { return "Fake advice."; }
-  absl::StatusOr<std::vector<std::pair<std::string, double>>> StepScalars(
-      const StepInfo& step, const metrics::TrainRow& row) override {
-    return std::vector<std::pair<std::string, double>>{{"loss/w2", row.loss}};
-  }
   void SummarizeEpoch(const EpochInfo& epoch, const LoopMeters& meters) override {
-    loss_mean = meters.at("loss").mean();
-    w_mean = meters.at("w").mean();
+    loss_mean = meters.at(record_.loop.loss).mean();
+    w_mean = meters.at(w_).mean();
   }
-  absl::StatusOr<std::optional<metrics::EvalRow>> Evaluate(int epoch, LoopState* state,
+  absl::StatusOr<std::optional<record::EvalRow>> Evaluate(int epoch, LoopState* state,
                                                            RunCheckpoints&) override {
     evaluated.push_back(epoch);
     evaluated_after_calls.push_back(calls.size());
-    metrics::EvalRow row;
-    row.epoch = epoch;
-    row.acc1 = 100.0 * (epoch + 1) / 10;
+    record::EvalRow row(record_.declaration);
+    row.Set(record_.eval.acc1, 100.0 * (epoch + 1) / 10);
     return row;
   }
-  absl::StatusOr<std::string> EndEpoch(const EpochInfo& epoch) override {
-    return absl::StrFormat("{\"train_loss\": %.10g, \"w\": %.10g, \"epoch\": %d, "
-                           "\"n_parameters\": %d, \"first_step\": %d}",
-                           loss_mean, w_mean, epoch.epoch, epoch.n_parameters, epoch.first_step);
+  // log.txt: {"train_loss": ..., "w": ..., "epoch": e, "n_parameters": 1, "first_step": s}
+  std::vector<record::LogEntry> ExtraLogEntries(const EpochInfo& epoch) const override {
+    return {{"first_step", static_cast<double>(epoch.first_step), "%d"}};
   }
 
   std::vector<Call> calls;
@@ -129,6 +140,8 @@ class FakeTask : public TrainingTask {
   ZeroTransform transform_;
   std::unique_ptr<data::Loader> loader_;
   std::shared_ptr<ScalarImpl> model_;
+  record::TrainFloat w_;
+  record::TaskRecord record_ = FakeRecord(&w_);
 };
 
 std::string Dir(const std::string& name) {
@@ -161,26 +174,33 @@ std::vector<std::string> LogRows(const std::string& dir) {
 }
 
 TEST(LoopMeters, SumsRestoreAndReduced) {
-  LoopMeters m;
-  m.Declare("loss", true);
-  m.Declare("acc", false);
-  m["loss"].Add(2.0);
-  m["loss"].Add(4.0);
-  m["acc"].Add(0.5);
+  record::Declaration d;
+  d.AddTrainInt({.name = "step"});
+  const record::TrainFloat loss = d.AddTrain({.name = "loss", .meter = true, .rank_mean = true});
+  const record::TrainFloat acc = d.AddTrain({.name = "class_acc", .meter = true,
+                                             .meter_key = "acc"});
+  const record::TrainFloat lr = d.AddTrain({.name = "lr"});  // no meter
+  LoopMeters m(d);
+  m[loss].Add(2.0);
+  m[loss].Add(4.0);
+  record::TrainRow row(d);
+  row.Set(acc, 0.5);
+  row.Set(lr, 1.0);
+  m.AddRow(row);  // the row's meter columns that are not NaN: acc only
   const std::map<std::string, double> sums = m.Sums();
   EXPECT_EQ(sums.at("train.loss_sum"), 6.0);
   EXPECT_EQ(sums.at("train.loss_count"), 2.0);
   EXPECT_EQ(sums.at("train.acc_sum"), 0.5);
   EXPECT_EQ(sums.at("train.acc_count"), 1.0);
-  LoopMeters restored;
-  restored.Declare("loss", true);
-  restored.Declare("acc", false);
+  EXPECT_EQ(sums.size(), 4u);  // lr has no meter
+  LoopMeters restored(d);
   restored.Restore(sums);
-  EXPECT_EQ(restored.at("loss").mean(), 3.0);
-  EXPECT_EQ(restored.at("acc").mean(), 0.5);
+  EXPECT_EQ(restored.at(loss).mean(), 3.0);
+  EXPECT_EQ(restored.at(acc).mean(), 0.5);
   ASSERT_EQ(restored.Reduced().size(), 1u);  // only "loss" is averaged over ranks
-  EXPECT_EQ(restored.Reduced()[0], &restored["loss"]);
-  EXPECT_DEATH(m["nope"], "no meter 'nope'");
+  EXPECT_EQ(restored.Reduced()[0], &restored[loss]);
+  // A column without a meter is a declaration error, caught where it is used.
+  EXPECT_DEATH(m[lr], "lr is not declared with a meter");
 }
 
 TEST(Loop, LossesAreTheKnownOnesAndEveryBatchRunsOnceInOrder) {
@@ -225,6 +245,27 @@ TEST(Loop, AccumulationStepsOnlyAtGroupEnds) {
     EXPECT_EQ(task.calls[i].w, std::pow(0.5f, static_cast<float>(i / 3))) << i;
   }
   EXPECT_EQ(task.boundaries, (std::vector<int64_t>{2, 5, 2, 5, 2, 5}));
+}
+
+// metrics.h5's `step` is the global micro-batch index (in its eval rows too: the last
+// micro-batch before the evaluation), `optimizer_step` the optimizer step a micro-batch's
+// gradients go into: with update_freq 2, 6 micro-batches and 3 optimizer steps per epoch.
+TEST(Loop, StepCountsMicroBatchesAndOptimizerStepCountsOptimizerSteps) {
+  const std::string dir = Dir("update_freq2");
+  FakeTask task;
+  ASSERT_TRUE(RunTraining("fake", FakeRun(dir, /*update_freq=*/2), {}, task).ok());
+  absl::StatusOr<record::MetricsLog> log = record::ReadMetricsLog(dir + "/metrics.h5");
+  ASSERT_TRUE(log.ok()) << log.status();
+  ASSERT_EQ(log->train.rows(), 18u);
+  for (int64_t i = 0; i < 18; ++i) {
+    EXPECT_EQ(log->train.Step(i), i);
+    EXPECT_EQ(log->train.Epoch(i), i / 6);
+    EXPECT_EQ(log->train.Int("optimizer_step", i), (i / 6) * 3 + (i % 6) / 2) << i;
+  }
+  ASSERT_EQ(log->eval.rows(), 3u);
+  EXPECT_EQ(log->eval.Step(0), 5);
+  EXPECT_EQ(log->eval.Step(2), 17);
+  EXPECT_EQ(log->eval.Value("acc1", 2), 30);
 }
 
 TEST(Loop, StopMidEpochAndResumeEqualsTheUninterruptedRun) {

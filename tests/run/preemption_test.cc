@@ -8,7 +8,7 @@
 namespace convnextv2::run {
 namespace {
 
-using Clock = metrics::TimeLimit::Clock;
+using Clock = dist::TimeLimit::Clock;
 
 TEST(PreemptionWatchTest, NothingRequestedWithoutSignalOrLimit) {
   const PreemptionWatch watch(SIGUSR2);
@@ -35,7 +35,7 @@ TEST(PreemptionWatchTest, SignalsSetTheFlagWithoutKillingTheProcess) {
 TEST(PreemptionWatchTest, NearTimeLimitStopsButNeverAtTheFirstBoundary) {
   // 10 s left, 60 s lead: the limit is already near.
   const PreemptionWatch watch(
-      0, metrics::TimeLimit(Clock::now() + std::chrono::seconds(10), 60, "test"));
+      0, dist::TimeLimit(Clock::now() + std::chrono::seconds(10), 60, "test"));
   EXPECT_FALSE(watch.requested());  // first boundary: no step done yet in this process
   EXPECT_TRUE(watch.requested());
   EXPECT_TRUE(watch.requested());
@@ -45,7 +45,7 @@ TEST(PreemptionWatchTest, NearTimeLimitStopsButNeverAtTheFirstBoundary) {
 
 TEST(PreemptionWatchTest, FarTimeLimitDoesNotStop) {
   const PreemptionWatch watch(
-      0, metrics::TimeLimit(Clock::now() + std::chrono::hours(1), 60, "test"));
+      0, dist::TimeLimit(Clock::now() + std::chrono::hours(1), 60, "test"));
   for (int i = 0; i < 5; ++i) EXPECT_FALSE(watch.requested());
 }
 

@@ -15,7 +15,8 @@
 #include <ATen/ATen.h>
 
 #include "convnextv2/checkpoint/file.h"
-#include "convnextv2/metrics/metrics_log.h"
+#include "convnextv2/record/metrics_log.h"
+#include "convnextv2/record/task_records.h"
 #include "convnextv2/util/files.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -89,13 +90,11 @@ TEST_F(DiskFullTest, AtomicWriteLeavesTheOldFile) {
 
 TEST_F(DiskFullTest, MetricsFlushLeavesTheOldLogAndSucceedsWithSpaceAgain) {
   const std::string path = dir_ + "/metrics.h5";
-  auto w = metrics::MetricsWriter::Create(path, {{"seed", int64_t{1}}});
+  const record::FinetuneRecord task = record::MakeFinetuneRecord({});
+  auto w = record::MetricsWriter::Create(path, {{"seed", int64_t{1}}}, task.declaration);
   ASSERT_TRUE(w.ok()) << w.status();
   auto row = [](int64_t s) {
-    metrics::TrainRow r;
-    r.step = s;
-    r.loss = 1.0 / (s + 1);
-    return r;
+    return record::NamedValues{{"step", s}, {"loss", 1.0 / (s + 1)}};
   };
   for (int64_t s = 0; s < 100; ++s) (*w)->AddTrain(row(s));
   ASSERT_TRUE((*w)->Flush().ok());
@@ -104,15 +103,15 @@ TEST_F(DiskFullTest, MetricsFlushLeavesTheOldLogAndSucceedsWithSpaceAgain) {
   ASSERT_FALSE(s.ok());
   EXPECT_THAT(std::string(s.message()), HasSubstr(path));
   EXPECT_THAT(std::string(s.message()), HasSubstr("No space left on device"));
-  absl::StatusOr<metrics::MetricsLog> log = metrics::ReadMetricsLog(path);
+  absl::StatusOr<record::MetricsLog> log = record::ReadMetricsLog(path);
   ASSERT_TRUE(log.ok()) << log.status();
-  EXPECT_EQ(log->train.size(), 100u);
+  EXPECT_EQ(log->train.rows(), 100u);
   EXPECT_EQ(CountTemporaries(), 0);
   Resize("8m");
   ASSERT_TRUE((*w)->Flush().ok());
-  log = metrics::ReadMetricsLog(path);
+  log = record::ReadMetricsLog(path);
   ASSERT_TRUE(log.ok()) << log.status();
-  EXPECT_EQ(log->train.size(), 20000u);
+  EXPECT_EQ(log->train.rows(), 20000u);
 }
 
 TEST_F(DiskFullTest, CheckpointSaveLeavesThePreviousCheckpoint) {
