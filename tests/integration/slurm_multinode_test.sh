@@ -84,6 +84,7 @@ check_preempted() {
   grep -q "equal: 18 train rows and 3 eval rows are bitwise equal" "$TEST_TMPDIR/compare.txt" \
     || fail "$(cat "$TEST_TMPDIR/compare.txt")"
   same_final_state "$SWEEP/runs/task_000" "$SWEEP/runs/task_001" "$SWEEP"
+  same_log "$SWEEP/runs/task_000" "$SWEEP/runs/task_001" "$SWEEP"
   /usr/bin/python3 "$CHECK" "$SWEEP/runs/task_001" 18 3 attempts=2 || fail "$SWEEP: requeued run dir"
   "$LAUNCHER" status "$SWEEP" >"$TEST_TMPDIR/status.txt" || fail "status $SWEEP"
   grep -q "task_001 .*FINISHED  *2 " "$TEST_TMPDIR/status.txt" \

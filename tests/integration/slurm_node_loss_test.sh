@@ -110,6 +110,7 @@ lose() {
     || fail "$how: the requeued run differs from the unstopped one: $(cat "$how.compare")"
   grep -q "equal: 18 train rows and 3 eval rows are bitwise equal" "$how.compare" || fail "$(cat "$how.compare")"
   same_final_state "$TEST_TMPDIR/ref" "$SWEEP/runs/task_000" "$how of node$node"
+  same_log "$TEST_TMPDIR/ref" "$SWEEP/runs/task_000" "$how of node$node"
   /usr/bin/python3 "$CHECK" "$SWEEP/runs/task_000" 18 3 attempts=2 || fail "$how: run dir"
 }
 
