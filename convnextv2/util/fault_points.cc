@@ -33,6 +33,7 @@ struct ErrnoRule {
 
 struct Config {
   std::map<std::string, std::vector<int64_t>> kill_at;  // name -> occurrences
+  std::map<std::string, std::vector<int64_t>> stop_at;
   std::map<std::string, std::vector<ErrnoRule>> errno_at;
   bool delay = false;
   uint64_t delay_seed = 0;
@@ -66,8 +67,9 @@ int ErrnoByName(absl::string_view name) {
   return 0;
 }
 
-// NAME:N[+][:ERR] items, comma separated.
-void Parse(const char* variable, bool errno_rules, Config* config) {
+// NAME:N[+][:ERR] items, comma separated: errno rules into config, or occurrences into *at.
+void Parse(const char* variable, bool errno_rules, Config* config,
+           std::map<std::string, std::vector<int64_t>>* at) {
   const char* raw = std::getenv(variable);
   if (raw == nullptr || *raw == '\0') return;
   const absl::string_view value(raw);
@@ -87,7 +89,7 @@ void Parse(const char* variable, bool errno_rules, Config* config) {
     }
     const std::string name(parts[0]);
     if (!errno_rules) {
-      config->kill_at[name].push_back(occurrence);
+      (*at)[name].push_back(occurrence);
       continue;
     }
     ErrnoRule rule{occurrence, onwards, ENOSPC};
@@ -105,8 +107,9 @@ void Parse(const char* variable, bool errno_rules, Config* config) {
 void Load() {
   Config& c = Cfg();
   c = Config();
-  Parse("CONVNEXTV2_FAULT", false, &c);
-  Parse("CONVNEXTV2_FAULT_ERRNO", true, &c);
+  Parse("CONVNEXTV2_FAULT", false, &c, &c.kill_at);
+  Parse("CONVNEXTV2_FAULT_STOP", false, &c, &c.stop_at);
+  Parse("CONVNEXTV2_FAULT_ERRNO", true, &c, nullptr);
   if (const char* seed = std::getenv("CONVNEXTV2_FAULT_DELAY_SEED"); seed && *seed) {
     if (!absl::SimpleAtoi(seed, &c.delay_seed)) {
       BadSpec("CONVNEXTV2_FAULT_DELAY_SEED", seed, "not a non-negative integer");
@@ -121,7 +124,8 @@ void Load() {
   if (const char* trace = std::getenv("CONVNEXTV2_FAULT_TRACE"); trace && *trace) {
     c.trace = absl::string_view(trace) != "0";
   }
-  const bool any = !c.kill_at.empty() || !c.errno_at.empty() || c.delay || c.trace;
+  const bool any =
+      !c.kill_at.empty() || !c.stop_at.empty() || !c.errno_at.empty() || c.delay || c.trace;
   fault_internal::state.store(any ? 2 : 1, std::memory_order_release);
 }
 
@@ -148,6 +152,24 @@ uint64_t DelayUs(const Config& c, absl::string_view name, int64_t occurrence) {
   _exit(137);  // not reached
 }
 
+// Freezes the whole process (every thread) until SIGCONT; a SIGKILL ends it there.
+void StopSelf(const char* name, int64_t occurrence) {
+  const std::string text = absl::StrCat("fault point ", name, " #", occurrence,
+                                        ": SIGSTOP (CONVNEXTV2_FAULT_STOP)\n");
+  (void)!write(STDERR_FILENO, text.data(), text.size());
+  kill(getpid(), SIGSTOP);
+}
+
+bool Hit(const std::map<std::string, std::vector<int64_t>>& m, const std::string& key,
+         int64_t n) {
+  auto it = m.find(key);
+  if (it == m.end()) return false;
+  for (int64_t want : it->second) {
+    if (want == n) return true;
+  }
+  return false;
+}
+
 }  // namespace
 
 namespace fault_internal {
@@ -155,6 +177,7 @@ namespace fault_internal {
 void Reach(const char* name, int* errno_out) {
   uint64_t sleep_us = 0;
   bool kill_now = false;
+  bool stop_now = false;
   int64_t occurrence = 0;
   {
     std::lock_guard<std::mutex> lock(Mu());
@@ -168,16 +191,8 @@ void Reach(const char* name, int* errno_out) {
       (void)!write(STDERR_FILENO, text.data(), text.size());
     }
     if (c.delay) sleep_us = DelayUs(c, name, occurrence);
-    auto hit = [](const std::map<std::string, std::vector<int64_t>>& m, const std::string& key,
-                  int64_t n) {
-      auto it = m.find(key);
-      if (it == m.end()) return false;
-      for (int64_t want : it->second) {
-        if (want == n) return true;
-      }
-      return false;
-    };
-    kill_now = hit(c.kill_at, name, occurrence) || hit(c.kill_at, "*", total);
+    kill_now = Hit(c.kill_at, name, occurrence) || Hit(c.kill_at, "*", total);
+    stop_now = Hit(c.stop_at, name, occurrence) || Hit(c.stop_at, "*", total);
     if (errno_out != nullptr) {
       if (auto it = c.errno_at.find(name); it != c.errno_at.end()) {
         for (const ErrnoRule& r : it->second) {
@@ -188,6 +203,7 @@ void Reach(const char* name, int* errno_out) {
   }
   if (sleep_us > 0) std::this_thread::sleep_for(std::chrono::microseconds(sleep_us));
   if (kill_now) KillSelf(name, occurrence);
+  if (stop_now) StopSelf(name, occurrence);
 }
 
 }  // namespace fault_internal

@@ -9,6 +9,11 @@
 //   CONVNEXTV2_FAULT=NAME:N[,NAME:N...]   SIGKILL the process the Nth time (1-based) NAME is
 //                                         reached. NAME `*` counts every point together, so
 //                                         `*:40` kills at the 40th point of any name.
+//   CONVNEXTV2_FAULT_STOP=NAME:N[,...]    SIGSTOP the process there instead: it stays frozen
+//                                         mid-operation (its sockets open, its files as they
+//                                         are) until SIGCONT or SIGKILL, so a test can take its
+//                                         host down at that instant (a power loss closes no
+//                                         socket and finishes no write).
 //   CONVNEXTV2_FAULT_ERRNO=NAME:N[+][:ERR][,...]
 //                                         FaultWriteErrno(NAME) returns ERR (ENOSPC unless given:
 //                                         ENOSPC, EIO, EDQUOT, EROFS) the Nth time, or from the
@@ -44,7 +49,8 @@ extern std::atomic<int> state;
 void Reach(const char* name, int* errno_out);
 }  // namespace fault_internal
 
-// Reaches the point `name`: may sleep (delay seed) or SIGKILL the process (CONVNEXTV2_FAULT).
+// Reaches the point `name`: may sleep (delay seed), SIGKILL the process (CONVNEXTV2_FAULT) or
+// stop it (CONVNEXTV2_FAULT_STOP).
 inline void FaultPoint(const char* name) {
   if (fault_internal::state.load(std::memory_order_relaxed) == 1) return;
   fault_internal::Reach(name, nullptr);

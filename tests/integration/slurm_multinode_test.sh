@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
-# Several hosts on a real Slurm cluster: tools/slurm/local_cluster.sh --nodes 2 makes two hosts
-# (network namespaces on a bridge, each with its own address, hostname and slurmd).
-# 1. A sweep with slurm { nodes: 2 ntasks_per_node: 1 }: each task is one srun step over both
+# Several hosts on a real Slurm cluster: tools/slurm/local_cluster.sh --nodes 3 makes three hosts
+# (network namespaces on a bridge, each with its own address, hostname and slurmd); the 2-host
+# parts run on node1 and node2.
+# 1. A sweep with slurm { nodes: 2 ntasks_per_node: 1 }: each task is one srun step over two
 #    hosts, rank 0's host comes from Slurm's NodeAddr, every rank's Gloo sockets cross the bridge
 #    (ss inside each host); one task preempted mid-epoch (scancel --signal=TERM) stops on both
 #    hosts at the same step, requeues, resumes and ends bitwise equal to the unstopped one; the
 #    manifest keeps each attempt's node list; status shows both.
 # 2. The one-host form of that preemption: 2 ranks on one node.
 # 3. 2 hosts x 1 process x batch b train as 1 process x batch 2b (per-epoch test loss and top-1;
-#    pre-training: train loss).
+#    pre-training: train loss); 3 hosts x b as 1 x 3b (fine-tuning), every rank's Gloo sockets
+#    reaching both other hosts.
 # 4. Bad input: --nodes 0, more nodes than the cluster has, a rank 0 host that does not
 #    resolve, one no rank reaches, a port taken on rank 0's host: refused within the timeout,
 #    naming the field or host, and an existing run dir keeps its files.
@@ -20,16 +22,20 @@ if [[ $(id -u) != 0 ]]; then
   exit 0
 fi
 PRETRAIN=$(realpath "$4")
-SLURM_TEST_NODES=2 setup_slurm_test "$@"
+DIGEST=$(realpath "$5")
+SLURM_TEST_NODES=3 setup_slurm_test "$@"
 ID=$(sed -n 's/^ID=\([0-9]*\).*/\1/p' "$CLUSTER_DIR/net.env")
 [[ -n $ID ]] || fail "no cluster id in $CLUSTER_DIR/net.env"
 NET="10.213.$ID"
-[[ $(sinfo -h -N -o "%N %T" | tr '\n' ' ') == "node1 idle node2 idle " ]] || fail "nodes: $(sinfo -N)"
+[[ $(sinfo -h -N -o "%N %T" | tr '\n' ' ') == "node1 idle node2 idle node3 idle " ]] || fail "nodes: $(sinfo -N)"
+# The 2-host steps run on node1 and node2, so that the checks below know who is where.
+SRUN2=(srun -N 2 --ntasks-per-node=1 -w "node[1-2]")
 
 # preempted_sweep NAME NODES NTASKS_PER_NODE: two identical tasks; task 1 gets scancel
 # --signal=TERM in epoch 1; sets SWEEP, JOB.
 preempted_sweep() {
-  local name="$1" nodes="$2" ntasks="$3"
+  local name="$1" nodes="$2" ntasks="$3" pin=""
+  ((nodes == 2)) && pin='extra_sbatch_args: "--nodelist=node[1-2]"'
   cat >"$name.pbtxt" <<PBTXT
 name: "$name"
 base_config {
@@ -43,7 +49,7 @@ base_config {
 repeats: 2
 seeds: 5
 seeds: 5
-slurm { nodes: $nodes ntasks_per_node: $ntasks cpus_per_task: 1 time: "00:10:00" max_parallel: 2 }
+slurm { nodes: $nodes ntasks_per_node: $ntasks cpus_per_task: 1 time: "00:10:00" max_parallel: 2 $pin }
 PBTXT
   "$LAUNCHER" sweep "$name.pbtxt" >"$name.submit" 2>&1 || fail "sweep $name: $(cat "$name.submit")"
   SWEEP="$TEST_TMPDIR/sweeps/$name"
@@ -77,6 +83,8 @@ check_preempted() {
     || fail "$SWEEP: the requeued task differs from the unstopped one: $(cat "$TEST_TMPDIR/compare.txt")"
   grep -q "equal: 18 train rows and 3 eval rows are bitwise equal" "$TEST_TMPDIR/compare.txt" \
     || fail "$(cat "$TEST_TMPDIR/compare.txt")"
+  same_final_state "$SWEEP/runs/task_000" "$SWEEP/runs/task_001" "$SWEEP"
+  same_log "$SWEEP/runs/task_000" "$SWEEP/runs/task_001" "$SWEEP"
   /usr/bin/python3 "$CHECK" "$SWEEP/runs/task_001" 18 3 attempts=2 || fail "$SWEEP: requeued run dir"
   "$LAUNCHER" status "$SWEEP" >"$TEST_TMPDIR/status.txt" || fail "status $SWEEP"
   grep -q "task_001 .*FINISHED  *2 " "$TEST_TMPDIR/status.txt" \
@@ -85,30 +93,41 @@ check_preempted() {
     || { cat "$TEST_TMPDIR/status.txt"; fail "$SWEEP: status does not show task 0 finished"; }
 }
 
-# cross_host_peers: while a 2-host task runs, each host's finetune has TCP connections to the
-# other host's address (Gloo pairs, rank 1's store client) and none over loopback.
+# cross_host_peers HOSTS: while a task over node1..nodeHOSTS runs, each host's finetune has TCP
+# connections to every other host's address (Gloo's pairs, the store clients of ranks > 0) and
+# none over loopback. Polls each host until it has shown all its peers (a short run lives ~1 s).
 cross_host_peers() {
-  local i other seen=""
-  for _ in $(seq 1 600); do
-    seen=""
-    for i in 1 2; do
-      other=$((3 - i))
-      ip netns exec "cnx$ID-node$i" ss -Htnp state established >"ss$i.txt" 2>&1
-      grep '"finetune"' "ss$i.txt" | awk '{ print $4 }' | grep -q "^$NET\.$other:" && seen+="$i"
+  local hosts="$1" i j all done_hosts=" "
+  rm -f ss*.txt
+  for _ in $(seq 1 1200); do
+    for ((i = 1; i <= hosts; i++)); do
+      [[ $done_hosts == *" $i "* ]] && continue
+      nsenter --net="/run/netns/cnx$ID-node$i" ss -Htnp state established >"ss$i.now" 2>&1
+      cat "ss$i.now" >>"ss$i.txt"
+      # The peer column, IPv4-mapped IPv6 addresses ([::ffff:A]:P) written as A:P.
+      grep '"finetune"' "ss$i.now" | awk '{ print $4 }' | sed 's/^\[::ffff:\(.*\)\]:/\1:/' >"peers$i.txt"
+      all=1
+      for ((j = 1; j <= hosts; j++)); do
+        ((i == j)) || grep -q "^$NET\.$j:" "peers$i.txt" || all=0
+      done
+      ((all)) && done_hosts+="$i "
     done
-    [[ $seen == 12 ]] && break
-    sleep 0.1
+    (($(wc -w <<<"$done_hosts") == hosts)) && break
+    sleep 0.05
   done
-  [[ $seen == 12 ]] || fail "no cross-host connection of finetune on both hosts: $(cat ss1.txt ss2.txt)"
-  grep '"finetune"' ss1.txt ss2.txt | grep -q " 127\." && fail "a rank talks over loopback: $(cat ss1.txt ss2.txt)"
-  echo "cross-host: node1 -> $(grep '"finetune"' ss1.txt | awk '{ print $4 }' | sort -u | tr '\n' ' ')"
+  (($(wc -w <<<"$done_hosts") == hosts)) || fail "finetune's connections do not reach every other" \
+    "host from each of the $hosts hosts (those that did:$done_hosts): $(grep -h finetune ss*.txt | sort -u)"
+  grep -h '"finetune"' ss*.txt | grep -q " 127\.\| \[::ffff:127\." && fail "a rank talks over loopback: $(cat ss*.txt)"
+  for ((i = 1; i <= hosts; i++)); do
+    echo "cross-host: node$i -> $(sed 's/:[0-9]*$//' "peers$i.txt" | sort -u | tr '\n' ' ')"
+  done
 }
 
 # ---- 1. a 2-node sweep: across hosts, preempted, requeued, equal ------------------------------
 T0=$SECONDS
 preempted_sweep two 2 1
 TWO_SWEEP=$SWEEP TWO_JOB=$JOB
-cross_host_peers
+cross_host_peers 2
 preempt_task
 wait_for_job "$JOB" 300
 cat "$SWEEP/logs/${JOB}_1.out"
@@ -139,50 +158,69 @@ same_floats() { /usr/bin/python3 -c '
 import sys
 a, b = [list(map(float, s.split())) for s in sys.argv[1:3]]
 sys.exit(0 if len(a) == len(b) and all(abs(x - y) <= 1e-4 * max(1e-6, abs(y)) for x, y in zip(a, b)) else 1)' "$1" "$2"; }
+# same_epochs WHAT DP_DIR SP_DIR KEY...: each KEY's per-epoch values in the two log.txt agree.
+same_epochs() {
+  local what="$1" dp_dir="$2" sp_dir="$3" key dp sp
+  shift 3
+  for key in "$@"; do
+    dp=$(column "$dp_dir/log.txt" "$key")
+    sp=$(column "$sp_dir/log.txt" "$key")
+    same_floats "$dp" "$sp" || fail "$what: $key of the ranks ($dp) != 1 process with their batch ($sp)"
+    echo "$what $key: ranks $dp, 1 process $sp"
+  done
+}
 FINETUNE="$TWO_SWEEP/bin/finetune"
 FT=(--data_set synthetic --nb_classes 4 --synthetic_train_size 64 --synthetic_eval_size 50
     --epochs 2 --warmup_epochs 0 --num_threads 1 --num_workers 1 --drop_path 0 --smoothing 0
     --print_freq 100 --blr 4e-4 --model convnextv2_test)
-srun -N 2 --ntasks-per-node=1 "$FINETUNE" "${FT[@]}" --batch_size 8 --output_dir "$TEST_TMPDIR/dp" \
+"${SRUN2[@]}" "$FINETUNE" "${FT[@]}" --batch_size 8 --output_dir "$TEST_TMPDIR/dp" \
   >dp.txt 2>&1 || fail "2-host finetune: $(tail -n 20 dp.txt)"
 "$FINETUNE" "${FT[@]}" --batch_size 16 --output_dir "$TEST_TMPDIR/sp" >sp.txt 2>&1 || fail "1-process finetune: $(tail sp.txt)"
 grep -q "effective batch size: 16" dp.txt || fail "2 x 8 is not an effective batch of 16"
-for key in test_loss test_acc1 train_loss; do
-  dp=$(column dp/log.txt $key)
-  sp=$(column sp/log.txt $key)
-  same_floats "$dp" "$sp" || fail "finetune: $key of 2 hosts ($dp) != 1 process with the double batch ($sp)"
-  echo "finetune $key: 2 hosts $dp, 1 process $sp"
-done
+same_epochs "finetune, 2 hosts" dp sp test_loss test_acc1 train_loss
 PRE=(--data_set synthetic --synthetic_train_size 16 --input_size 64 --epochs 2 --warmup_epochs 0
      --decoder_embed_dim 32 --vis_images 2 --num_threads 1 --print_freq 1 --model convnextv2_test)
-srun -N 2 --ntasks-per-node=1 "$PRETRAIN" "${PRE[@]}" --batch_size 4 --output_dir "$TEST_TMPDIR/pdp" \
+"${SRUN2[@]}" "$PRETRAIN" "${PRE[@]}" --batch_size 4 --output_dir "$TEST_TMPDIR/pdp" \
   >pdp.txt 2>&1 || fail "2-host pretrain: $(tail -n 20 pdp.txt)"
 "$PRETRAIN" "${PRE[@]}" --batch_size 8 --output_dir "$TEST_TMPDIR/psp" >psp.txt 2>&1 || fail "1-process pretrain: $(tail psp.txt)"
-dp=$(column pdp/log.txt train_loss)
-sp=$(column psp/log.txt train_loss)
-same_floats "$dp" "$sp" || fail "pre-training: train_loss of 2 hosts ($dp) != 1 process with the double batch ($sp)"
+same_epochs "pre-training, 2 hosts" pdp psp train_loss
 echo "2 hosts x b vs 1 x 2b (finetune, pretrain): $((SECONDS - T0)) s"
+T0=$SECONDS
+FT3=("${FT[@]}" --synthetic_train_size 72)  # 3 steps of 3 x 8 per epoch, no padded shard
+srun -N 3 --ntasks-per-node=1 "$FINETUNE" "${FT3[@]}" --batch_size 8 --output_dir "$TEST_TMPDIR/dp3" \
+  >dp3.txt 2>&1 &
+dp3_pid=$!
+cross_host_peers 3
+wait "$dp3_pid" || fail "3-host finetune: $(tail -n 20 dp3.txt)"
+"$FINETUNE" "${FT3[@]}" --batch_size 24 --output_dir "$TEST_TMPDIR/sp3" >sp3.txt 2>&1 \
+  || fail "1-process finetune, batch 24: $(tail sp3.txt)"
+grep -q "effective batch size: 24" dp3.txt || fail "3 x 8 is not an effective batch of 24"
+for i in 1 2 3; do
+  grep -q "gloo: binding $NET.$i, the address of the route to node1" dp3.txt || fail "node$i's Gloo device: $(grep gloo dp3.txt)"
+done
+same_epochs "finetune, 3 hosts" dp3 sp3 test_loss test_acc1 train_loss
+echo "3 hosts x b vs 1 x 3b (finetune): $((SECONDS - T0)) s"
 
 # ---- 4. bad input ------------------------------------------------------------------------------
 T0=$SECONDS
 sed 's/nodes: 2 /nodes: 0 /; s/name: "two"/name: "zero"/' two.pbtxt >zero.pbtxt
 "$LAUNCHER" sweep zero.pbtxt >zero.txt 2>&1 && fail "a sweep with nodes 0 was submitted"
 grep -qF "slurm.nodes: 0 must be >= 1" zero.txt || fail "nodes 0 message: $(cat zero.txt)"
-sed 's/nodes: 2 /nodes: 3 /; s/name: "two"/name: "three"/' two.pbtxt >three.pbtxt
-"$LAUNCHER" sweep three.pbtxt >three.txt 2>&1 && fail "a 3-node sweep was accepted by a 2-node cluster"
-grep -qF "slurm.nodes: 3 but partition 'local' has 2 nodes (sinfo): lower slurm.nodes" three.txt \
-  || fail "3 nodes on 2: $(cat three.txt)"
-[[ ! -e sweeps/three ]] || fail "the refused 3-node sweep wrote its dir"
+sed 's/nodes: 2 /nodes: 4 /; s/name: "two"/name: "four"/; s/extra_sbatch_args: "[^"]*"//' two.pbtxt >four.pbtxt
+"$LAUNCHER" sweep four.pbtxt >four.txt 2>&1 && fail "a 4-node sweep was accepted by a 3-node cluster"
+grep -qF "slurm.nodes: 4 but partition 'local' has 3 nodes (sinfo): lower slurm.nodes" four.txt \
+  || fail "4 nodes on 3: $(cat four.txt)"
+[[ ! -e sweeps/four ]] || fail "the refused 4-node sweep wrote its dir"
 # A run dir with a finished run: each failure below must leave its files as they were.
 sha() { (cd "$TEST_TMPDIR/sp" && sha256sum checkpoint-*.pth metrics.h5 log.txt); }
 before=$(sha)
 BAD=("${FT[@]}" --batch_size 8 --epochs 3 --dist_timeout 5 --output_dir "$TEST_TMPDIR/sp")
-MASTER_ADDR=nosuchhost timeout 60 srun -N 2 --ntasks-per-node=1 "$FINETUNE" "${BAD[@]}" >noname.txt 2>&1 \
+MASTER_ADDR=nosuchhost timeout 60 "${SRUN2[@]}" "$FINETUNE" "${BAD[@]}" >noname.txt 2>&1 \
   && fail "an unresolvable MASTER_ADDR trained"
 grep -q "rank 1 of 2 on host node2: rank 0's host 'nosuchhost' (MASTER_ADDR.*) does not resolve here" noname.txt \
   || fail "unresolvable host: $(tail noname.txt)"
 start=$SECONDS
-MASTER_ADDR=$NET.77 timeout 60 srun -N 2 --ntasks-per-node=1 "$FINETUNE" "${BAD[@]}" >unreach.txt 2>&1 \
+MASTER_ADDR=$NET.77 timeout 60 "${SRUN2[@]}" "$FINETUNE" "${BAD[@]}" >unreach.txt 2>&1 \
   && fail "an unreachable MASTER_ADDR trained"
 ((SECONDS - start < 40)) || fail "an unreachable master took $((SECONDS - start)) s (dist_timeout 5)"
 grep -q "rank 1 of 2: rendezvous at $NET.77:[0-9]* failed within 5 s (distributed.dist_timeout" unreach.txt \
@@ -197,7 +235,7 @@ sleep 1
 # As in the launcher's batch script, --kill-on-bad-exit ends rank 1 once rank 0 has failed: rank
 # 1's store client, connected to the holder, which never answers, would wait for it forever.
 start=$SECONDS
-MASTER_PORT=$port timeout 60 srun -N 2 --ntasks-per-node=1 --kill-on-bad-exit=1 "$FINETUNE" "${BAD[@]}" >taken.txt 2>&1 \
+MASTER_PORT=$port timeout 60 "${SRUN2[@]}" --kill-on-bad-exit=1 "$FINETUNE" "${BAD[@]}" >taken.txt 2>&1 \
   && fail "ranks started on a taken port"
 kill "$holder"
 ((SECONDS - start < 40)) || fail "a taken port took $((SECONDS - start)) s (dist_timeout 5)"

@@ -6,6 +6,8 @@
 #   SLURM_TEST_NODES=2 before setup_slurm_test: that many hosts (network namespaces);
 #   SLURM_TEST_SLURMD_TIMEOUT=S: a silent host is DOWN after S s (Slurm's default: 300).
 # Sets LAUNCHER, CLUSTER, CHECK and CLUSTER_DIR, defines fail(), and leaves the test in $TEST_TMPDIR.
+#   same_final_state REF_DIR RUN_DIR WHAT: needs DIGEST (//tests/checkpoint:tensor_digest).
+#   same_log REF_DIR RUN_DIR WHAT: log.txt of both runs without timing keys.
 
 fail() { echo "FAIL: $*" >&2; exit 1; }
 
@@ -47,4 +49,28 @@ wait_for_job() {
     sleep 1
   done
   fail "job $job still queued after $seconds s: $(cat "$TEST_TMPDIR/queue.txt")"
+}
+
+# same_final_state REF_DIR RUN_DIR WHAT: the two runs' last epoch checkpoints hold bitwise equal
+# model, optimizer and generator tensors ($DIGEST: tests/checkpoint:tensor_digest).
+same_final_state() {
+  local ref="$1" run="$2" what="$3" last
+  last=$(cd "$ref" && ls checkpoint-*[0-9].pth | sort -t- -k2 -n | tail -n 1)
+  [[ -n $last ]] || fail "$what: no epoch checkpoint in $ref"
+  "$DIGEST" "$ref/$last" model. optimizer. rng. >"$TEST_TMPDIR/digest.ref" || fail "$what: digest of $ref/$last"
+  "$DIGEST" "$run/$last" model. optimizer. rng. >"$TEST_TMPDIR/digest.run" || fail "$what: digest of $run/$last"
+  (($(wc -l <"$TEST_TMPDIR/digest.run") > 100)) || fail "$what: $last holds too few tensors"
+  cmp -s "$TEST_TMPDIR/digest.ref" "$TEST_TMPDIR/digest.run" \
+    || fail "$what: $last differs from the unstopped run's: $(diff "$TEST_TMPDIR/digest.ref" "$TEST_TMPDIR/digest.run" | head -n 4)"
+}
+
+# same_log REF_DIR RUN_DIR WHAT: both runs' log.txt, without the timing keys the tasks declare
+# (`launcher log_without_timing`), are the same, row for row.
+same_log() {
+  local ref="$1" run="$2" what="$3"
+  "$LAUNCHER" log_without_timing "$ref/log.txt" >"$TEST_TMPDIR/log.ref" || fail "$what: log_without_timing $ref/log.txt"
+  "$LAUNCHER" log_without_timing "$run/log.txt" >"$TEST_TMPDIR/log.run" || fail "$what: log_without_timing $run/log.txt"
+  grep -q '"test_acc1"' "$TEST_TMPDIR/log.ref" || fail "$what: no epoch rows in $ref/log.txt"
+  cmp -s "$TEST_TMPDIR/log.ref" "$TEST_TMPDIR/log.run" \
+    || fail "$what: log.txt differs from the unstopped run's: $(diff "$TEST_TMPDIR/log.ref" "$TEST_TMPDIR/log.run" | head -n 4)"
 }

@@ -1,6 +1,8 @@
 #include "convnextv2/util/fault_points.h"
 
 #include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <chrono>
@@ -34,8 +36,9 @@ class FaultEnv {
 
  private:
   static void Clear() {
-    for (const char* v : {"CONVNEXTV2_FAULT", "CONVNEXTV2_FAULT_ERRNO", "CONVNEXTV2_FAULT_DELAY_SEED",
-                          "CONVNEXTV2_FAULT_DELAY_MAX_US", "CONVNEXTV2_FAULT_TRACE"}) {
+    for (const char* v : {"CONVNEXTV2_FAULT", "CONVNEXTV2_FAULT_STOP", "CONVNEXTV2_FAULT_ERRNO",
+                          "CONVNEXTV2_FAULT_DELAY_SEED", "CONVNEXTV2_FAULT_DELAY_MAX_US",
+                          "CONVNEXTV2_FAULT_TRACE"}) {
       unsetenv(v);
     }
   }
@@ -219,6 +222,52 @@ TEST(AtomicWriteFaultDeathTest, AKillBeforeTheRenameLeavesTheOldFile) {
       },
       ::testing::KilledBySignal(SIGKILL), "atomic_rename #1");
   EXPECT_EQ(*ReadFile(path), "old contents\n");
+}
+
+// A child stopped at the 1st atomic_rename (CONVNEXTV2_FAULT_STOP) is frozen with the new data
+// fsynced under its temporary name and the old file in place, after exactly the points before
+// it; SIGCONT lets it finish the write.
+TEST(AtomicWriteFaultTest, AStopBeforeTheRenameFreezesTheWriteUntilContinued) {
+  const std::string dir = TempPath("atomic_stop");
+  std::filesystem::create_directories(dir);
+  const std::string path = dir + "/checkpoint.pth";
+  ASSERT_TRUE(WriteFileAtomically(path, "old contents\n").ok());
+  int done[2];
+  ASSERT_EQ(pipe(done), 0);
+  const pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    FaultEnv env({{"CONVNEXTV2_FAULT_STOP", "atomic_rename:1,p:2"}});
+    FaultPoint("p");  // the 1st p passes
+    const bool ok = WriteFileAtomically(path, "new contents\n").ok();  // stops before its rename
+    (void)!write(done[1], ok ? "w" : "f", 1);
+    FaultPoint("p");  // stops again
+    (void)!write(done[1], "p", 1);
+    _exit(0);
+  }
+  close(done[1]);
+  auto wait_stopped = [&]() {
+    int status = 0;
+    EXPECT_EQ(waitpid(pid, &status, WUNTRACED), pid);
+    return WIFSTOPPED(status) && WSTOPSIG(status) == SIGSTOP;
+  };
+  char c = 0;
+  ASSERT_TRUE(wait_stopped());
+  EXPECT_EQ(*ReadFile(path), "old contents\n");
+  EXPECT_EQ(CountTemporaries(dir), 1);  // written and fsynced, not renamed
+  ASSERT_EQ(kill(pid, SIGCONT), 0);
+  ASSERT_EQ(read(done[0], &c, 1), 1);
+  EXPECT_EQ(c, 'w');
+  ASSERT_TRUE(wait_stopped());  // at the 2nd p, before its write
+  EXPECT_EQ(*ReadFile(path), "new contents\n");
+  EXPECT_EQ(CountTemporaries(dir), 0);
+  ASSERT_EQ(kill(pid, SIGCONT), 0);
+  ASSERT_EQ(read(done[0], &c, 1), 1);
+  EXPECT_EQ(c, 'p');
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  close(done[0]);
 }
 
 }  // namespace
