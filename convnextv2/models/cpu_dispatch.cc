@@ -1,5 +1,6 @@
 // Picks the CpuKernels for this CPU (cpu_kernels.h).
 #include <atomic>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <initializer_list>
@@ -27,18 +28,40 @@ bool CpuHas(CpuIsa isa) {
   return isa == CpuIsa::kGeneric;
 }
 
+constexpr struct {
+  const char* name;
+  CpuIsa isa;
+  const char* needs;
+} kLevels[] = {
+    {"generic", CpuIsa::kGeneric, "nothing"},
+    {"avx2", CpuIsa::kAvx2, "AVX2, FMA, F16C and BMI2"},
+    {"avx512", CpuIsa::kAvx512, "AVX2, FMA, F16C, BMI2 and AVX512F/BW/VL/DQ/BF16"},
+};
+
+// The widest build this CPU runs, or the one CONVNEXTV2_CPU_KERNELS names; a name that is not
+// a level, or a level this CPU lacks, ends the program with a message (a forced level is what
+// a benchmark or a test asked for: running another one instead would mislead).
 const CpuKernels* Choose() {
   const CpuKernels* widest = &kGenericCpuKernels;
   for (const CpuIsa isa : {CpuIsa::kAvx2, CpuIsa::kAvx512}) {
     if (const CpuKernels* k = CpuKernelsFor(isa)) widest = k;
   }
   const char* env = std::getenv("CONVNEXTV2_CPU_KERNELS");
-  if (env == nullptr) return widest;
-  if (std::strcmp(env, "generic") == 0) return &kGenericCpuKernels;
-  if (std::strcmp(env, "avx2") == 0 && CpuKernelsFor(CpuIsa::kAvx2) != nullptr) {
-    return CpuKernelsFor(CpuIsa::kAvx2);
+  if (env == nullptr || *env == '\0') return widest;
+  for (const auto& level : kLevels) {
+    if (std::strcmp(env, level.name) != 0) continue;
+    if (const CpuKernels* k = CpuKernelsFor(level.isa)) return k;
+    std::fprintf(stderr,
+                 "CONVNEXTV2_CPU_KERNELS=%s: this CPU lacks what that build needs (%s); the "
+                 "widest it runs is %s\n",
+                 env, level.needs, widest->name);
+    std::exit(2);
   }
-  return widest;
+  std::fprintf(stderr,
+               "CONVNEXTV2_CPU_KERNELS=%s is not a kernel build: use generic, avx2 or avx512 "
+               "(or leave it unset for the widest this CPU runs, %s)\n",
+               env, widest->name);
+  std::exit(2);
 }
 
 std::atomic<const CpuKernels*>& Active() {

@@ -7,14 +7,15 @@
 //   const CpuKernels& k = ActiveCpuKernels();    // AVX-512, else AVX2, else the baseline
 //   k.grn_forward_f32(x, hw, c, gamma, beta, eps, y, g_norm, &denom, nx, scale);
 //
-// CONVNEXTV2_CPU_KERNELS=generic (or avx2) in the environment forces that build (read once, at
-// the first call). The kernels do one sample (or one output row); the callers (grn_kernels.cc,
+// CONVNEXTV2_CPU_KERNELS=generic, avx2 or avx512 in the environment forces that build (read
+// once, at the first call; a build this CPU cannot run, or another name, ends the program with
+// a message saying so). The kernels do one sample (or one output row); the callers (grn_kernels.cc,
 // dwconv_kernels.cc) allocate tensors and split the batch over threads. bfloat16 tensors are
 // passed as their bits (uint16_t); all sums run in float32. Internal to the models package.
 //
 // This header includes only <cstdint>: it is compiled into the AVX2 and AVX-512 translation
-// units, which must not instantiate any inline function shared with the rest of the program (the linker would
-// keep one copy, possibly the AVX-512 one, for every caller).
+// units, which must not instantiate any inline function shared with the rest of the program
+// (the linker would keep one copy, possibly the AVX-512 one, for every caller).
 #ifndef CONVNEXTV2_MODELS_CPU_KERNELS_H_
 #define CONVNEXTV2_MODELS_CPU_KERNELS_H_
 
@@ -96,7 +97,8 @@ extern const CpuKernels kGenericCpuKernels;
 // (x86-64-v3), kAvx512 those and AVX512F/BW/VL/DQ/BF16.
 const CpuKernels* CpuKernelsFor(CpuIsa isa);
 // What the layers call: the widest supported build unless CONVNEXTV2_CPU_KERNELS names another
-// ("generic", "avx2"; an unsupported one is ignored).
+// ("generic", "avx2", "avx512"; one this CPU lacks, or an unknown name, exits with status 2 and
+// a message on stderr).
 const CpuKernels& ActiveCpuKernels();
 // Tests: make `kernels` the active set until the returned previous one is set back.
 const CpuKernels* SetActiveCpuKernelsForTesting(const CpuKernels* kernels);

@@ -15,22 +15,14 @@
 #include "convnextv2/models/convnextv2.h"
 #include "convnextv2/models/cpu_kernels.h"
 #include "convnextv2/models/layers.h"
+#include "tests/models/scoped_cpu_kernels.h"
 
 namespace convnextv2::models {
 namespace {
 
 using internal::CpuKernels;
 
-// Makes `kernels` the active set for the scope.
-class ScopedKernels {
- public:
-  explicit ScopedKernels(const CpuKernels* kernels)
-      : previous_(internal::SetActiveCpuKernelsForTesting(kernels)) {}
-  ~ScopedKernels() { internal::SetActiveCpuKernelsForTesting(previous_); }
-
- private:
-  const CpuKernels* previous_;
-};
+using ScopedKernels = testing_kernels::ScopedCpuKernels;
 
 // Values and gradients of GrnFused on x (float32 or bfloat16) with the given kernels.
 std::vector<at::Tensor> GrnRun(const CpuKernels* kernels, const at::Tensor& x_in,

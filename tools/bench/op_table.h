@@ -6,7 +6,8 @@
 // the sum differs from the step time by what the table leaves out (head, loss, autograd engine,
 // the gradient accumulation into .grad) and by cache effects between ops.
 //
-//   PrintOpTable(model, /*batch=*/128, /*size=*/32, MeasureMachine(2), step_ms, /*reps=*/5);
+//   OpTableOptions options;  // batch 128, 32 px, float32
+//   PrintOpTable(model, options, MeasureMachine(/*threads=*/2), step_ms);
 #ifndef TOOLS_BENCH_OP_TABLE_H_
 #define TOOLS_BENCH_OP_TABLE_H_
 
@@ -15,9 +16,17 @@
 
 namespace convnextv2::bench {
 
-// Prints the machine's peaks and the table (markdown) to stdout.
-void PrintOpTable(models::ConvNeXtV2& model, int batch, int size, const Machine& machine,
-                  double step_ms, int reps);
+struct OpTableOptions {
+  int batch = 128;
+  int size = 32;
+  bool amp = false;  // ops under bfloat16 autocast, activations bf16 (2 bytes an element)
+  int reps = 5;      // timed repetitions of each op (median)
+};
+
+// Prints the machine's peaks, the active own-kernel build (cpu_kernels.h) and the table
+// (markdown) to stdout.
+void PrintOpTable(models::ConvNeXtV2& model, const OpTableOptions& options,
+                  const Machine& machine, double step_ms);
 
 }  // namespace convnextv2::bench
 

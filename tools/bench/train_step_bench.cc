@@ -31,6 +31,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "convnextv2/models/cpu_kernels.h"
 #include "convnextv2/models/registry.h"
 #include "convnextv2/train/amp.h"
 #include "convnextv2/util/malloc_tuning.h"
@@ -164,8 +165,10 @@ int main(int argc, char** argv) {
   std::printf("%s\n", convnextv2::util::RetainFreedMemory(FLAGS_malloc != "default").c_str());
   at::set_num_threads(FLAGS_threads > 0 ? FLAGS_threads
                                         : static_cast<int>(std::thread::hardware_concurrency()));
-  std::printf("%s batch %d input %dx%d threads %d %s\n", FLAGS_model.c_str(), FLAGS_batch,
-              FLAGS_size, FLAGS_size, at::get_num_threads(), FLAGS_amp ? "bf16 AMP" : "float32");
+  std::printf("%s batch %d input %dx%d threads %d %s, own CPU kernels: %s\n",
+              FLAGS_model.c_str(), FLAGS_batch, FLAGS_size, FLAGS_size, at::get_num_threads(),
+              FLAGS_amp ? "bf16 AMP" : "float32",
+              convnextv2::models::internal::ActiveCpuKernels().name);
   for (const char* path : {"plain", "fused"}) {
     if (FLAGS_grn != "both" && FLAGS_grn != path) continue;
     const double ms = MedianStepMs(std::string(path) == "fused");
@@ -174,8 +177,12 @@ int main(int argc, char** argv) {
       const convnextv2::bench::Machine machine =
           convnextv2::bench::MeasureMachine(at::get_num_threads());
       convnextv2::models::ConvNeXtV2 model = MakeModel(path[0] == 'f');
-      convnextv2::bench::PrintOpTable(model, FLAGS_batch, FLAGS_size, machine, ms,
-                                      FLAGS_op_reps);
+      convnextv2::bench::OpTableOptions options;
+      options.batch = FLAGS_batch;
+      options.size = FLAGS_size;
+      options.amp = FLAGS_amp;
+      options.reps = FLAGS_op_reps;
+      convnextv2::bench::PrintOpTable(model, options, machine, ms);
     }
   }
   return 0;
