@@ -56,6 +56,12 @@ at::Tensor BlockImpl::BranchWithoutLastBiasCuda(const at::Tensor& x) {
 at::Tensor BlockImpl::BranchNHWC(const at::Tensor& x) {
   if (UseCudaKernels(options, x)) return BranchWithoutLastBiasCuda(x) + pwconv2->bias;
   at::Tensor y = norm->forward(x);
+  if (options.fused_grn() && x.device().is_cpu()) {
+    // pwconv1's bias and the GELU folded into the GRN's passes (GeluGrnFused).
+    const at::Tensor h = at::linear(y, pwconv1->weight);
+    return pwconv2->forward(
+        GeluGrnFused(h, pwconv1->bias, grn->gamma, grn->beta, grn->options.eps()));
+  }
   y = pwconv1->forward(y);
   y = at::gelu(y);
   y = grn->forward(y);

@@ -7,6 +7,7 @@
 #include "convnextv2/models/cuda_ops.h"
 #include "convnextv2/models/dwconv_kernels.h"
 #include "convnextv2/models/grn_kernels.h"
+#include "convnextv2/models/layer_norm_kernels.h"
 #include "convnextv2/util/torch_compat.h"
 
 namespace convnextv2::models {
@@ -20,20 +21,49 @@ void LayerNormImpl::reset() {
   bias = register_parameter("bias", at::zeros({options.dim()}));
 }
 
-at::Tensor LayerNormImpl::forward(const at::Tensor& input) {
+namespace {
+
+// LayerNorm of bfloat16 input (autocast's conv2d output) with the float32 weights: bf16 out,
+// float32 statistics (layer_norm_kernels.h).
+class LayerNormBf16Function : public torch::autograd::Function<LayerNormBf16Function> {
+ public:
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x,
+                            const at::Tensor& weight, const at::Tensor& bias, double eps) {
+    auto [y, mean, rstd] = internal::LayerNormBf16ForwardCpu(x, weight, bias, eps);
+    ctx->save_for_backward({x, weight, mean, rstd});
+    return y;
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    const auto saved = ctx->get_saved_variables();
+    auto [dx, dweight, dbias] =
+        internal::LayerNormBf16BackwardCpu(grads[0], saved[0], saved[1], saved[2], saved[3]);
+    return {dx, dweight, dbias, at::Tensor()};
+  }
+};
+
+// LayerNorm over the last dimension of x: the bf16 kernels where they apply, else layer_norm
+// in the weights' dtype (CPU layer_norm in libtorch 1.13 rejects mixed dtypes).
+at::Tensor LayerNormLastDim(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias,
+                            double eps) {
+  if (internal::LayerNormBf16Applies(x, weight)) {
+    return LayerNormBf16Function::apply(x, weight, bias, eps);
+  }
+  const at::Tensor xw = x.scalar_type() == weight.scalar_type() ? x : x.to(weight.scalar_type());
+  return at::layer_norm(xw, {weight.size(0)}, weight, bias, eps);
+}
+
+}  // namespace
+
+at::Tensor LayerNormImpl::forward(const at::Tensor& x) {
   const int64_t c = options.dim();
-  // Under autocast the input may be bf16/fp16 while the weights are fp32; CPU layer_norm
-  // (libtorch 1.13) rejects mixed dtypes, and normalization belongs in fp32 anyway (CUDA
-  // autocast's policy for layer_norm).
-  const at::Tensor x = input.scalar_type() == weight.scalar_type()
-                           ? input
-                           : input.to(weight.scalar_type());
   if (options.data_format() == DataFormat::kChannelsLast) {
-    return at::layer_norm(x, {c}, weight, bias, options.eps());
+    return LayerNormLastDim(x, weight, bias, options.eps());
   }
   TORCH_CHECK(x.dim() == 4 && x.size(1) == c, "LayerNorm(channels_first): expected (N, ", c,
               ", H, W), got ", x.sizes());
-  return at::layer_norm(x.permute({0, 2, 3, 1}), {c}, weight, bias, options.eps())
+  return LayerNormLastDim(x.permute({0, 2, 3, 1}), weight, bias, options.eps())
       .permute({0, 3, 1, 2});
 }
 
@@ -66,19 +96,16 @@ namespace {
 //   dbeta = sum_{N,H,W} g;  dgamma = sum_N P * Nx;  a = gamma * P = dL/dNx
 //   dL/dG[n,k] = a[n,k] / (m + eps) - sum_c a[n,c] G[n,c] / (C (m + eps)^2)
 //   dx = g * s + x * dL/dG / G      (0 where G == 0, as the norm's subgradient)
-// On CPU float32 contiguous NHWC tensors both directions are two streaming passes each over the
-// activation (grn_kernels.cc); on CUDA (float32/16, bfloat16) grn_cuda.cu's kernels (cuda_ops.h);
-// elsewhere the same formulas run as ATen ops.
-bool UseCpuKernel(const at::Tensor& x) {
-  return x.device().is_cpu() && x.scalar_type() == at::kFloat && x.is_contiguous();
-}
-
+// On CPU float32 and bfloat16 contiguous NHWC tensors both directions are two streaming passes
+// each over the activation (grn_kernels.cc; bfloat16 in and out, float32 sums and statistics);
+// on CUDA (float32/16, bfloat16) grn_cuda.cu's kernels (cuda_ops.h); elsewhere the same formulas
+// run as ATen ops.
 class GrnFunction : public torch::autograd::Function<GrnFunction> {
  public:
   static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x,
                             const at::Tensor& gamma, const at::Tensor& beta, double eps) {
     at::Tensor y, g_norm, denom, nx, scale;
-    if (UseCpuKernel(x)) {
+    if (internal::GrnCpuKernelApplies(x)) {
       std::tie(y, g_norm, denom, nx, scale) = internal::GrnForwardCpu(x, gamma, beta, eps);
     } else {
       g_norm = at::linalg_vector_norm(x, 2, at::IntArrayRef{1, 2}, /*keepdim=*/true);
@@ -101,7 +128,7 @@ class GrnFunction : public torch::autograd::Function<GrnFunction> {
     const at::Tensor& nx = saved[4];
     const at::Tensor& scale = saved[5];
     const at::Tensor g = grads[0].contiguous(x.suggest_memory_format());
-    if (UseCpuKernel(x) && g.is_contiguous()) {
+    if (internal::GrnCpuKernelApplies(x)) {
       auto [dx, dgamma, dbeta] = internal::GrnBackwardCpu(g, x, gamma, g_norm, denom, nx, scale);
       return {dx, dgamma, dbeta, at::Tensor()};
     }
@@ -119,6 +146,38 @@ class GrnFunction : public torch::autograd::Function<GrnFunction> {
 };
 
 }  // namespace
+
+namespace {
+
+class GeluGrnFunction : public torch::autograd::Function<GeluGrnFunction> {
+ public:
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& h,
+                            const at::Tensor& bias, const at::Tensor& gamma,
+                            const at::Tensor& beta, double eps) {
+    auto [y, u, g_norm, denom, nx, scale] =
+        internal::GeluGrnForwardCpu(h, bias, gamma, beta, eps);
+    ctx->save_for_backward({h, u, bias, gamma, g_norm, denom, nx, scale});
+    return y;
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    const auto s = ctx->get_saved_variables();
+    auto [dh, dbias, dgamma, dbeta] =
+        internal::GeluGrnBackwardCpu(grads[0], s[0], s[1], s[2], s[3], s[4], s[5], s[6], s[7]);
+    return {dh, dbias, dgamma, dbeta, at::Tensor()};
+  }
+};
+
+}  // namespace
+
+at::Tensor GeluGrnFused(const at::Tensor& h, const at::Tensor& bias, const at::Tensor& gamma,
+                        const at::Tensor& beta, double eps) {
+  if (internal::GrnCpuKernelApplies(h) && bias.dim() == 1 && bias.size(0) == h.size(3)) {
+    return GeluGrnFunction::apply(h, bias, gamma, beta, eps);
+  }
+  return GrnFused(at::gelu(h + bias), gamma, beta, eps);
+}
 
 at::Tensor GrnFused(const at::Tensor& x, const at::Tensor& gamma, const at::Tensor& beta,
                     double eps) {

@@ -30,6 +30,9 @@ struct LayerNormOptions {
 
 // LayerNorm over channels. channels_first normalizes dim 1 of an NCHW tensor: computed as
 // layer_norm over the permuted (NHWC) view, which is contiguous for a channels_last tensor.
+// bfloat16 input on the CPU (autocast) with float32 weights goes through bf16 kernels (bf16 out,
+// float32 statistics; layer_norm_kernels.h) where that view is contiguous; other mixed dtypes
+// are computed in the weights' dtype.
 class LayerNormImpl : public torch::nn::Cloneable<LayerNormImpl> {
  public:
   explicit LayerNormImpl(LayerNormOptions options);
@@ -52,6 +55,8 @@ struct GRNOptions {
 
 // Global Response Normalization on channels-last input (N, H, W, C):
 //   G = ||x||_2 over (H, W);  N = G / (mean_C G + eps);  y = gamma * (x * N) + beta + x.
+// The fused path runs CPU kernels for float32 and bfloat16 (autocast) input, bf16 in and out with
+// float32 sums and statistics; the block goes one step further with GeluGrnFused.
 class GRNImpl : public torch::nn::Cloneable<GRNImpl> {
  public:
   explicit GRNImpl(GRNOptions options);
@@ -69,6 +74,12 @@ at::Tensor GrnPlain(const at::Tensor& x, const at::Tensor& gamma, const at::Tens
                     double eps);
 at::Tensor GrnFused(const at::Tensor& x, const at::Tensor& gamma, const at::Tensor& beta,
                     double eps);
+
+// GRN(GELU(h + bias)) (erf GELU; h (N, H, W, C), bias (C)) as one autograd node with two passes
+// over h each way on CPU float32/bfloat16 contiguous input (grn_kernels.h; u = GELU(h + bias)
+// kept for the backward, dbias summed in the same pass); elsewhere GrnFused(gelu(h + bias)).
+at::Tensor GeluGrnFused(const at::Tensor& h, const at::Tensor& bias, const at::Tensor& gamma,
+                        const at::Tensor& beta, double eps);
 
 // The block's depthwise convolution: k x k (odd), stride 1, padding k / 2, one filter per
 // channel; weight (C, 1, k, k), bias (C); x (N, C, H, W). The plain path is at::conv2d.

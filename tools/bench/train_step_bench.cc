@@ -9,6 +9,11 @@
 // --malloc=retain|default|both: glibc keeping freed memory (what the binaries do) or glibc's
 // defaults; `both` (the default) runs each in a child process of its own, alternating, and prints
 // the ratio.
+// --op_table (or --profile): after the step time, the machine's measured peaks and a markdown
+// table of each op kind's forward and backward time, FLOPs, bytes and share of the roofline
+// bound (op_table.h), for the fused model (--grn=plain: the plain one), glibc retaining memory.
+//
+//   bazel run //tools/bench:train_step_bench -- --op_table --batch=128 --size=32
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <gflags/gflags.h>
@@ -26,9 +31,12 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "convnextv2/models/cpu_kernels.h"
 #include "convnextv2/models/registry.h"
 #include "convnextv2/train/amp.h"
 #include "convnextv2/util/malloc_tuning.h"
+#include "tools/bench/op_table.h"
+#include "tools/bench/roofline.h"
 
 DEFINE_string(model, "convnextv2_atto", "model name");
 DEFINE_int32(batch, 128, "batch size");
@@ -42,11 +50,15 @@ DEFINE_string(dwconv, "fused", "depthwise convolution: fused (the model's defaul
 DEFINE_string(malloc, "both", "retain (as the binaries), default (glibc's) or both");
 DEFINE_int32(rounds, 3, "with --malloc=both: alternating rounds of each setting");
 DEFINE_bool(amp, false, "forward pass and loss under bfloat16 autocast (use_amp on the CPU)");
-DEFINE_string(profile, "", "write a chrome trace of the timed steps to this file");
+DEFINE_string(profile, "",
+              "write a chrome trace of the timed steps to this file (+.fused.json/.plain.json) "
+              "and print the per-op table");
+DEFINE_bool(op_table, false, "print the machine's peaks and the per-op roofline table");
+DEFINE_int32(op_reps, 5, "with --op_table: timed repetitions of each op (median)");
 
 namespace {
 
-double MedianStepMs(bool fused) {
+convnextv2::models::ConvNeXtV2 MakeModel(bool fused) {
   auto options = convnextv2::models::VariantOptions(FLAGS_model);
   if (!options.ok()) {
     std::fprintf(stderr, "%s\n", std::string(options.status().message()).c_str());
@@ -56,6 +68,11 @@ double MedianStepMs(bool fused) {
   convnextv2::models::ConvNeXtV2 model(
       options->num_classes(FLAGS_classes).fused_grn(fused).fused_dwconv(FLAGS_dwconv == "fused"));
   model->train();
+  return model;
+}
+
+double MedianStepMs(bool fused) {
+  convnextv2::models::ConvNeXtV2 model = MakeModel(fused);
   torch::optim::AdamW opt(model->parameters(), torch::optim::AdamWOptions(1e-3));
   at::Tensor x = at::randn({FLAGS_batch, 3, FLAGS_size, FLAGS_size});
   at::Tensor y = at::randint(0, FLAGS_classes, {FLAGS_batch});
@@ -117,7 +134,8 @@ int main(int argc, char** argv) {
                  FLAGS_steps, FLAGS_warmup, FLAGS_rounds, FLAGS_batch, FLAGS_size);
     return 2;
   }
-  if (FLAGS_malloc == "both") {
+  const bool op_table = FLAGS_op_table || !FLAGS_profile.empty();
+  if (FLAGS_malloc == "both" && !op_table) {
     std::vector<double> retain, plain;
     for (int r = 0; r < FLAGS_rounds; ++r) {
       retain.push_back(ChildMs(args, "retain"));
@@ -139,20 +157,33 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "--dwconv must be fused or plain, got '%s'\n", FLAGS_dwconv.c_str());
     return 2;
   }
-  if (FLAGS_malloc != "retain" && FLAGS_malloc != "default") {
+  if (FLAGS_malloc != "retain" && FLAGS_malloc != "default" && !op_table) {
     std::fprintf(stderr, "--malloc must be retain, default or both, got '%s'\n",
                  FLAGS_malloc.c_str());
     return 2;
   }
-  std::printf("%s\n", convnextv2::util::RetainFreedMemory(FLAGS_malloc == "retain").c_str());
+  std::printf("%s\n", convnextv2::util::RetainFreedMemory(FLAGS_malloc != "default").c_str());
   at::set_num_threads(FLAGS_threads > 0 ? FLAGS_threads
                                         : static_cast<int>(std::thread::hardware_concurrency()));
-  std::printf("%s batch %d input %dx%d threads %d %s\n", FLAGS_model.c_str(), FLAGS_batch,
-              FLAGS_size, FLAGS_size, at::get_num_threads(), FLAGS_amp ? "bf16 AMP" : "float32");
+  std::printf("%s batch %d input %dx%d threads %d %s, own CPU kernels: %s\n",
+              FLAGS_model.c_str(), FLAGS_batch, FLAGS_size, FLAGS_size, at::get_num_threads(),
+              FLAGS_amp ? "bf16 AMP" : "float32",
+              convnextv2::models::internal::ActiveCpuKernels().name);
   for (const char* path : {"plain", "fused"}) {
     if (FLAGS_grn != "both" && FLAGS_grn != path) continue;
     const double ms = MedianStepMs(std::string(path) == "fused");
     std::printf("grn=%s: %.1f ms/step, %.1f img/s\n", path, ms, 1000.0 * FLAGS_batch / ms);
+    if (op_table && (FLAGS_grn == path || (FLAGS_grn == "both" && path[0] == 'f'))) {
+      const convnextv2::bench::Machine machine =
+          convnextv2::bench::MeasureMachine(at::get_num_threads());
+      convnextv2::models::ConvNeXtV2 model = MakeModel(path[0] == 'f');
+      convnextv2::bench::OpTableOptions options;
+      options.batch = FLAGS_batch;
+      options.size = FLAGS_size;
+      options.amp = FLAGS_amp;
+      options.reps = FLAGS_op_reps;
+      convnextv2::bench::PrintOpTable(model, options, machine, ms);
+    }
   }
   return 0;
 }
