@@ -303,7 +303,9 @@ absl::StatusOr<std::optional<record::EvalRow>> FinetuneTask::Evaluate(int epoch,
 absl::StatusOr<bool> FinetuneTask::EvaluateEma(int epoch, run::LoopState* state,
                                                run::RunCheckpoints& ckpts, EvalStats* out) {
   if (!config_->ema().model_ema() || !config_->ema().model_ema_eval()) return false;
-  models::ConvNeXtV2 ema_model(recipe_->ema_model());
+  // The EMA is a copy of model_, so a ConvNeXtV2 too.
+  models::ConvNeXtV2 ema_model(
+      std::dynamic_pointer_cast<models::ConvNeXtV2Impl>(recipe_->ema_model()));
   CONVNEXTV2_ASSIGN_OR_RETURN(*out, apps::Evaluate(ema_model, *eval_loader_,
                                                     recipe_->ema_device(), *recipe_, eval_comm_));
   result_.max_accuracy_ema = std::max(result_.max_accuracy_ema, out->acc1);

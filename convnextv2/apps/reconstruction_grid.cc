@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "convnextv2/data/codecs.h"
+#include "convnextv2/data/non_jpeg_codecs.h"
 #include "convnextv2/models/fcmae.h"
 #include "convnextv2/util/files.h"
 

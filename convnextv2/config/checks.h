@@ -5,15 +5,13 @@
 //   void CheckOptimConfig(const ExperimentConfig& c, config::Checks& checks) {
 //     checks.Require(c.optim().opt_eps() > 0, "optim.opt_eps: ", c.optim().opt_eps(),
 //                    " must be positive");
-//     checks.RequireOneOf("optim.layer_decay_type", c.optim().layer_decay_type(),
-//                         {"single", "group"});
+//     LayerDecayTypes().Check(c.optim().layer_decay_type(), checks);   // config/choices.h
 //   }
 //
 // No libtorch and no protobuf here: the launcher validates sweeps with the same validators.
 #ifndef CONVNEXTV2_CONFIG_CHECKS_H_
 #define CONVNEXTV2_CONFIG_CHECKS_H_
 
-#include <initializer_list>
 #include <string>
 #include <vector>
 
@@ -36,10 +34,6 @@ class Checks {
   void Require(bool ok, const Parts&... message) {
     if (!ok) errors_.push_back(absl::StrCat(message...));
   }
-
-  // "<field>: '<value>' is not one of: a, b, c" unless `value` is in `allowed`.
-  void RequireOneOf(absl::string_view field, absl::string_view value,
-                    std::initializer_list<absl::string_view> allowed);
 
   void Add(std::string error) { errors_.push_back(std::move(error)); }
 

@@ -8,6 +8,9 @@
 //   kEvalWeights.Check(value, checks);   // "eval.eval_weights: 'x' is not one of: model, ema"
 //   EvalWeights w = kEvalWeights.Of(value);   // a value the validator accepted
 //
+// An entry named "" accepts the empty string; give `empty_means` to say what it stands for
+// ("train.amp_dtype: 'x' is not one of: bfloat16, float16, or empty for automatic").
+//
 // No libtorch and no protobuf: the launcher and the checkpoint package use it too.
 #ifndef CONVNEXTV2_CONFIG_CHOICES_H_
 #define CONVNEXTV2_CONFIG_CHOICES_H_
@@ -34,9 +37,11 @@ class Choices {
     Enum value;
   };
 
-  // `field` names the field in errors ("eval.eval_weights", "header kind").
-  Choices(absl::string_view field, std::initializer_list<Entry> entries)
-      : field_(field), entries_(entries) {}
+  // `field` names the field in errors ("eval.eval_weights", "header kind"); `empty_means` what
+  // an entry named "" stands for in them ("automatic").
+  Choices(absl::string_view field, std::initializer_list<Entry> entries,
+          absl::string_view empty_means = "")
+      : field_(field), entries_(entries), empty_means_(empty_means) {}
 
   // The enum of `value` (exact match); InvalidArgument "<field>: 'x' is not one of: a, b".
   absl::StatusOr<Enum> Parse(absl::string_view value) const {
@@ -73,15 +78,26 @@ class Choices {
     std::abort();
   }
 
-  // "a, b, c", in table order.
+  // "a, b, c", in table order; an entry named "" last, as "or empty for <empty_means>".
   std::string Names() const {
-    return absl::StrJoin(entries_, ", ",
-                         [](std::string* out, const Entry& e) { absl::StrAppend(out, e.name); });
+    std::vector<absl::string_view> named;
+    bool empty = false;
+    for (const Entry& e : entries_) {
+      if (e.name.empty()) {
+        empty = true;
+      } else {
+        named.push_back(e.name);
+      }
+    }
+    std::string out = absl::StrJoin(named, ", ");
+    if (empty) absl::StrAppend(&out, ", or empty for ", empty_means_);
+    return out;
   }
 
  private:
   std::string field_;
   std::vector<Entry> entries_;
+  std::string empty_means_;
 };
 
 }  // namespace convnextv2::config

@@ -17,7 +17,7 @@
 #include "convnextv2/config/checks.h"
 #include "convnextv2/config/run_checks.h"
 #include "convnextv2/data/config_checks.h"
-#include "convnextv2/data/datasets.h"
+#include "convnextv2/data/dataset_registry.h"
 #include "convnextv2/models/config_checks.h"
 #include "convnextv2/optim/optimizers.h"
 #include "convnextv2/util/status_macros.h"

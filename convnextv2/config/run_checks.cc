@@ -19,6 +19,15 @@ bool IsDeviceName(absl::string_view d) {
   return std::all_of(d.begin(), d.end(), [](char ch) { return ch >= '0' && ch <= '9'; });
 }
 
+const Choices<AmpDtype>& AmpDtypeChoices() {
+  static const auto* const kChoices = new Choices<AmpDtype>(
+      "train.amp_dtype",
+      {{"bfloat16", AmpDtype::kBfloat16}, {"float16", AmpDtype::kFloat16},
+       {"", AmpDtype::kAutomatic}},
+      "automatic");
+  return *kChoices;
+}
+
 void CheckTrain(const TrainConfig& t, Checks& checks) {
   checks.Require(t.batch_size() > 0, "train.batch_size: ", t.batch_size(), " must be positive");
   checks.Require(t.epochs() > 0, "train.epochs: ", t.epochs(), " must be positive");
@@ -30,10 +39,9 @@ void CheckTrain(const TrainConfig& t, Checks& checks) {
                  "' is not one of: cpu, cuda, cuda:N, or empty for automatic");
   checks.Require(t.num_threads() >= 0, "train.num_threads: ", t.num_threads(), " must be >= 0");
   checks.Require(t.print_freq() > 0, "train.print_freq: ", t.print_freq(), " must be positive");
-  const absl::string_view amp = t.amp_dtype();
-  checks.Require(amp.empty() || amp == "bfloat16" || amp == "float16", "train.amp_dtype: '", amp,
-                 "' is not one of: bfloat16, float16, or empty for automatic");
-  checks.Require(amp != "float16" || device != "cpu", "train.amp_dtype: ",
+  AmpDtypeChoices().Check(t.amp_dtype(), checks);
+  const absl::StatusOr<AmpDtype> amp = AmpDtypeChoices().Parse(t.amp_dtype());
+  checks.Require(!amp.ok() || *amp != AmpDtype::kFloat16 || device != "cpu", "train.amp_dtype: ",
                  "float16 needs a CUDA device (CPU autocast supports bfloat16 only)");
 }
 
@@ -103,6 +111,8 @@ void CheckDistributed(const DistributedConfig& d, Checks& checks) {
 }
 
 }  // namespace
+
+AmpDtype AmpDtypeOf(const TrainConfig& train) { return AmpDtypeChoices().Of(train.amp_dtype()); }
 
 EvalWeights EvalWeightsOf(const EvalConfig& eval) {
   return EvalWeightsChoices().Of(eval.eval_weights());

@@ -26,6 +26,15 @@ enum class EvalWeights {
 // The value of a validated config.
 EvalWeights EvalWeightsOf(const EvalConfig& eval);
 
+// train.amp_dtype: the autocast dtype of --use_amp.
+enum class AmpDtype {
+  kAutomatic,  // "": bfloat16 on the CPU, float16 on CUDA
+  kBfloat16,   // "bfloat16"
+  kFloat16,    // "float16": CUDA only
+};
+// The value of a validated config.
+AmpDtype AmpDtypeOf(const TrainConfig& train);
+
 }  // namespace convnextv2::config
 
 #endif  // CONVNEXTV2_CONFIG_RUN_CHECKS_H_

@@ -19,7 +19,7 @@
 namespace convnextv2::data {
 
 struct DatasetEntry;
-// Registry entry (datasets.h): data_set CIFAR; fine-tuning takes nb_classes from the files.
+// Registry entry (dataset_registry.h): data_set CIFAR; fine-tuning takes nb_classes from the files.
 extern const DatasetEntry kCifarDataset;
 
 // The class count of the CIFAR files in `dir`, from which layout is there (nothing is read):

@@ -2,7 +2,8 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "convnextv2/data/datasets.h"
+#include "convnextv2/data/config_choices.h"
+#include "convnextv2/data/dataset_registry.h"
 
 namespace convnextv2::data {
 namespace {
@@ -28,7 +29,7 @@ void CheckData(const ExperimentConfig& c, config::Checks& checks) {
                  " must be >= 0 (0: the whole training set)");
   checks.Require(d.synthetic_eval_size() > 0, "data.synthetic_eval_size: ",
                  d.synthetic_eval_size(), " must be positive");
-  checks.RequireOneOf("data.corrupt_images", d.corrupt_images(), {"fail", "skip"});
+  CorruptImagesChoices().Check(d.corrupt_images(), checks);
 }
 
 // Mixup and CutMix (timm's Mixup): strengths, probabilities, the box range and the batch they
@@ -43,7 +44,7 @@ void CheckMixup(const ExperimentConfig& c, config::Checks& checks) {
                  a.mixup_prob(), " must be in [0, 1]");
   checks.Require(a.mixup_switch_prob() >= 0 && a.mixup_switch_prob() <= 1,
                  "aug.mixup_switch_prob: ", a.mixup_switch_prob(), " must be in [0, 1]");
-  checks.RequireOneOf("aug.mixup_mode", a.mixup_mode(), {"batch", "pair", "elem"});
+  MixupModes().Check(a.mixup_mode(), checks);
   for (double v : a.cutmix_minmax()) {
     checks.Require(v > 0 && v <= 1, "aug.cutmix_minmax: ", v, " must be in (0, 1]");
   }
@@ -60,11 +61,10 @@ void CheckAugment(const ExperimentConfig& c, config::Checks& checks) {
   const AugmentConfig& a = c.aug();
   checks.Require(a.smoothing() >= 0 && a.smoothing() < 1, "aug.smoothing: ", a.smoothing(),
                  " must be in [0, 1)");
-  checks.RequireOneOf("aug.train_interpolation", a.train_interpolation(),
-                      {"bicubic", "bilinear", "random"});
+  TrainInterpolations().Check(a.train_interpolation(), checks);
   checks.Require(a.reprob() >= 0 && a.reprob() <= 1, "aug.reprob: ", a.reprob(),
                  " must be in [0, 1]");
-  checks.RequireOneOf("aug.remode", a.remode(), {"pixel", "rand", "const"});
+  EraseModes().Check(a.remode(), checks);
   checks.Require(a.recount() >= 1, "aug.recount: ", a.recount(), " must be >= 1");
   // The full RandAugment policy is parsed by data::RandAugment when the run starts.
   checks.Require(a.aa().empty() || a.aa() == "none" || absl::StartsWith(a.aa(), "rand"),

@@ -5,7 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "convnextv2/data/class_names.h"
-#include "convnextv2/data/datasets.h"
+#include "convnextv2/data/dataset_registry.h"
 #include "convnextv2/util/status_macros.h"
 
 namespace convnextv2::data {

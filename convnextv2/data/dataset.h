@@ -31,7 +31,7 @@ struct Example {
   Image image;
   int64_t label = 0;
   // Datasets of image files leave `image` empty and hand over the file's bytes, so the
-  // transform can decode at the size it needs (JPEG DCT scaling); see decode.h.
+  // transform can decode at the size it needs (JPEG DCT scaling); see image_decode.h.
   std::string encoded;
   // The file the example came from (for errors and warnings); empty for in-memory sets.
   std::string path;

@@ -17,7 +17,7 @@
 namespace convnextv2::data {
 
 struct DatasetEntry;
-// Registry entry (datasets.h): data_set IDX, (Fashion-)MNIST files in data_path.
+// Registry entry (dataset_registry.h): data_set IDX, (Fashion-)MNIST files in data_path.
 extern const DatasetEntry kIdxDataset;
 
 class IdxDataset : public Dataset {

@@ -7,7 +7,7 @@
 #include "absl/base/attributes.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
-#include "convnextv2/data/datasets.h"
+#include "convnextv2/data/dataset_registry.h"
 #include "convnextv2/util/files.h"
 #include "convnextv2/util/progress.h"
 #include "convnextv2/util/status_macros.h"

@@ -19,9 +19,9 @@
 namespace convnextv2::data {
 
 struct DatasetEntry;
-// Registry entries (datasets.h): IMNET reads data_path/train and data_path/val; image_folder reads
-// data_path and evaluates on eval_data_path. Class folders must match model.nb_classes when
-// labels are used, and the evaluation classes must be the training ones.
+// Registry entries (dataset_registry.h): IMNET reads data_path/train and data_path/val;
+// image_folder reads data_path and evaluates on eval_data_path. Class folders must match
+// model.nb_classes when labels are used, and the evaluation classes must be the training ones.
 extern const DatasetEntry kImageNetDataset;
 extern const DatasetEntry kImageFolderDataset;
 

@@ -19,6 +19,7 @@
 #include <glog/logging.h>
 
 #include "absl/strings/str_cat.h"
+#include "convnextv2/data/config_choices.h"
 #include "convnextv2/data/rng.h"
 
 namespace convnextv2::data {
@@ -90,7 +91,8 @@ SamplerOptions LoaderOptions(const ExperimentConfig& config, Split split, int ra
   o.seed = static_cast<uint64_t>(config.train().seed());
   o.rank = rank;
   o.world_size = world_size;
-  o.skip_corrupt = config.data().corrupt_images() == "skip";
+  o.skip_corrupt =
+      CorruptImagesChoices().Of(config.data().corrupt_images()) == CorruptImages::kSkip;
   o.num_workers = config.data().num_workers();
   o.prefetch_batches = config.data().prefetch_batches();
   o.pin_memory = config.data().pin_mem() && device.is_cuda();

@@ -98,7 +98,7 @@ std::optional<Mixup> Mixup::FromConfig(const ExperimentConfig& config) {
   if (a.cutmix_minmax_size() == 2) o.cutmix_minmax = {a.cutmix_minmax(0), a.cutmix_minmax(1)};
   o.prob = a.mixup_prob();
   o.switch_prob = a.mixup_switch_prob();
-  o.mode = a.mixup_mode();
+  o.mode = MixupModes().Of(a.mixup_mode());
   o.label_smoothing = a.smoothing();
   o.num_classes = config.model().nb_classes();
   return Mixup(o);
@@ -132,7 +132,7 @@ at::Tensor Mixup::Apply(at::Tensor& images, const at::Tensor& labels, SampleRng&
   auto box_of = [&](at::Tensor t, const CutmixBox& b) {
     return t.narrow(-2, b.yl, b.yh - b.yl).narrow(-1, b.xl, b.xh - b.xl);
   };
-  if (options_.mode == "batch") {
+  if (options_.mode == MixupMode::kBatch) {
     auto [lam, cutmix] = DrawParams(rng);
     if (lam != 1.0) {
       const at::Tensor flipped = orig.flip({0});
@@ -147,7 +147,7 @@ at::Tensor Mixup::Apply(at::Tensor& images, const at::Tensor& labels, SampleRng&
     }
     std::fill(lams.begin(), lams.end(), lam);
   } else {
-    const bool pair = options_.mode == "pair";
+    const bool pair = options_.mode == MixupMode::kPair;
     const int64_t draws = pair ? n / 2 : n;
     for (int64_t i = 0; i < draws; ++i) {
       const int64_t j = n - i - 1;

@@ -22,6 +22,7 @@
 #include <utility>
 #include <vector>
 
+#include "convnextv2/data/config_choices.h"
 #include "convnextv2/data/rng.h"
 #include "convnextv2/proto/experiment.pb.h"
 
@@ -33,7 +34,7 @@ struct MixupOptions {
   std::optional<std::pair<double, double>> cutmix_minmax;
   double prob = 1.0;
   double switch_prob = 0.5;
-  std::string mode = "batch";  // batch, pair, elem
+  MixupMode mode = MixupMode::kBatch;
   bool correct_lam = true;
   double label_smoothing = 0.1;
   int num_classes = 1000;

@@ -4,7 +4,7 @@
 
 #include "absl/base/attributes.h"
 #include "absl/strings/str_cat.h"
-#include "convnextv2/data/datasets.h"
+#include "convnextv2/data/dataset_registry.h"
 #include "convnextv2/data/rng.h"
 
 namespace convnextv2::data {

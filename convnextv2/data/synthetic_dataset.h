@@ -12,7 +12,7 @@
 namespace convnextv2::data {
 
 struct DatasetEntry;
-// Registry entry (datasets.h): data_set synthetic, data.synthetic_train_size and
+// Registry entry (dataset_registry.h): data_set synthetic, data.synthetic_train_size and
 // synthetic_eval_size images generated from train.seed.
 extern const DatasetEntry kSyntheticDataset;
 

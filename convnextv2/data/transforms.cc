@@ -8,8 +8,8 @@
 #include <numeric>
 
 #include "absl/strings/str_cat.h"
-#include "convnextv2/data/datasets.h"
-#include "convnextv2/data/decode.h"
+#include "convnextv2/data/dataset_registry.h"
+#include "convnextv2/data/image_decode.h"
 #include "convnextv2/util/status_macros.h"
 
 namespace convnextv2::data {
@@ -23,8 +23,10 @@ int RandInt(int lo, int hi, SampleRng& rng) {
   return lo + static_cast<int>(rng.Below(static_cast<uint64_t>(hi - lo) + 1));
 }
 
-ops::Interp ParseInterp(const std::string& name) {
-  return name == "bilinear" ? ops::Interp::kBilinear : ops::Interp::kBicubic;
+// bicubic for kRandom, whose per-image draw the caller makes.
+ops::Interp InterpOf(TrainInterpolation interpolation) {
+  return interpolation == TrainInterpolation::kBilinear ? ops::Interp::kBilinear
+                                                        : ops::Interp::kBicubic;
 }
 
 // Maps a box on the stored image onto a decoded image that may be scaled down.
@@ -144,7 +146,7 @@ void RandomErase(float* data, int c, int h, int w, const EraseOptions& options,
   const double area = static_cast<double>(h) * w;
   const int count = options.max_count <= 1 ? 1 : RandInt(1, options.max_count, rng);
   const double log_lo = std::log(0.3), log_hi = std::log(1 / 0.3);
-  const bool pixel = options.mode == "pixel", rand = options.mode == "rand";
+  const bool pixel = options.mode == EraseMode::kPixel, rand = options.mode == EraseMode::kRand;
   for (int n = 0; n < count; ++n) {
     for (int attempt = 0; attempt < 10; ++attempt) {
       const double target = rng.Uniform(0.02, 1.0 / 3.0) * area / count;
@@ -284,8 +286,8 @@ void TrainTransform::FinishInto(const Image& image, const CropBox& box, SampleRn
                     std::min(s, image.width + 8));
     if (img.width != s || img.height != s) img = ops::Resize(img, s, s, ops::Interp::kBilinear);
   } else {
-    ops::Interp interp = ParseInterp(options_.interpolation);
-    if (options_.interpolation == "random") {
+    ops::Interp interp = InterpOf(options_.interpolation);
+    if (options_.interpolation == TrainInterpolation::kRandom) {
       interp = rng.Below(2) == 0 ? ops::Interp::kBilinear : ops::Interp::kBicubic;
     }
     const bool whole = box.top == 0 && box.left == 0 && box.height == image.height &&
@@ -392,17 +394,17 @@ absl::StatusOr<std::unique_ptr<Transform>> MakeTransform(const ExperimentConfig&
   TrainTransform::Options o;
   o.input_size = s;
   o.small_crop = s <= 32;
-  o.interpolation = a.train_interpolation();
+  o.interpolation = TrainInterpolations().Of(a.train_interpolation());
   o.hflip = a.hflip();
   o.mean = Mean(config);
   o.std = Std(config);
   if (!a.aa().empty() && a.aa() != "none") {
     RandAugmentParams p;
     for (int c = 0; c < 3; ++c) p.fill[c] = static_cast<uint8_t>(std::lround(255 * o.mean[c]));
-    if (a.train_interpolation() == "random") {
+    if (o.interpolation == TrainInterpolation::kRandom) {
       p.interp.reset();
     } else {
-      p.interp = ParseInterp(a.train_interpolation());
+      p.interp = InterpOf(o.interpolation);
     }
     absl::StatusOr<RandAugment> ra = RandAugment::Parse(a.aa(), p);
     CONVNEXTV2_RETURN_IF_ERROR(ra);
@@ -411,7 +413,7 @@ absl::StatusOr<std::unique_ptr<Transform>> MakeTransform(const ExperimentConfig&
     o.color_jitter = a.color_jitter();
   }
   o.erase.probability = a.reprob();
-  o.erase.mode = a.remode();
+  o.erase.mode = EraseModes().Of(a.remode());
   o.erase.max_count = a.recount();
   return std::unique_ptr<Transform>(new TrainTransform(std::move(o)));
 }
@@ -422,7 +424,7 @@ absl::StatusOr<std::unique_ptr<Transform>> MakePretrainTransform(const Experimen
   TrainTransform::Options o;
   o.input_size = config.model().input_size();
   o.scale_min = 0.2;
-  o.interpolation = "bicubic";
+  o.interpolation = TrainInterpolation::kBicubic;
   o.hflip = 0.5;
   o.mean = Mean(config);
   o.std = Std(config);

@@ -13,8 +13,8 @@
 //          S >= 384: resize to S x S; S <= 32: no resize.
 //   pretrain (FCMAE): RandomResizedCrop(S, scale 0.2-1, bicubic), flip 0.5, normalize.
 // Encoded JPEGs are decoded at the smallest DCT scale that still covers the crop at output
-// resolution (decode.h); every random draw comes from the sample's `rng`, drawn before decoding,
-// so a batch does not depend on the decoder's scale or on thread count.
+// resolution (image_decode.h); every random draw comes from the sample's `rng`, drawn before
+// decoding, so a batch does not depend on the decoder's scale or on thread count.
 #ifndef CONVNEXTV2_DATA_TRANSFORMS_H_
 #define CONVNEXTV2_DATA_TRANSFORMS_H_
 
@@ -27,8 +27,9 @@
 
 #include "absl/status/statusor.h"
 #include "convnextv2/data/augment_ops.h"
-#include "convnextv2/data/decode.h"
+#include "convnextv2/data/config_choices.h"
 #include "convnextv2/data/dataset.h"
+#include "convnextv2/data/image_decode.h"
 #include "convnextv2/data/rand_augment.h"
 #include "convnextv2/data/rng.h"
 #include "convnextv2/proto/experiment.pb.h"
@@ -89,7 +90,7 @@ CropBox RandomResizedCropBox(int width, int height, double scale_min, double sca
 // color per channel ("rand") or zeros ("const").
 struct EraseOptions {
   double probability = 0;
-  std::string mode = "pixel";
+  EraseMode mode = EraseMode::kPixel;
   int max_count = 1;
 };
 void RandomErase(at::Tensor& chw, const EraseOptions& options, SampleRng& rng);
@@ -105,7 +106,7 @@ class TrainTransform : public Transform {
     bool small_crop = false;
     double scale_min = 0.08, scale_max = 1.0;
     double ratio_min = 3.0 / 4.0, ratio_max = 4.0 / 3.0;
-    std::string interpolation = "bicubic";  // bicubic, bilinear, random
+    TrainInterpolation interpolation = TrainInterpolation::kBicubic;
     double hflip = 0.5;
     std::optional<RandAugment> rand_augment;
     double color_jitter = 0;  // brightness = contrast = saturation; only without RandAugment

@@ -2,6 +2,7 @@
 
 #include <cstdint>
 
+#include "convnextv2/models/grn_scope.h"
 #include "convnextv2/models/variants.h"
 
 namespace convnextv2::models {
@@ -36,7 +37,7 @@ void CheckPretrainFcmae(const ModelConfig& m, const FcmaeConfig& f, config::Chec
   checks.Require(keep >= 1, "fcmae.mask_ratio: ", f.mask_ratio(), " keeps int(", side * side,
                  " * (1 - mask_ratio)) = ", keep, " of the ", side * side, " patches of a ",
                  m.input_size(), "-pixel input; at least one must stay visible");
-  checks.RequireOneOf("fcmae.grn_scope", f.grn_scope(), {"sample", "batch"});
+  GrnScopes().Check(f.grn_scope(), checks);
   checks.Require(f.vis_images() >= 0, "fcmae.vis_images: ", f.vis_images(), " must be >= 0");
   checks.Require(f.train_subset() >= 0, "fcmae.train_subset: ", f.train_subset(),
                  " must be >= 0");

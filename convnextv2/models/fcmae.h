@@ -44,13 +44,9 @@
 #include <vector>
 
 #include "convnextv2/models/convnextv2.h"
+#include "convnextv2/models/grn_scope.h"
 
 namespace convnextv2::models {
-
-enum class GrnScope {
-  kPerSample,  // norm over one sample's visible sites (the paper's JAX code)
-  kBatch,      // norm over all visible sites of the batch (the official MinkowskiGRN)
-};
 
 struct FCMAEOptions {
   TORCH_ARG(int64_t, img_size) = 224;

@@ -4,6 +4,7 @@
 #include <ATen/CPUGeneratorImpl.h>
 
 #include "convnextv2/data/rng.h"
+#include "convnextv2/models/grn_scope.h"
 #include "convnextv2/models/registry.h"
 #include "convnextv2/util/status_macros.h"
 
@@ -23,7 +24,7 @@ absl::StatusOr<FCMAE> BuildFcmae(const ExperimentConfig& config) {
                    .mask_ratio(f.mask_ratio())
                    .norm_pix_loss(f.norm_pix_loss())
                    .drop_path_rate(config.model().drop_path())
-                   .grn_scope(f.grn_scope() == "batch" ? GrnScope::kBatch : GrnScope::kPerSample));
+                   .grn_scope(GrnScopes().Of(f.grn_scope())));
 }
 
 at::Generator MaskGenerator(uint64_t seed, uint64_t a, uint64_t b) {

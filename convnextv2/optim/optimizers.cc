@@ -4,6 +4,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "convnextv2/optim/layer_decay_type.h"
 #include "convnextv2/optim/schedules.h"
 
 namespace convnextv2::optim {
@@ -51,7 +52,7 @@ void CheckOptim(const OptimConfig& o, config::Checks& checks) {
   checks.Require(o.blr() > 0, "optim.blr: ", o.blr(), " must be positive");
   checks.Require(o.layer_decay() > 0, "optim.layer_decay: ", o.layer_decay(),
                  " must be positive");
-  checks.RequireOneOf("optim.layer_decay_type", o.layer_decay_type(), {"single", "group"});
+  LayerDecayTypes().Check(o.layer_decay_type(), checks);
   checks.Require(!o.has_clip_grad() || o.clip_grad() > 0, "optim.clip_grad: ", o.clip_grad(),
                  " must be positive (leave it unset for no clipping)");
 }

@@ -60,7 +60,7 @@ std::vector<ParamGroup> BuildParamGroups(const torch::OrderedDict<std::string, a
 }
 
 int NumLayers(const LayerDecayOptions& options) {
-  if (options.type == "group") return 12;
+  if (options.type == LayerDecayType::kGroup) return 12;
   return SumFirst(options.depths, static_cast<int>(options.depths.size()));
 }
 
@@ -70,11 +70,7 @@ absl::StatusOr<int> LayerId(absl::string_view name, const LayerDecayOptions& opt
     return absl::InvalidArgumentError(
         absl::StrCat("layer decay needs the 4 stage depths, got ", depths.size()));
   }
-  const bool group = options.type == "group";
-  if (!group && options.type != "single") {
-    return absl::InvalidArgumentError(absl::StrCat("layer_decay_type '", options.type,
-                                                   "' is not one of: single, group"));
-  }
+  const bool group = options.type == LayerDecayType::kGroup;
   const std::vector<absl::string_view> parts = absl::StrSplit(name, '.');
   std::vector<int> idx;
   auto unplaced = [&](absl::string_view why) {
@@ -117,7 +113,10 @@ std::vector<double> LayerScales(const LayerDecayOptions& options) {
 }
 
 std::string GroupStrategyWarning(const LayerDecayOptions& options) {
-  if (options.type != "group" || options.depths.size() != 4 || options.depths[2] == 27) return "";
+  if (options.type != LayerDecayType::kGroup || options.depths.size() != 4 ||
+      options.depths[2] == 27) {
+    return "";
+  }
   return absl::StrCat(
       "layer_decay_type 'group' assumes 27 blocks in stage 3 (base, large, huge); this model has ",
       options.depths[2], ", so its blocks fall into layer ids 3..", 3 + (options.depths[2] - 1) / 3,
@@ -150,7 +149,7 @@ absl::StatusOr<std::vector<ParamGroup>> BuildLayerDecayGroups(
   }
   if (!errors.empty()) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "layer decay (", options.type, "): ", absl::StrJoin(errors, "; ")));
+        "layer decay (", LayerDecayTypes().Name(options.type), "): ", absl::StrJoin(errors, "; ")));
   }
   return groups;
 }
@@ -191,7 +190,7 @@ absl::StatusOr<std::vector<ParamGroup>> FinetuneParamGroups(
   const OptimConfig& o = config.optim();
   std::vector<ParamGroup> groups;
   if (o.layer_decay() != 1.0) {
-    LayerDecayOptions ld{o.layer_decay(), o.layer_decay_type(), depths};
+    LayerDecayOptions ld{o.layer_decay(), LayerDecayTypes().Of(o.layer_decay_type()), depths};
     if (std::string warning = GroupStrategyWarning(ld); !warning.empty()) {
       LOG(WARNING) << warning;
     }

@@ -4,7 +4,8 @@
 //   std::vector<ParamGroup> groups = BuildParamGroups(model->named_parameters(), 0.05);
 //   // groups[0].name == "decay", groups[1].name == "no_decay"
 //
-//   LayerDecayOptions ld{.layer_decay = 0.9, .type = "single", .depths = {2, 2, 6, 2}};
+//   LayerDecayOptions ld{.layer_decay = 0.9, .type = LayerDecayType::kSingle,
+//                        .depths = {2, 2, 6, 2}};
 //   absl::StatusOr<std::vector<ParamGroup>> g =
 //       BuildLayerDecayGroups(model->named_parameters(), 0.05, ld);
 //   // "layer_1_decay", "layer_1_no_decay", ..., "layer_13_no_decay"; lr_scale 0.9^(13 - id)
@@ -38,6 +39,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "convnextv2/optim/layer_decay_type.h"
 #include "convnextv2/proto/experiment.pb.h"
 
 namespace convnextv2::optim {
@@ -61,7 +63,7 @@ std::vector<ParamGroup> BuildParamGroups(const torch::OrderedDict<std::string, a
 
 struct LayerDecayOptions {
   double layer_decay = 1.0;
-  std::string type = "single";  // "single" or "group"
+  LayerDecayType type = LayerDecayType::kSingle;
   std::vector<int64_t> depths;  // blocks per stage (4 values)
 };
 

@@ -3,6 +3,7 @@
 #include <ATen/autocast_mode.h>
 
 #include "absl/strings/str_cat.h"
+#include "convnextv2/config/run_checks.h"
 #include "convnextv2/util/torch_compat.h"
 
 namespace convnextv2::train {
@@ -17,14 +18,19 @@ void SetDtype(c10::DeviceType d, c10::ScalarType t) { compat::SetAutocastDtype(d
 }  // namespace
 
 absl::StatusOr<c10::ScalarType> AmpDtype(const ExperimentConfig& config, c10::Device device) {
-  const std::string& name = config.train().amp_dtype();
   const bool cpu = device.is_cpu();
-  if (name.empty()) return cpu ? c10::ScalarType::BFloat16 : c10::ScalarType::Half;
-  if (name == "bfloat16") return c10::ScalarType::BFloat16;
-  if (name == "float16" && !cpu) return c10::ScalarType::Half;
-  return absl::InvalidArgumentError(absl::StrCat(
-      "train.amp_dtype '", name, "' is not available on ", device.str(),
-      cpu ? " (CPU autocast supports bfloat16)" : " (use float16 or bfloat16)"));
+  switch (config::AmpDtypeOf(config.train())) {
+    case config::AmpDtype::kAutomatic:
+      return cpu ? c10::ScalarType::BFloat16 : c10::ScalarType::Half;
+    case config::AmpDtype::kBfloat16:
+      return c10::ScalarType::BFloat16;
+    case config::AmpDtype::kFloat16:
+      if (!cpu) return c10::ScalarType::Half;
+      break;
+  }
+  return absl::InvalidArgumentError(
+      absl::StrCat("train.amp_dtype '", config.train().amp_dtype(), "' is not available on ",
+                   device.str(), " (CPU autocast supports bfloat16)"));
 }
 
 AutocastGuard::AutocastGuard(c10::DeviceType device, c10::ScalarType dtype, bool enabled)

@@ -25,16 +25,6 @@ TrainingRecipe::TrainingRecipe(const ExperimentConfig& config, int64_t steps_per
       weight_decay_now_(config.optim().weight_decay()) {}
 
 absl::StatusOr<std::unique_ptr<TrainingRecipe>> TrainingRecipe::Create(
-    const ExperimentConfig& config, models::ConvNeXtV2 model, c10::Device device,
-    int64_t steps_per_epoch, int world_size) {
-  RecipeOptions options;
-  options.groups = [&config, model] {
-    return optim::FinetuneParamGroups(config, model->named_parameters(), model->options.depths());
-  };
-  return Create(config, model.ptr(), device, steps_per_epoch, world_size, std::move(options));
-}
-
-absl::StatusOr<std::unique_ptr<TrainingRecipe>> TrainingRecipe::Create(
     const ExperimentConfig& config, std::shared_ptr<torch::nn::Module> model, c10::Device device,
     int64_t steps_per_epoch, int world_size, RecipeOptions options) {
   const OptimConfig& o = config.optim();
@@ -127,8 +117,8 @@ MicroStepResult TrainingRecipe::Backward(const at::Tensor& loss, int64_t it) {
 double TrainingRecipe::max_lr() const { return optim::LearningRateRange(*optimizer_).second; }
 double TrainingRecipe::min_lr() const { return optim::LearningRateRange(*optimizer_).first; }
 
-std::shared_ptr<models::ConvNeXtV2Impl> TrainingRecipe::ema_model() const {
-  return ema_ ? std::dynamic_pointer_cast<models::ConvNeXtV2Impl>(ema_->module()) : nullptr;
+std::shared_ptr<torch::nn::Module> TrainingRecipe::ema_model() const {
+  return ema_ ? ema_->module() : nullptr;
 }
 
 }  // namespace convnextv2::train

@@ -34,7 +34,6 @@
 #include "absl/status/statusor.h"
 #include "convnextv2/dist/grad_sync.h"
 #include "convnextv2/dist/process_group.h"
-#include "convnextv2/models/convnextv2.h"
 #include "convnextv2/optim/param_groups.h"
 #include "convnextv2/optim/schedule.h"
 #include "convnextv2/proto/experiment.pb.h"
@@ -55,16 +54,10 @@ struct RecipeOptions {
 
 class TrainingRecipe {
  public:
-  // A ConvNeXtV2 with fine-tuning's groups (optim::FinetuneParamGroups). Logs what the official
-  // script prints at start (base and actual lr, accumulation, effective batch size, assigned
-  // layer-decay values, the param group table). steps_per_epoch counts micro-batches (loader
-  // batches); it must be >= update_freq.
-  static absl::StatusOr<std::unique_ptr<TrainingRecipe>> Create(const ExperimentConfig& config,
-                                                                models::ConvNeXtV2 model,
-                                                                c10::Device device,
-                                                                int64_t steps_per_epoch,
-                                                                int world_size);
-  // Any model, with the task's parameter groups.
+  // Any model, with the task's parameter groups (options.groups). Logs what the official script
+  // prints at start (base and actual lr, accumulation, effective batch size, assigned layer-decay
+  // values, the param group table). steps_per_epoch counts micro-batches (loader batches); it
+  // must be >= update_freq.
   static absl::StatusOr<std::unique_ptr<TrainingRecipe>> Create(
       const ExperimentConfig& config, std::shared_ptr<torch::nn::Module> model,
       c10::Device device, int64_t steps_per_epoch, int world_size, RecipeOptions options);
@@ -96,9 +89,9 @@ class TrainingRecipe {
   const std::vector<optim::ParamGroup>& groups() const { return groups_; }
   LossScaler& scaler() { return stepper_->scaler(); }
   ModelEma* ema() { return ema_.get(); }  // null without model_ema
-  // The EMA model for evaluation (null without model_ema or when the model is no ConvNeXtV2),
-  // and where it lives.
-  std::shared_ptr<models::ConvNeXtV2Impl> ema_model() const;
+  // The EMA model for evaluation, of the trained model's class (null without model_ema), and
+  // where it lives.
+  std::shared_ptr<torch::nn::Module> ema_model() const;
   c10::Device ema_device() const { return ema_on_cpu_ ? c10::Device(c10::kCPU) : device_; }
 
  private:

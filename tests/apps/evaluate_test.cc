@@ -12,6 +12,7 @@
 #include "convnextv2/data/synthetic_dataset.h"
 #include "convnextv2/data/transforms.h"
 #include "convnextv2/models/registry.h"
+#include "convnextv2/optim/param_groups.h"
 #include "convnextv2/train/meters.h"
 
 namespace convnextv2::apps {
@@ -60,7 +61,13 @@ class EvaluateTest : public ::testing::Test {
     model_ = *models::CreateConvNeXtV2("convnextv2_atto", 10);
     transform_ = *data::MakeTransform(config_, data::Split::kEval);
     dataset_ = std::make_unique<data::SyntheticDataset>(9, 10, 32, 5);
-    recipe_ = *train::TrainingRecipe::Create(config_, model_, c10::Device(c10::kCPU), 3, 1);
+    train::RecipeOptions options;
+    options.groups = [this] {
+      return optim::FinetuneParamGroups(config_, model_->named_parameters(),
+                                        model_->options.depths());
+    };
+    recipe_ = *train::TrainingRecipe::Create(config_, model_.ptr(), c10::Device(c10::kCPU), 3, 1,
+                                             std::move(options));
   }
   std::unique_ptr<data::Loader> ShardLoader(int rank, int world) {
     return std::make_unique<data::Loader>(

@@ -22,7 +22,7 @@
 #include "convnextv2/checkpoint/pretrained.h"
 #include "convnextv2/config/config.h"
 #include "convnextv2/data/class_names.h"
-#include "convnextv2/data/codecs.h"
+#include "convnextv2/data/non_jpeg_codecs.h"
 #include "convnextv2/data/synthetic_dataset.h"
 #include "convnextv2/models/registry.h"
 #include "convnextv2/proto/run_manifest.pb.h"

@@ -10,7 +10,7 @@
 #include <tuple>
 #include <vector>
 
-#include "convnextv2/data/datasets.h"
+#include "convnextv2/data/dataset_registry.h"
 
 namespace convnextv2::data {
 namespace {

@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "convnextv2/data/decode.h"
+#include "convnextv2/data/image_decode.h"
 #include "convnextv2/data/image_folder.h"
 #include "convnextv2/data/loader.h"
 #include "convnextv2/data/transforms.h"

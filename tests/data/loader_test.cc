@@ -79,7 +79,7 @@ TEST(BatchIteratorTest, SameBytesForAnyThreadCountAndPrefetchDepth) {
   TrainTransform::Options o;
   o.input_size = 40;
   o.rand_augment = *RandAugment::Parse("rand-m9-mstd0.5-inc1", {});
-  o.erase = {.probability = 0.5, .mode = "pixel", .max_count = 1};
+  o.erase = {.probability = 0.5, .mode = EraseMode::kPixel, .max_count = 1};
   TrainTransform t(o);
   // 11 images, world 2, rank 1: 6 samples (one padding), batches of 4: the last one partial.
   SamplerOptions base{.batch_size = 4, .shuffle = true, .drop_last = false, .seed = 7,

@@ -90,7 +90,7 @@ TEST(MixupTest, CutmixTargetsMatchPastedArea) {
   o.num_classes = 6;
   o.label_smoothing = 0;
   for (const char* mode : {"batch", "pair", "elem"}) {
-    o.mode = mode;
+    o.mode = MixupModes().Of(mode);
     Mixup mixup(o);
     for (uint64_t seed = 0; seed < 10; ++seed) {
       at::Tensor x = ConstantImages(6, 16);

@@ -277,7 +277,7 @@ TEST(RandomEraseTest, AreaBoundsAndModes) {
   for (int i = 0; i < 400; ++i) {
     SampleRng rng(i);
     at::Tensor x = at::full({3, 40, 40}, 7.0f);
-    RandomErase(x, {.probability = 0.5, .mode = "const"}, rng);
+    RandomErase(x, {.probability = 0.5, .mode = EraseMode::kConst}, rng);
     const int64_t zeros = x.eq(0).sum().item<int64_t>() / 3;
     if (zeros == 0) continue;
     ++erased;
@@ -290,13 +290,13 @@ TEST(RandomEraseTest, AreaBoundsAndModes) {
   EXPECT_LT(erased, 250);
   SampleRng rng(1);
   at::Tensor x = at::full({3, 40, 40}, 7.0f);
-  RandomErase(x, {.probability = 1.0, .mode = "rand"}, rng);
+  RandomErase(x, {.probability = 1.0, .mode = EraseMode::kRand}, rng);
   const at::Tensor changed = x[0].ne(7.0f);
   ASSERT_GT(changed.sum().item<int64_t>(), 0);
   EXPECT_EQ(std::get<0>(at::_unique(x[0].masked_select(changed))).numel(), 1);  // one color per channel
   SampleRng rng2(1);
   at::Tensor y = at::full({3, 40, 40}, 7.0f);
-  RandomErase(y, {.probability = 1.0, .mode = "pixel"}, rng2);
+  RandomErase(y, {.probability = 1.0, .mode = EraseMode::kPixel}, rng2);
   EXPECT_GT(std::get<0>(at::_unique(y[0].masked_select(y[0].ne(7.0f)))).numel(), 10);  // noise per pixel
 }
 
@@ -340,7 +340,7 @@ TrainTransform::Options TrainOptions(int size) {
   TrainTransform::Options o;
   o.input_size = size;
   o.rand_augment = *RandAugment::Parse("rand-m9-mstd0.5-inc1", {});
-  o.erase = {.probability = 0.25, .mode = "pixel", .max_count = 1};
+  o.erase = {.probability = 0.25, .mode = EraseMode::kPixel, .max_count = 1};
   return o;
 }
 

@@ -121,7 +121,7 @@ TEST(LayerDecay, GoldenIdsScalesAndWeightDecayOfEveryParameter) {
     absl::StatusOr<models::ConvNeXtV2Options> variant = models::VariantOptions(g.model);
     ASSERT_TRUE(variant.ok());
     models::ConvNeXtV2 model(variant->dims({8, 16, 32, 64}).num_classes(10));
-    LayerDecayOptions options{kDecay, g.type, model->options.depths()};
+    LayerDecayOptions options{kDecay, LayerDecayTypes().Of(g.type), model->options.depths()};
     EXPECT_EQ(NumLayers(options), g.num_layers);
     absl::StatusOr<std::vector<ParamGroup>> groups =
         BuildLayerDecayGroups(model->named_parameters(), kWd, options);
@@ -150,7 +150,7 @@ TEST(LayerDecay, GoldenIdsScalesAndWeightDecayOfEveryParameter) {
 
 TEST(LayerDecay, SpotChecksAndGroupOrder) {
   models::ConvNeXtV2 atto = *models::CreateConvNeXtV2("convnextv2_atto", 10);
-  LayerDecayOptions single{0.9, "single", {2, 2, 6, 2}};
+  LayerDecayOptions single{0.9, LayerDecayType::kSingle, {2, 2, 6, 2}};
   EXPECT_EQ(*LayerId("stages.2.5.grn.gamma", single), 10);
   EXPECT_EQ(*LayerId("head.bias", single), 13);
   EXPECT_EQ(*LayerId("downsample_layers.3.1.weight", single), 11);
@@ -166,14 +166,14 @@ TEST(LayerDecay, SpotChecksAndGroupOrder) {
   EXPECT_EQ((*groups)[0].param_names[0], "downsample_layers.0.0.weight");
   // 13 layer ids x {decay, no_decay}.
   EXPECT_EQ(groups->size(), 26u);
-  LayerDecayOptions group{0.6, "group", {3, 3, 27, 3}};
+  LayerDecayOptions group{0.6, LayerDecayType::kGroup, {3, 3, 27, 3}};
   EXPECT_EQ(*LayerId("stages.2.26.pwconv2.weight", group), 11);
   EXPECT_EQ(*LayerId("downsample_layers.0.1.bias", group), 0);
   EXPECT_NEAR(LayerScales(group)[0], std::pow(0.6, 13), 1e-15);
 }
 
 TEST(LayerDecay, UnplacedParameterIsAnError) {
-  LayerDecayOptions single{0.9, "single", {2, 2, 6, 2}};
+  LayerDecayOptions single{0.9, LayerDecayType::kSingle, {2, 2, 6, 2}};
   EXPECT_FALSE(LayerId("stages.2.6.dwconv.weight", single).ok());  // block out of range
   EXPECT_FALSE(LayerId("downsample_layers.4.0.weight", single).ok());
   EXPECT_FALSE(LayerId("stages.x.0.weight", single).ok());
@@ -189,9 +189,10 @@ TEST(LayerDecay, UnplacedParameterIsAnError) {
 }
 
 TEST(LayerDecay, GroupStrategyWarnsOffBase) {
-  EXPECT_EQ(GroupStrategyWarning({0.6, "group", {3, 3, 27, 3}}), "");
-  EXPECT_EQ(GroupStrategyWarning({0.9, "single", {2, 2, 6, 2}}), "");
-  EXPECT_THAT(GroupStrategyWarning({0.9, "group", {2, 2, 6, 2}}), HasSubstr("27 blocks"));
+  EXPECT_EQ(GroupStrategyWarning({0.6, LayerDecayType::kGroup, {3, 3, 27, 3}}), "");
+  EXPECT_EQ(GroupStrategyWarning({0.9, LayerDecayType::kSingle, {2, 2, 6, 2}}), "");
+  EXPECT_THAT(GroupStrategyWarning({0.9, LayerDecayType::kGroup, {2, 2, 6, 2}}),
+              HasSubstr("27 blocks"));
 }
 
 TEST(LayerDecay, JsonTableAsTheOfficialScriptPrintsIt) {

@@ -253,23 +253,23 @@ TEST(RecipeEma, OnlyWhenConfiguredAndAllowedUpdatedAtBoundaries) {
   auto r = Create(c, model, 2);
   ASSERT_NE(r->ema(), nullptr);
   EXPECT_DOUBLE_EQ(r->ema()->decay(), 0.5);
-  ASSERT_NE(r->ema_model(), nullptr);
+  ASSERT_NE(EmaModel(*r), nullptr);
   EXPECT_TRUE(r->ema_device().is_cpu());
   const at::Tensor before = model->head->weight.detach().clone();
   r->BeginMicroBatch(0, 0);
   r->Backward(Loss(model, 1), 0);
-  EXPECT_TRUE(at::equal(r->ema_model()->head->weight, before));  // mid-group: no update
+  EXPECT_TRUE(at::equal(EmaModel(*r)->head->weight, before));  // mid-group: no update
   r->Backward(Loss(model, 2), 1);
   const at::Tensor after = model->head->weight.detach();
   ASSERT_FALSE(at::equal(after, before));
-  EXPECT_TRUE(at::allclose(r->ema_model()->head->weight, 0.5 * before + 0.5 * after));
-  const at::Tensor averaged = r->ema_model()->head->weight.detach().clone();
+  EXPECT_TRUE(at::allclose(EmaModel(*r)->head->weight, 0.5 * before + 0.5 * after));
+  const at::Tensor averaged = EmaModel(*r)->head->weight.detach().clone();
   r->Backward(Loss(model, 3), 0);  // the next group's first micro-batch: the average stays
-  EXPECT_TRUE(at::equal(r->ema_model()->head->weight, averaged));
+  EXPECT_TRUE(at::equal(EmaModel(*r)->head->weight, averaged));
 
   // ResetEmaFromModel copies the current weights.
   ASSERT_TRUE(r->ResetEmaFromModel().ok());
-  EXPECT_TRUE(at::equal(r->ema_model()->head->weight, after));
+  EXPECT_TRUE(at::equal(EmaModel(*r)->head->weight, after));
 
   // A task may refuse EMA (pre-training keeps none).
   RecipeOptions no_ema;
@@ -299,23 +299,23 @@ void ExpectInvalid(const absl::StatusOr<std::unique_ptr<TrainingRecipe>>& r,
 TEST(RecipeErrors, UpdateFreqLongerThanAnEpoch) {
   ExperimentConfig c = Config();
   c.mutable_train()->set_update_freq(4);
-  ExpectInvalid(TrainingRecipe::Create(c, TinyModel(), kCpu, 3, 1), {"train.update_freq 4", "3"});
-  EXPECT_TRUE(TrainingRecipe::Create(c, TinyModel(), kCpu, 4, 1).ok());  // exactly one group
+  ExpectInvalid(CreateFinetuneRecipe(c, TinyModel(), kCpu, 3, 1), {"train.update_freq 4", "3"});
+  EXPECT_TRUE(CreateFinetuneRecipe(c, TinyModel(), kCpu, 4, 1).ok());  // exactly one group
 }
 
 TEST(RecipeErrors, UnknownOptimizer) {
   ExperimentConfig c = Config();
   c.mutable_optim()->set_opt("lamb");
-  ExpectInvalid(TrainingRecipe::Create(c, TinyModel(), kCpu, 4, 1), {"lamb"});
+  ExpectInvalid(CreateFinetuneRecipe(c, TinyModel(), kCpu, 4, 1), {"lamb"});
 }
 
 TEST(RecipeErrors, AmpDtypeTheDeviceLacks) {
   ExperimentConfig c = Config();
   c.mutable_train()->set_use_amp(true);
   c.mutable_train()->set_amp_dtype("float16");
-  ExpectInvalid(TrainingRecipe::Create(c, TinyModel(), kCpu, 4, 1), {"train.amp_dtype", "float16"});
+  ExpectInvalid(CreateFinetuneRecipe(c, TinyModel(), kCpu, 4, 1), {"train.amp_dtype", "float16"});
   c.mutable_train()->set_use_amp(false);  // only read with use_amp
-  EXPECT_TRUE(TrainingRecipe::Create(c, TinyModel(), kCpu, 4, 1).ok());
+  EXPECT_TRUE(CreateFinetuneRecipe(c, TinyModel(), kCpu, 4, 1).ok());
 }
 
 TEST(RecipeErrors, MissingOrFailingGroups) {

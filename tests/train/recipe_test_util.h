@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "convnextv2/models/convnextv2.h"
+#include "convnextv2/optim/param_groups.h"
 #include "convnextv2/proto/experiment.pb.h"
 #include "convnextv2/train/recipe.h"
 
@@ -47,10 +48,28 @@ inline ExperimentConfig Config() {
   return c;
 }
 
+// The recipe fine-tuning builds for a ConvNeXtV2 (apps/finetune.cc's recipe_options): its
+// parameter groups are optim::FinetuneParamGroups.
+inline absl::StatusOr<std::unique_ptr<TrainingRecipe>> CreateFinetuneRecipe(
+    const ExperimentConfig& c, models::ConvNeXtV2 model, c10::Device device,
+    int64_t steps_per_epoch, int world_size) {
+  RecipeOptions options;
+  options.groups = [&c, model] {
+    return optim::FinetuneParamGroups(c, model->named_parameters(), model->options.depths());
+  };
+  return TrainingRecipe::Create(c, model.ptr(), device, steps_per_epoch, world_size,
+                                std::move(options));
+}
+
+// The EMA copy of a ConvNeXtV2 (null without model_ema).
+inline std::shared_ptr<models::ConvNeXtV2Impl> EmaModel(const TrainingRecipe& r) {
+  return std::dynamic_pointer_cast<models::ConvNeXtV2Impl>(r.ema_model());
+}
+
 inline std::unique_ptr<TrainingRecipe> Create(const ExperimentConfig& c, models::ConvNeXtV2 model,
                                        int64_t steps_per_epoch, int world_size = 1) {
   absl::StatusOr<std::unique_ptr<TrainingRecipe>> r =
-      TrainingRecipe::Create(c, model, kCpu, steps_per_epoch, world_size);
+      CreateFinetuneRecipe(c, model, kCpu, steps_per_epoch, world_size);
   EXPECT_TRUE(r.ok()) << r.status();
   return r.ok() ? *std::move(r) : nullptr;
 }

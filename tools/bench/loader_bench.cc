@@ -26,7 +26,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_split.h"
 #include "convnextv2/data/augment_ops.h"
-#include "convnextv2/data/decode.h"
+#include "convnextv2/data/image_decode.h"
 #include "convnextv2/data/image_folder.h"
 #include "convnextv2/data/loader.h"
 #include "convnextv2/data/rand_augment.h"

@@ -1,12 +1,12 @@
 // Decoders for the image formats other than JPEG, each on its own small library instead of
 // OpenCV's imgcodecs (whose dependency closure, ~212 MB, cannot travel to a GPU machine):
 // PNG (libpng), WebP (libwebp), TIFF (libtiff), BMP and PPM/PGM (here). Each gives the pixels
-// cv::imdecode(bytes, IMREAD_COLOR) gave, in RGB order (tests/data/codecs_test.cc holds them
+// cv::imdecode(bytes, IMREAD_COLOR) gave, in RGB order (non_jpeg_codecs_test holds them
 // equal): alpha is dropped, not composited; 16-bit samples keep their high byte; grayscale and
 // palettes become RGB. The decoders are internal to the data package (use DecodeImage in
-// decode.h); EncodePng is public.
-#ifndef CONVNEXTV2_DATA_CODECS_H_
-#define CONVNEXTV2_DATA_CODECS_H_
+// image_decode.h); EncodePng is public.
+#ifndef CONVNEXTV2_DATA_NON_JPEG_CODECS_H_
+#define CONVNEXTV2_DATA_NON_JPEG_CODECS_H_
 
 #include <string>
 
@@ -38,4 +38,4 @@ absl::StatusOr<std::string> EncodePng(const Image& image);
 
 }  // namespace convnextv2::data
 
-#endif  // CONVNEXTV2_DATA_CODECS_H_
+#endif  // CONVNEXTV2_DATA_NON_JPEG_CODECS_H_

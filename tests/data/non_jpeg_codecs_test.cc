@@ -1,7 +1,7 @@
-// The non-JPEG decoders (codecs.h) against the decoder they replace, OpenCV's
+// The non-JPEG decoders (non_jpeg_codecs.h) against the decoder they replace, OpenCV's
 // cv::imdecode(IMREAD_COLOR), on images OpenCV encodes in each format and variant: the pixels
 // must be identical.
-#include "convnextv2/data/codecs.h"
+#include "convnextv2/data/non_jpeg_codecs.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -13,7 +13,7 @@
 #include <string>
 #include <vector>
 
-#include "convnextv2/data/decode.h"
+#include "convnextv2/data/image_decode.h"
 
 namespace convnextv2::data {
 namespace {

@@ -1,5 +1,5 @@
 // Image decoding: JPEG with libjpeg-turbo (DCT-domain downscaling); PNG (libpng), WebP
-// (libwebp), TIFF (libtiff), BMP and PPM/PGM through codecs.h, without OpenCV imgcodecs.
+// (libwebp), TIFF (libtiff), BMP and PPM/PGM through non_jpeg_codecs.h, without OpenCV imgcodecs.
 //
 // Every decoded image is 8-bit RGB (grayscale and CMYK/YCCK are converted). A corrupt or truncated
 // file is an absl::DataLossError naming the path, never a crash.
@@ -9,8 +9,8 @@
 //   absl::StatusOr<Image> image = DecodeImage(bytes, path, {.min_width = 300, .min_height = 200});
 //   // Only a 100x80 box at (top 20, left 30) of that: much less work.
 //   absl::StatusOr<Image> box = DecodeJpegCrop(bytes, path, {...}, 20, 30, 80, 100);
-#ifndef CONVNEXTV2_DATA_DECODE_H_
-#define CONVNEXTV2_DATA_DECODE_H_
+#ifndef CONVNEXTV2_DATA_IMAGE_DECODE_H_
+#define CONVNEXTV2_DATA_IMAGE_DECODE_H_
 
 #include <string>
 
@@ -62,4 +62,4 @@ absl::StatusOr<Image> ReadImage(const std::string& path, const DecodeOptions& op
 
 }  // namespace convnextv2::data
 
-#endif  // CONVNEXTV2_DATA_DECODE_H_
+#endif  // CONVNEXTV2_DATA_IMAGE_DECODE_H_

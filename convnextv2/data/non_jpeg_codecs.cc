@@ -1,4 +1,4 @@
-#include "convnextv2/data/codecs.h"
+#include "convnextv2/data/non_jpeg_codecs.h"
 
 #include <png.h>
 #include <tiffio.h>

@@ -1,4 +1,4 @@
-#include "convnextv2/data/decode.h"
+#include "convnextv2/data/image_decode.h"
 
 #include <turbojpeg.h>
 
@@ -13,7 +13,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
-#include "convnextv2/data/codecs.h"
+#include "convnextv2/data/non_jpeg_codecs.h"
 #include "convnextv2/util/files.h"
 #include "convnextv2/util/status_macros.h"
 

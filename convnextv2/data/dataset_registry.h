@@ -1,13 +1,13 @@
 // The registry of datasets, by their official --data_set names (main_finetune.py's choices
 // IMNET, image_folder and CIFAR, plus IDX and synthetic). Each dataset's file defines its entry;
-// the registration is one line of RegisteredDatasets() in datasets.cc. Validation, path checks,
-// the choice of transform and OpenDataset all read the entry, so adding a dataset touches its own
-// file, that line and its test.
+// the registration is one line of RegisteredDatasets() in dataset_registry.cc. Validation, path
+// checks, the choice of transform and OpenDataset all read the entry, so adding a dataset touches
+// its own file, that line and its test.
 //
 //   absl::StatusOr<const DatasetEntry*> entry = FindDataset("CIFAR");
 //   if ((*entry)->reads_files) ... (*entry)->open(config, Split::kTrain, Labels::kUsed);
-#ifndef CONVNEXTV2_DATA_DATASETS_H_
-#define CONVNEXTV2_DATA_DATASETS_H_
+#ifndef CONVNEXTV2_DATA_DATASET_REGISTRY_H_
+#define CONVNEXTV2_DATA_DATASET_REGISTRY_H_
 
 #include <memory>
 #include <string>
@@ -51,4 +51,4 @@ std::string DatasetNamesList();
 
 }  // namespace convnextv2::data
 
-#endif  // CONVNEXTV2_DATA_DATASETS_H_
+#endif  // CONVNEXTV2_DATA_DATASET_REGISTRY_H_

@@ -1,5 +1,5 @@
 // Decoding: JPEG (RGB, grayscale, CMYK, DCT scaling), PNG, and corrupt/truncated files.
-#include "convnextv2/data/decode.h"
+#include "convnextv2/data/image_decode.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>

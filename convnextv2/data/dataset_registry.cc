@@ -1,4 +1,4 @@
-#include "convnextv2/data/datasets.h"
+#include "convnextv2/data/dataset_registry.h"
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
