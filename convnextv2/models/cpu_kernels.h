@@ -45,15 +45,18 @@ struct CpuKernels {
                             const float* nx, const float* scale, uint16_t* dx, float* dgamma,
                             float* dbeta, float* scratch);
 
-  // Depthwise k x k convolution (stride 1, padding k / 2) of one sample x (h, w, c) channels
-  // last, taps (k, k, c): output row hh (w, c) = bias + the taps inside the image.
+  // Depthwise k x k convolution (k odd, at most 7; stride 1, padding k / 2) of one sample x
+  // (h, w, c) channels last, taps (k, k, c): output row hh (w, c) = bias (none if null) + the
+  // taps inside the image.
   void (*dwconv_forward_row)(const float* x, const float* taps, const float* bias, int64_t h,
                              int64_t w, int64_t c, int64_t k, int64_t hh, float* y_row);
-  // Its backward over one sample: dx (h, w, c); dtaps (rh, rw, c) for the taps rows
-  // [ri0, ri0 + rh) and columns [rj0, rj0 + rw) that any pixel reads; dbias (c).
-  void (*dwconv_backward_sample)(const float* g, const float* x, const float* taps, int64_t h,
-                                 int64_t w, int64_t c, int64_t k, int64_t ri0, int64_t rj0,
-                                 int64_t rh, int64_t rw, float* dx, float* dtaps, float* dbias);
+  // Its backward over one sample, given the taps mirrored (taps_mirrored[i, j] =
+  // taps[k-1-i, k-1-j]): dx (h, w, c); dtaps (rh, rw, c) for the taps rows [ri0, ri0 + rh) and
+  // columns [rj0, rj0 + rw) that any pixel reads; dbias (c).
+  void (*dwconv_backward_sample)(const float* g, const float* x, const float* taps_mirrored,
+                                 int64_t h, int64_t w, int64_t c, int64_t k, int64_t ri0,
+                                 int64_t rj0, int64_t rh, int64_t rw, float* dx, float* dtaps,
+                                 float* dbias);
 
   // LayerNorm over the c channels of each of `rows` contiguous bfloat16 rows, float32 weight,
   // bias and statistics: y, and per row the mean and rstd = 1 / sqrt(biased var + eps).

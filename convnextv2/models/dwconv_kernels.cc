@@ -45,7 +45,9 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> DwConvBackwardCpu(const at::Tenso
   at::Tensor dbias_n = at::empty({n, c}, x.options());
   const float* gp = g.data_ptr<float>();
   const float* xp = x.data_ptr<float>();
-  const float* tp = taps.data_ptr<float>();
+  // dx is the forward convolution of g with the taps mirrored in both directions.
+  const at::Tensor mirrored = taps.flip({0, 1}).contiguous();
+  const float* tp = mirrored.data_ptr<float>();
   float* dxp = dx.data_ptr<float>();
   float* dtp = dtaps_n.data_ptr<float>();
   float* dbp = dbias_n.data_ptr<float>();

@@ -201,7 +201,7 @@ bool DepthwiseConvKernelApplies(const at::Tensor& x, const at::Tensor& weight,
          weight.scalar_type() == at::kFloat && bias.defined() &&
          bias.scalar_type() == at::kFloat && weight.dim() == 4 &&
          weight.size(0) == x.size(1) && weight.size(1) == 1 && weight.size(2) == weight.size(3) &&
-         weight.size(2) % 2 == 1 && bias.numel() == x.size(1);
+         weight.size(2) % 2 == 1 && weight.size(2) <= 7 && bias.numel() == x.size(1);
 }
 
 namespace {
@@ -245,8 +245,7 @@ at::Tensor DepthwiseConvKernel(const at::Tensor& x, const at::Tensor& weight,
 
 at::Tensor DepthwiseConvFused(const at::Tensor& x, const at::Tensor& weight,
                               const at::Tensor& bias) {
-  if (x.dim() == 4 && x.size(2) <= 2 && x.size(3) <= 2 &&
-      DepthwiseConvKernelApplies(x, weight, bias)) {
+  if (DepthwiseConvKernelApplies(x, weight, bias)) {
     return DwConvFunction::apply(x, weight, bias);
   }
   return DepthwiseConvPlain(x, weight, bias);

@@ -108,7 +108,7 @@ TEST(CpuKernels, GrnWideEqualsGeneric) {
 TEST(CpuKernels, DepthwiseConvWideEqualsGeneric) {
   if (WideKernels().empty()) GTEST_SKIP() << "this CPU has neither AVX2+FMA nor AVX-512";
   at::manual_seed(22);
-  for (const int64_t size : {1, 2, 5, 9}) {
+  for (const int64_t size : {1, 2, 5, 9, 14}) {
     const at::Tensor x =
         at::randn({2, 37, size, size + 1}).contiguous(at::MemoryFormat::ChannelsLast);
     const at::Tensor w = at::randn({37, 1, 7, 7}).contiguous(at::MemoryFormat::ChannelsLast);

@@ -97,8 +97,9 @@ TEST(GRN, FusedEqualsPlainValuesAndGradients) {
 
 // Values and all three gradients of the depthwise-convolution kernel against at::conv2d, on maps
 // larger than, equal to and smaller than the kernel (where taps fall outside on both sides),
-// non-square ones and a 3x3 kernel; and of DepthwiseConvFused, which picks the kernel or conv2d,
-// on the same shapes and on input the kernel does not take.
+// non-square ones, maps wide enough for the kernel's interior tiles with channel counts that
+// leave lanes over (37, 19), and 5x5, 3x3 and 1x1 kernels; and of DepthwiseConvFused, which
+// takes the kernel, on the same shapes and conv2d on input the kernel does not take.
 TEST(DepthwiseConv, KernelAndFusedEqualConv2dValuesAndGradients) {
   at::manual_seed(11);
   struct Case {
@@ -108,7 +109,9 @@ TEST(DepthwiseConv, KernelAndFusedEqualConv2dValuesAndGradients) {
   for (const Case& t : {Case{2, 5, 9, 9, 7, true}, Case{3, 4, 8, 8, 7, true},
                         Case{2, 6, 7, 7, 7, true}, Case{2, 3, 4, 5, 7, true},
                         Case{4, 8, 2, 2, 7, true}, Case{3, 5, 1, 1, 7, true},
-                        Case{2, 7, 6, 3, 3, true}, Case{2, 5, 6, 6, 7, false}}) {
+                        Case{2, 7, 6, 3, 3, true}, Case{2, 37, 12, 17, 7, true},
+                        Case{2, 19, 11, 14, 5, true}, Case{2, 16, 5, 9, 1, true},
+                        Case{2, 5, 6, 6, 7, false}}) {
     SCOPED_TRACE(testing::Message() << "n " << t.n << " c " << t.c << " " << t.h << "x" << t.w
                                     << " k " << t.k << " channels_last " << t.channels_last);
     at::Tensor x = torch::randn({t.n, t.c, t.h, t.w});
@@ -170,7 +173,7 @@ TEST(DepthwiseConv, BlockFusedEqualsPlain) {
     const auto src = fused->named_parameters();
     for (auto& p : plain->named_parameters()) p.value().copy_(src[p.key()]);
   }
-  for (int64_t size : {2, 5}) {  // the kernel, conv2d
+  for (int64_t size : {2, 5, 12}) {  // all sizes, interior tiles at 12
     const at::Tensor x =
         at::randn({2, 8, size, size}).contiguous(at::MemoryFormat::ChannelsLast);
     EXPECT_TRUE(at::allclose(fused->forward(x), plain->forward(x), 1e-5, 1e-5)) << size;
