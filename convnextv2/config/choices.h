@@ -6,6 +6,7 @@
 //   const Choices<EvalWeights>& kEvalWeights = *new Choices<EvalWeights>(
 //       "eval.eval_weights", {{"model", EvalWeights::kModel}, {"ema", EvalWeights::kEma}});
 //   kEvalWeights.Check(value, checks);   // "eval.eval_weights: 'x' is not one of: model, ema"
+//                                        // (returns the enum, or nullopt after such an error)
 //   EvalWeights w = kEvalWeights.Of(value);   // a value the validator accepted
 //
 // An entry named "" accepts the empty string; give `empty_means` to say what it stands for
@@ -18,6 +19,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <initializer_list>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -52,10 +54,15 @@ class Choices {
         absl::StrCat(field_, ": '", value, "' is not one of: ", Names()));
   }
 
-  // For a validator: records Parse's error.
-  void Check(absl::string_view value, Checks& checks) const {
+  // For a validator: records Parse's error; the enum when there was none, for checks that
+  // depend on it.
+  std::optional<Enum> Check(absl::string_view value, Checks& checks) const {
     absl::StatusOr<Enum> parsed = Parse(value);
-    if (!parsed.ok()) checks.Add(std::string(parsed.status().message()));
+    if (!parsed.ok()) {
+      checks.Add(std::string(parsed.status().message()));
+      return std::nullopt;
+    }
+    return *parsed;
   }
 
   // The enum of a value that passed Check (a programmer error otherwise).

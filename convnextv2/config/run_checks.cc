@@ -1,6 +1,7 @@
 #include "convnextv2/config/run_checks.h"
 
 #include <algorithm>
+#include <optional>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -39,9 +40,8 @@ void CheckTrain(const TrainConfig& t, Checks& checks) {
                  "' is not one of: cpu, cuda, cuda:N, or empty for automatic");
   checks.Require(t.num_threads() >= 0, "train.num_threads: ", t.num_threads(), " must be >= 0");
   checks.Require(t.print_freq() > 0, "train.print_freq: ", t.print_freq(), " must be positive");
-  AmpDtypeChoices().Check(t.amp_dtype(), checks);
-  const absl::StatusOr<AmpDtype> amp = AmpDtypeChoices().Parse(t.amp_dtype());
-  checks.Require(!amp.ok() || *amp != AmpDtype::kFloat16 || device != "cpu", "train.amp_dtype: ",
+  const std::optional<AmpDtype> amp = AmpDtypeChoices().Check(t.amp_dtype(), checks);
+  checks.Require(amp != AmpDtype::kFloat16 || device != "cpu", "train.amp_dtype: ",
                  "float16 needs a CUDA device (CPU autocast supports bfloat16 only)");
 }
 
@@ -88,7 +88,7 @@ const Choices<EvalWeights>& EvalWeightsChoices() {
 void CheckEval(const ExperimentConfig& c, Checks& checks) {
   const EvalConfig& e = c.eval();
   const CheckpointConfig& k = c.checkpoint();
-  EvalWeightsChoices().Check(e.eval_weights(), checks);
+  const std::optional<EvalWeights> weights = EvalWeightsChoices().Check(e.eval_weights(), checks);
   // As main_finetune.py: without resume, auto_resume evaluates output_dir's newest checkpoint.
   checks.Require(!e.eval() || !k.resume().empty() || !k.finetune().empty() ||
                      (k.auto_resume() && !c.output().output_dir().empty()),
@@ -96,8 +96,7 @@ void CheckEval(const ExperimentConfig& c, Checks& checks) {
                  "checkpoint, checkpoint-best.pth included), checkpoint.finetune (PyTorch or "
                  "pre-training weights), or output.output_dir with checkpoint.auto_resume (its "
                  "newest checkpoint-N.pth is evaluated)");
-  const absl::StatusOr<EvalWeights> weights = EvalWeightsChoices().Parse(e.eval_weights());
-  checks.Require(!weights.ok() || *weights != EvalWeights::kEma || k.finetune().empty(),
+  checks.Require(weights != EvalWeights::kEma || k.finetune().empty(),
                  "eval.eval_weights: ema needs a convnextv2 checkpoint in checkpoint.resume");
 }
 

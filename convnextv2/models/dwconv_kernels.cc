@@ -2,6 +2,7 @@
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
+#include <ATen/core/grad_mode.h>
 
 #include <algorithm>
 
@@ -10,8 +11,13 @@
 namespace convnextv2::models::internal {
 
 // Rows of output in parallel; cpu_kernels_impl.inc has the loops.
-at::Tensor DwConvForwardCpu(const at::Tensor& x, const at::Tensor& taps, const at::Tensor& bias) {
+at::Tensor DwConvForwardCpu(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& taps,
+                            const at::Tensor& bias) {
   const int64_t n = x.size(0), c = x.size(1), h = x.size(2), w = x.size(3), k = taps.size(0);
+  if (h * w > kDwOwnLoopsMaxPixels) {
+    at::NoGradGuard no_grad;  // inside the autograd node: no graph of its own
+    return at::conv2d(x, weight, bias, 1, k / 2, 1, c).contiguous(at::MemoryFormat::ChannelsLast);
+  }
   at::Tensor y = at::empty_like(x, at::MemoryFormat::ChannelsLast);
   const float* xp = x.data_ptr<float>();
   const float* tp = taps.data_ptr<float>();
@@ -32,6 +38,7 @@ at::Tensor DwConvForwardCpu(const at::Tensor& x, const at::Tensor& taps, const a
 // order afterwards.
 std::tuple<at::Tensor, at::Tensor, at::Tensor> DwConvBackwardCpu(const at::Tensor& g,
                                                                  const at::Tensor& x,
+                                                                 const at::Tensor& weight,
                                                                  const at::Tensor& taps) {
   const int64_t n = x.size(0), c = x.size(1), h = x.size(2), w = x.size(3), k = taps.size(0);
   const int64_t p = k / 2;
@@ -40,7 +47,11 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> DwConvBackwardCpu(const at::Tenso
   const int64_t ri0 = std::max<int64_t>(0, p - (h - 1)), ri1 = std::min<int64_t>(k, p + h);
   const int64_t rj0 = std::max<int64_t>(0, p - (w - 1)), rj1 = std::min<int64_t>(k, p + w);
   const int64_t rh = ri1 - ri0, rw = rj1 - rj0;
-  at::Tensor dx = at::empty_like(x, at::MemoryFormat::ChannelsLast);
+  at::NoGradGuard no_grad;  // at::conv2d for dx records nothing, even under create_graph
+  const bool own_dx = h * w <= kDwOwnLoopsMaxPixels;
+  at::Tensor dx = own_dx ? at::empty_like(x, at::MemoryFormat::ChannelsLast)
+                         : at::conv2d(g, weight.flip({2, 3}), {}, 1, p, 1, c)
+                               .contiguous(at::MemoryFormat::ChannelsLast);
   at::Tensor dtaps_n = at::empty({n, rh, rw, c}, x.options());  // per-sample partial sums
   at::Tensor dbias_n = at::empty({n, c}, x.options());
   const float* gp = g.data_ptr<float>();
@@ -48,7 +59,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> DwConvBackwardCpu(const at::Tenso
   // dx is the forward convolution of g with the taps mirrored in both directions.
   const at::Tensor mirrored = taps.flip({0, 1}).contiguous();
   const float* tp = mirrored.data_ptr<float>();
-  float* dxp = dx.data_ptr<float>();
+  float* dxp = own_dx ? dx.data_ptr<float>() : nullptr;
   float* dtp = dtaps_n.data_ptr<float>();
   float* dbp = dbias_n.data_ptr<float>();
   const CpuKernels& kernels = ActiveCpuKernels();
@@ -56,7 +67,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> DwConvBackwardCpu(const at::Tenso
     for (int64_t b = begin; b < end; ++b) {
       const int64_t off = b * h * w * c;
       kernels.dwconv_backward_sample(gp + off, xp + off, tp, h, w, c, k, ri0, rj0, rh, rw,
-                                     dxp + off, dtp + b * rh * rw * c, dbp + b * c);
+                                     own_dx ? dxp + off : nullptr, dtp + b * rh * rw * c, dbp + b * c);
     }
   });
   at::Tensor dtaps = at::zeros({k, k, c}, x.options());

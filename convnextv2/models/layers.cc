@@ -214,7 +214,7 @@ class DwConvFunction : public torch::autograd::Function<DwConvFunction> {
     // (C, 1, k, k) -> (k, k, C): one tap's filter values are contiguous over channels.
     const at::Tensor taps = weight.reshape({c, k * k}).t().contiguous().view({k, k, c});
     ctx->save_for_backward({x, taps, weight});
-    return internal::DwConvForwardCpu(x, taps, bias.contiguous());
+    return internal::DwConvForwardCpu(x, weight, taps, bias.contiguous());
   }
 
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
@@ -224,7 +224,7 @@ class DwConvFunction : public torch::autograd::Function<DwConvFunction> {
     const at::Tensor& taps = saved[1];
     const at::Tensor& weight = saved[2];
     const at::Tensor g = grads[0].contiguous(at::MemoryFormat::ChannelsLast);
-    auto [dx, dtaps, dbias] = internal::DwConvBackwardCpu(g, x, taps);
+    auto [dx, dtaps, dbias] = internal::DwConvBackwardCpu(g, x, weight, taps);
     const at::Tensor dweight = dtaps.permute({2, 0, 1})
                                    .unsqueeze(1)
                                    .contiguous(weight.suggest_memory_format());

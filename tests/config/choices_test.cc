@@ -5,6 +5,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <optional>
+
 #include "convnextv2/config/checks.h"
 
 namespace convnextv2::config {
@@ -23,15 +25,17 @@ const Choices<Mode>& Modes() {
 
 TEST(Choices, AcceptedValuesRecordNothing) {
   Checks checks(/*pretrain=*/false);
-  for (const char* v : {"batch", "pair", "elem"}) Modes().Check(v, checks);
+  EXPECT_EQ(Modes().Check("batch", checks), Mode::kBatch);
+  EXPECT_EQ(Modes().Check("pair", checks), Mode::kPair);
+  EXPECT_EQ(Modes().Check("elem", checks), Mode::kElem);
   EXPECT_TRUE(checks.errors().empty());
   EXPECT_TRUE(checks.ToStatus("invalid finetune config").ok());
 }
 
 TEST(Choices, ARejectedValueIsOneLineNamingFieldValueAndChoices) {
   Checks checks(/*pretrain=*/false);
-  Modes().Check("row", checks);
-  Modes().Check("Batch", checks);  // exact match: the official flags are case-sensitive
+  EXPECT_EQ(Modes().Check("row", checks), std::nullopt);
+  EXPECT_EQ(Modes().Check("Batch", checks), std::nullopt);  // exact match: case-sensitive
   ASSERT_EQ(checks.errors().size(), 2u);
   EXPECT_EQ(checks.errors()[0], "aug.mixup_mode: 'row' is not one of: batch, pair, elem");
   EXPECT_EQ(checks.errors()[1], "aug.mixup_mode: 'Batch' is not one of: batch, pair, elem");

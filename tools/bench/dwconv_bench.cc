@@ -7,6 +7,7 @@
 // rests on.
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
+#include <c10/core/InferenceMode.h>
 #include <gflags/gflags.h>
 #include <torch/autograd.h>
 
@@ -22,6 +23,7 @@ DEFINE_int32(batch, 32, "batch size");
 DEFINE_int32(channels, 40, "channels");
 DEFINE_int32(threads, 2, "intra-op threads");
 DEFINE_int32(reps, 5, "timed repetitions (median)");
+DEFINE_bool(forward_only, false, "time the forward pass alone, without autograd (inference)");
 
 namespace {
 
@@ -29,9 +31,15 @@ double MedianMs(bool fused, const at::Tensor& x, const at::Tensor& w, const at::
   std::vector<double> times;
   for (int i = 0; i < FLAGS_reps + 1; ++i) {
     const auto t0 = std::chrono::steady_clock::now();
-    const at::Tensor y = fused ? convnextv2::models::DepthwiseConvKernel(x, w, b)
-                               : convnextv2::models::DepthwiseConvPlain(x, w, b);
-    torch::autograd::grad({y.sum()}, {x, w, b});
+    if (FLAGS_forward_only) {
+      c10::InferenceMode no_autograd;
+      const at::Tensor y = fused ? convnextv2::models::DepthwiseConvKernel(x, w, b)
+                                 : convnextv2::models::DepthwiseConvPlain(x, w, b);
+    } else {
+      const at::Tensor y = fused ? convnextv2::models::DepthwiseConvKernel(x, w, b)
+                                 : convnextv2::models::DepthwiseConvPlain(x, w, b);
+      torch::autograd::grad({y.sum()}, {x, w, b});
+    }
     const double ms =
         std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
     if (i > 0) times.push_back(ms);
@@ -52,8 +60,8 @@ int main(int argc, char** argv) {
   }
   convnextv2::util::RetainFreedMemory(true);
   at::set_num_threads(FLAGS_threads);
-  std::printf("depthwise 7x7, batch %d, %d channels, %d threads: fwd+bwd ms\n", FLAGS_batch,
-              FLAGS_channels, FLAGS_threads);
+  std::printf("depthwise 7x7, batch %d, %d channels, %d threads: %s ms\n", FLAGS_batch,
+              FLAGS_channels, FLAGS_threads, FLAGS_forward_only ? "fwd" : "fwd+bwd");
   for (int size : {1, 2, 4, 7, 8, 14, 16, 28, 56}) {
     const at::Tensor x = at::randn({FLAGS_batch, FLAGS_channels, size, size})
                              .contiguous(at::MemoryFormat::ChannelsLast)
