@@ -83,15 +83,16 @@ at::Tensor GeluGrnFused(const at::Tensor& h, const at::Tensor& bias, const at::T
 
 // The block's depthwise convolution: k x k (odd), stride 1, padding k / 2, one filter per
 // channel; weight (C, 1, k, k), bias (C); x (N, C, H, W). The plain path is at::conv2d.
-// DepthwiseConvKernel is an autograd node with CPU kernels for float32 channels-last input
-// (k at most 7) that skips the taps falling outside the image instead of multiplying padding,
-// keeps one kernel row's taps and the accumulators in vector registers and loads each input
-// pixel once per tile of 4 outputs, and whose weight gradient does not depend on the thread
-// count; it requires what DepthwiseConvKernelApplies says. Forward + backward at batch 32 it is
-// 10-38x faster than at::conv2d (libtorch 1.13's oneDNN path) on 1x1 and 2x2 maps, 3-8x on
-// 4x4, 1.3-2.8x on 28x28 and 56x56, and about even on 7x7 to 14x14 with few channels
-// (//tools/bench:dwconv_bench), so DepthwiseConvFused takes it wherever it applies and
-// at::conv2d elsewhere (CUDA, other dtypes or layouts, under autocast).
+// DepthwiseConvKernel is an autograd node for float32 channels-last CPU input (k at most 7)
+// whose weight and bias gradients come from own loops (one kernel row's taps summed for a tile
+// of 4 outputs in vector registers, each input pixel loaded once per tile, per-sample partial
+// sums so that they do not depend on the thread count), and whose forward pass and input
+// gradient come from the same loops, which skip the taps outside the image, on maps up to 4x4
+// and from at::conv2d (oneDNN, 2-5x faster forward there) on larger ones (dwconv_kernels.h).
+// Forward + backward at batch 32 it is 10-21x at::conv2d on 1x1 and 2x2 maps, 4-8x on 4x4 and
+// 1.4-3.1x from 7x7 to 56x56 (//tools/bench:dwconv_bench), so DepthwiseConvFused takes it
+// wherever DepthwiseConvKernelApplies and at::conv2d elsewhere (CUDA, other dtypes or layouts,
+// under autocast).
 at::Tensor DepthwiseConvPlain(const at::Tensor& x, const at::Tensor& weight,
                               const at::Tensor& bias);
 at::Tensor DepthwiseConvFused(const at::Tensor& x, const at::Tensor& weight,
