@@ -51,8 +51,8 @@ struct CpuKernels {
   void (*dwconv_forward_row)(const float* x, const float* taps, const float* bias, int64_t h,
                              int64_t w, int64_t c, int64_t k, int64_t hh, float* y_row);
   // Its backward over one sample, given the taps mirrored (taps_mirrored[i, j] =
-  // taps[k-1-i, k-1-j]): dx (h, w, c; not computed if null); dtaps (rh, rw, c) for the taps rows [ri0, ri0 + rh) and
-  // columns [rj0, rj0 + rw) that any pixel reads; dbias (c).
+  // taps[k-1-i, k-1-j]; read only for dx): dx (h, w, c; not computed if null); dtaps (rh, rw, c)
+  // for the taps rows [ri0, ri0 + rh) and columns [rj0, rj0 + rw) that any pixel reads; dbias (c).
   void (*dwconv_backward_sample)(const float* g, const float* x, const float* taps_mirrored,
                                  int64_t h, int64_t w, int64_t c, int64_t k, int64_t ri0,
                                  int64_t rj0, int64_t rh, int64_t rw, float* dx, float* dtaps,

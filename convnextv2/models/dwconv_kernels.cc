@@ -56,9 +56,9 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> DwConvBackwardCpu(const at::Tenso
   at::Tensor dbias_n = at::empty({n, c}, x.options());
   const float* gp = g.data_ptr<float>();
   const float* xp = x.data_ptr<float>();
-  // dx is the forward convolution of g with the taps mirrored in both directions.
-  const at::Tensor mirrored = taps.flip({0, 1}).contiguous();
-  const float* tp = mirrored.data_ptr<float>();
+  // The own dx is the forward convolution of g with the taps mirrored in both directions.
+  const at::Tensor mirrored = own_dx ? taps.flip({0, 1}).contiguous() : at::Tensor();
+  const float* tp = own_dx ? mirrored.data_ptr<float>() : nullptr;
   float* dxp = own_dx ? dx.data_ptr<float>() : nullptr;
   float* dtp = dtaps_n.data_ptr<float>();
   float* dbp = dbias_n.data_ptr<float>();
@@ -67,7 +67,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> DwConvBackwardCpu(const at::Tenso
     for (int64_t b = begin; b < end; ++b) {
       const int64_t off = b * h * w * c;
       kernels.dwconv_backward_sample(gp + off, xp + off, tp, h, w, c, k, ri0, rj0, rh, rw,
-                                     own_dx ? dxp + off : nullptr, dtp + b * rh * rw * c, dbp + b * c);
+                                     own_dx ? dxp + off : nullptr, dtp + b * rh * rw * c,
+                                     dbp + b * c);
     }
   });
   at::Tensor dtaps = at::zeros({k, k, c}, x.options());

@@ -31,14 +31,15 @@ double MedianMs(bool fused, const at::Tensor& x, const at::Tensor& w, const at::
   std::vector<double> times;
   for (int i = 0; i < FLAGS_reps + 1; ++i) {
     const auto t0 = std::chrono::steady_clock::now();
+    auto conv = [&] {
+      return fused ? convnextv2::models::DepthwiseConvKernel(x, w, b)
+                   : convnextv2::models::DepthwiseConvPlain(x, w, b);
+    };
     if (FLAGS_forward_only) {
       c10::InferenceMode no_autograd;
-      const at::Tensor y = fused ? convnextv2::models::DepthwiseConvKernel(x, w, b)
-                                 : convnextv2::models::DepthwiseConvPlain(x, w, b);
+      conv();
     } else {
-      const at::Tensor y = fused ? convnextv2::models::DepthwiseConvKernel(x, w, b)
-                                 : convnextv2::models::DepthwiseConvPlain(x, w, b);
-      torch::autograd::grad({y.sum()}, {x, w, b});
+      torch::autograd::grad({conv().sum()}, {x, w, b});
     }
     const double ms =
         std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
