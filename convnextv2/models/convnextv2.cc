@@ -58,9 +58,10 @@ at::Tensor BlockImpl::BranchNHWC(const at::Tensor& x) {
   at::Tensor y = norm->forward(x);
   if (options.fused_grn() && x.device().is_cpu()) {
     // pwconv1's bias and the GELU folded into the GRN's passes (GeluGrnFused).
+    // Without autograd, the GRN output folded into pwconv2 (GeluGrnLinear).
     const at::Tensor h = at::linear(y, pwconv1->weight);
-    return pwconv2->forward(
-        GeluGrnFused(h, pwconv1->bias, grn->gamma, grn->beta, grn->options.eps()));
+    return GeluGrnLinear(h, pwconv1->bias, grn->gamma, grn->beta, grn->options.eps(),
+                         pwconv2->weight, pwconv2->bias);
   }
   y = pwconv1->forward(y);
   y = at::gelu(y);

@@ -70,7 +70,7 @@ struct CpuKernels {
                                    float* dbias);
 
   // GRN of u = GELU(h + bias) (erf form) over one sample h (hw, c), u written (the backward reads
-  // it) as well as y and the GRN statistics (as grn_forward_*, of u).
+  // it) as well as y (unless y is null) and the GRN statistics (as grn_forward_*, of u).
   void (*gelu_grn_forward_f32)(const float* h, int64_t hw, int64_t c, const float* bias,
                                const float* gamma, const float* beta, float eps, float* u,
                                float* y, float* g_norm, float* denom, float* nx, float* scale);

@@ -105,13 +105,13 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> GrnBackwardCpu(
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor>
 GeluGrnForwardCpu(const at::Tensor& h, const at::Tensor& bias_t, const at::Tensor& gamma_t,
-                  const at::Tensor& beta_t, double eps) {
+                  const at::Tensor& beta_t, double eps, bool with_y) {
   const int64_t n = h.size(0), hw = h.size(1) * h.size(2), c = h.size(3);
   const at::TensorOptions f32 = h.options().dtype(at::kFloat);
   const at::Tensor bias = bias_t.to(at::kFloat).contiguous();
   const at::Tensor gamma = gamma_t.to(at::kFloat).contiguous();
   const at::Tensor beta = beta_t.to(at::kFloat).contiguous();
-  at::Tensor u = at::empty_like(h), y = at::empty_like(h);
+  at::Tensor u = at::empty_like(h), y = with_y ? at::empty_like(h) : at::Tensor();
   at::Tensor g_norm = at::empty({n, 1, 1, c}, f32), denom = at::empty({n, 1, 1, 1}, f32);
   at::Tensor nx = at::empty({n, 1, 1, c}, f32), scale = at::empty({n, 1, 1, c}, f32);
   float* gn = g_norm.data_ptr<float>();
@@ -129,11 +129,13 @@ GeluGrnForwardCpu(const at::Tensor& h, const at::Tensor& bias_t, const at::Tenso
       if (bf16) {
         kernels.gelu_grn_forward_bf16(Data<uint16_t>(h) + off, hw, c, b, gm, bt,
                                       static_cast<float>(eps), Data<uint16_t>(u) + off,
-                                      Data<uint16_t>(y) + off, gn + ac, dn, nxp + ac, sp + ac);
+                                      with_y ? Data<uint16_t>(y) + off : nullptr, gn + ac, dn,
+                                      nxp + ac, sp + ac);
       } else {
         kernels.gelu_grn_forward_f32(Data<float>(h) + off, hw, c, b, gm, bt,
                                      static_cast<float>(eps), Data<float>(u) + off,
-                                     Data<float>(y) + off, gn + ac, dn, nxp + ac, sp + ac);
+                                     with_y ? Data<float>(y) + off : nullptr, gn + ac, dn,
+                                     nxp + ac, sp + ac);
       }
     }
   });

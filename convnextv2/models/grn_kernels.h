@@ -25,11 +25,11 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> GrnBackwardCpu(
     const at::Tensor& denom, const at::Tensor& nx, const at::Tensor& scale);
 
 // GRN of u = GELU(h + bias) in one node (the CUDA path's GeluGrnCuda on the CPU): returns y, u
-// and the statistics of u as GrnForwardCpu. h is (N, H, W, C) contiguous float32 or bfloat16;
-// bias (C), gamma, beta float32.
+// and the statistics of u as GrnForwardCpu (y undefined and not computed when !with_y). h is
+// (N, H, W, C) contiguous float32 or bfloat16; bias (C), gamma, beta float32.
 std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor>
 GeluGrnForwardCpu(const at::Tensor& h, const at::Tensor& bias, const at::Tensor& gamma,
-                  const at::Tensor& beta, double eps);
+                  const at::Tensor& beta, double eps, bool with_y = true);
 
 // Returns dh, dbias (C), dgamma (1,1,1,C), dbeta (1,1,1,C).
 std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> GeluGrnBackwardCpu(

@@ -1,8 +1,11 @@
 #include "convnextv2/models/layers.h"
 
 #include <ATen/ATen.h>
+#include <c10/core/GradMode.h>
 #include <c10/util/Exception.h>
 #include <torch/csrc/autograd/custom_function.h>
+
+#include <tuple>
 
 #include "convnextv2/models/cuda_ops.h"
 #include "convnextv2/models/dwconv_kernels.h"
@@ -177,6 +180,34 @@ at::Tensor GeluGrnFused(const at::Tensor& h, const at::Tensor& bias, const at::T
     return GeluGrnFunction::apply(h, bias, gamma, beta, eps);
   }
   return GrnFused(at::gelu(h + bias), gamma, beta, eps);
+}
+
+bool GeluGrnLinearFolds(const at::Tensor& h, const at::Tensor& bias1, const at::Tensor& weight2,
+                        const at::Tensor& bias2) {
+  return !c10::GradMode::is_enabled() && internal::GrnCpuKernelApplies(h) &&
+         h.scalar_type() == at::kFloat && !compat::AutocastEnabled(c10::DeviceType::CPU) &&
+         bias1.dim() == 1 && bias1.size(0) == h.size(3) && weight2.dim() == 2 &&
+         weight2.size(1) == h.size(3) && weight2.scalar_type() == at::kFloat &&
+         bias2.defined() && bias2.scalar_type() == at::kFloat && bias2.dim() == 1 &&
+         bias2.size(0) == weight2.size(0) && h.size(1) * h.size(2) >= kGeluGrnLinearFoldMinPixelsPerChannel * weight2.size(0);
+}
+
+at::Tensor GeluGrnLinear(const at::Tensor& h, const at::Tensor& bias1, const at::Tensor& gamma,
+                         const at::Tensor& beta, double eps, const at::Tensor& weight2,
+                         const at::Tensor& bias2) {
+  if (!GeluGrnLinearFolds(h, bias1, weight2, bias2)) {
+    return at::linear(GeluGrnFused(h, bias1, gamma, beta, eps), weight2, bias2);
+  }
+  const int64_t n = h.size(0), hh = h.size(1), ww = h.size(2), c4 = h.size(3);
+  const int64_t c = weight2.size(0);
+  // u and scale (N, 1, 1, 4C); pass 2 of the kernel (y) skipped.
+  const auto stats = internal::GeluGrnForwardCpu(h, bias1, gamma, beta, eps, /*with_y=*/false);
+  const at::Tensor& u = std::get<1>(stats);
+  const at::Tensor& scale = std::get<5>(stats);
+  const at::Tensor per_sample = weight2.unsqueeze(0) * scale.view({n, 1, c4});  // (N, C, 4C)
+  const at::Tensor bias = at::addmv(bias2, weight2, beta.reshape({c4}).to(at::kFloat));
+  return at::baddbmm(bias.view({1, 1, c}), u.view({n, hh * ww, c4}), per_sample.transpose(1, 2))
+      .view({n, hh, ww, c});
 }
 
 at::Tensor GrnFused(const at::Tensor& x, const at::Tensor& gamma, const at::Tensor& beta,

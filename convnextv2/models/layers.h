@@ -10,6 +10,8 @@
 #ifndef CONVNEXTV2_MODELS_LAYERS_H_
 #define CONVNEXTV2_MODELS_LAYERS_H_
 
+#include <cstdint>
+
 #include <torch/arg.h>
 #include <torch/nn/cloneable.h>
 #include <torch/nn/pimpl.h>
@@ -80,6 +82,24 @@ at::Tensor GrnFused(const at::Tensor& x, const at::Tensor& gamma, const at::Tens
 // kept for the backward, dbias summed in the same pass); elsewhere GrnFused(gelu(h + bias)).
 at::Tensor GeluGrnFused(const at::Tensor& h, const at::Tensor& bias, const at::Tensor& gamma,
                         const at::Tensor& beta, double eps);
+
+// GeluGrnFused(h, bias1, gamma, beta) W2^T + bias2 (the block's pointwise part after pwconv1),
+// for inference: with autograd off, on CPU float32 input outside autocast, on maps of at least
+// kGeluGrnLinearFoldMinPixelsPerChannel * C pixels (W2 is (C, 4C)), the GRN output
+// y = u * scale + beta (u = GELU(h + bias1), scale = 1 + gamma * Nx per sample and channel) is
+// never written: it is folded into the product, y W2^T + bias2 = u (W2 diag(scale))^T +
+// (bias2 + W2 beta), one batched product with per-sample weights, which saves two passes over the
+// widest activations (writing y, reading it back). On smaller maps the per-sample weights cost
+// more than that (atto's last two stages at 224 px), so there, with autograd on, for other
+// dtypes and under autocast it is the plain composition. Equal to it up to float32 rounding
+// (tested).
+inline constexpr int64_t kGeluGrnLinearFoldMinPixelsPerChannel = 4;
+// Whether GeluGrnLinear folds for these arguments (and the current grad and autocast modes).
+bool GeluGrnLinearFolds(const at::Tensor& h, const at::Tensor& bias1, const at::Tensor& weight2,
+                        const at::Tensor& bias2);
+at::Tensor GeluGrnLinear(const at::Tensor& h, const at::Tensor& bias1, const at::Tensor& gamma,
+                         const at::Tensor& beta, double eps, const at::Tensor& weight2,
+                         const at::Tensor& bias2);
 
 // The block's depthwise convolution: k x k (odd), stride 1, padding k / 2, one filter per
 // channel; weight (C, 1, k, k), bias (C); x (N, C, H, W). The plain path is at::conv2d.

@@ -1,7 +1,9 @@
-// LayerNorm, GRN and depthwise convolution (plain and fused), DropPath against their definitions.
+// LayerNorm, GRN and depthwise convolution (plain and fused), DropPath against their definitions;
+// the inference fold of GRN into pwconv2 against the training path.
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <c10/core/GradMode.h>
+#include <c10/core/InferenceMode.h>
 #include <gtest/gtest.h>
 #include <torch/autograd.h>
 #include <torch/csrc/autograd/generated/variable_factories.h>
@@ -178,6 +180,48 @@ TEST(DepthwiseConv, BlockFusedEqualsPlain) {
         at::randn({2, 8, size, size}).contiguous(at::MemoryFormat::ChannelsLast);
     EXPECT_TRUE(at::allclose(fused->forward(x), plain->forward(x), 1e-5, 1e-5)) << size;
   }
+}
+
+// The inference fold of the GRN output into pwconv2 gives what the training path's composition
+// gives (autograd on: GeluGrnFused's node, then at::linear), where it folds (maps of at least 4C
+// pixels) and where it does not.
+TEST(GeluGrnLinear, FoldedEqualsTheTrainingPathsComposition) {
+  at::manual_seed(17);
+  const int64_t c = 4;
+  const at::Tensor bias1 = at::randn({4 * c}) * 0.5, gamma = at::randn({1, 1, 1, 4 * c});
+  const at::Tensor beta = at::randn({1, 1, 1, 4 * c}), w2 = at::randn({c, 4 * c}) * 0.3;
+  const at::Tensor bias2 = at::randn({c});
+  for (int64_t size : {3, 4, 9}) {  // 9 and 16 pixels: not folded; 81: folded
+    const at::Tensor h = at::randn({3, size, size, 4 * c});
+    const at::Tensor reference = at::linear(GeluGrnFused(h, bias1, gamma, beta, 1e-6), w2, bias2);
+    c10::NoGradGuard no_grad;
+    EXPECT_EQ(GeluGrnLinearFolds(h, bias1, w2, bias2), size * size >= 4 * c) << size;
+    const at::Tensor fast = GeluGrnLinear(h, bias1, gamma, beta, 1e-6, w2, bias2);
+    ASSERT_EQ(fast.sizes(), reference.sizes());
+    EXPECT_TRUE(at::allclose(fast, reference, 1e-5, 1e-5))
+        << size << ": " << (fast - reference).abs().max().item<double>();
+  }
+  // Autograd on: never folded (the backward needs y).
+  EXPECT_FALSE(GeluGrnLinearFolds(at::randn({1, 9, 9, 4 * c}), bias1, w2, bias2));
+}
+
+// A block in eval mode gives the same output for inference (InferenceMode: folded) as with
+// autograd on (the training path), on a map large enough to fold.
+TEST(GeluGrnLinear, BlockInferenceEqualsTrainingPathInEval) {
+  at::manual_seed(19);
+  Block block(BlockOptions(8));
+  {
+    c10::NoGradGuard no_grad;
+    for (auto& p : block->parameters()) p.normal_(0.0, 0.3);  // gamma, beta nonzero too
+  }
+  block->eval();
+  const at::Tensor x = at::randn({2, 8, 12, 12}).contiguous(at::MemoryFormat::ChannelsLast);
+  const at::Tensor reference = block->forward(x);
+  ASSERT_TRUE(reference.requires_grad());
+  c10::InferenceMode inference;
+  const at::Tensor fast = block->forward(x);
+  EXPECT_TRUE(at::allclose(fast, reference, 1e-5, 1e-5))
+      << (fast - reference).abs().max().item<double>();
 }
 
 TEST(DropPath, IdentityInEvalAndWhenZero) {

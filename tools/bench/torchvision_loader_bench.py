@@ -53,6 +53,8 @@ class TimmRandAugment:
 
     def posterize_inc(self, img, m):
         bits = 4 - int(m / 10 * 4)
+        if bits <= 0:  # keep no bits: black (PIL 11's posterize refuses 0, which older PILs took)
+            return img.point([0] * 256 * len(img.getbands()))
         return img if bits >= 8 else ImageOps.posterize(img, bits)
 
     def solarize_inc(self, img, m):
