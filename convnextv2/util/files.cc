@@ -2,13 +2,12 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -130,15 +129,54 @@ absl::Status AppendLine(const std::string& path, absl::string_view line) {
 }
 
 absl::StatusOr<std::string> ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    return absl::NotFoundError(absl::StrCat("cannot read ", path, ": ",
-                                            std::filesystem::exists(path) ? "permission denied"
-                                                                          : "no such file"));
+  // One open, one fstat and reads straight into a string of the file's size (no stream buffers:
+  // the loader reads every image through here).
+  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno == ENOENT || errno == ENOTDIR) {
+      return absl::NotFoundError(absl::StrCat("cannot read ", path, ": no such file"));
+    }
+    if (errno == EACCES) {
+      return absl::NotFoundError(absl::StrCat("cannot read ", path, ": permission denied"));
+    }
+    return ErrnoError("cannot read", path);
   }
-  std::stringstream buffer;
-  buffer << in.rdbuf();
-  return buffer.str();
+  struct stat st;
+  if (fstat(fd, &st) != 0) {
+    const absl::Status status = ErrnoError("cannot stat", path);
+    close(fd);
+    return status;
+  }
+  if (S_ISDIR(st.st_mode)) {
+    close(fd);
+    return absl::FailedPreconditionError(absl::StrCat("cannot read ", path, ": a directory"));
+  }
+  // The size fstat gave, then whatever is still there (a file that grew, or not a regular file).
+  std::string data(S_ISREG(st.st_mode) ? static_cast<size_t>(st.st_size) : 0, '\0');
+  size_t used = 0;
+  char more[4096];
+  while (true) {
+    const bool into_data = used < data.size();
+    const ssize_t got = into_data ? read(fd, data.data() + used, data.size() - used)
+                                  : read(fd, more, sizeof more);
+    if (got < 0 && errno == EINTR) continue;
+    if (got < 0) {
+      const absl::Status status = ErrnoError("cannot read", path);
+      close(fd);
+      return status;
+    }
+    if (got == 0) break;
+    if (into_data) {
+      used += static_cast<size_t>(got);
+    } else {
+      data.resize(used);
+      data.append(more, static_cast<size_t>(got));
+      used = data.size();
+    }
+  }
+  close(fd);
+  data.resize(used);
+  return data;
 }
 
 }  // namespace convnextv2::util
