@@ -237,7 +237,8 @@ void FlipHorizontal(Image& img) {
   };
   static_assert(sizeof(Pixel) == 3);
   for (int y = 0; y < img.height; ++y) {
-    auto* row = reinterpret_cast<Pixel*>(img.pixels.data() + static_cast<size_t>(y) * img.width * 3);
+    auto* row =
+        reinterpret_cast<Pixel*>(img.pixels.data() + static_cast<size_t>(y) * img.width * 3);
     std::reverse(row, row + img.width);
   }
 }

@@ -189,7 +189,8 @@ bool GeluGrnLinearFolds(const at::Tensor& h, const at::Tensor& bias1, const at::
          bias1.dim() == 1 && bias1.size(0) == h.size(3) && weight2.dim() == 2 &&
          weight2.size(1) == h.size(3) && weight2.scalar_type() == at::kFloat &&
          bias2.defined() && bias2.scalar_type() == at::kFloat && bias2.dim() == 1 &&
-         bias2.size(0) == weight2.size(0) && h.size(1) * h.size(2) >= kGeluGrnLinearFoldMinPixelsPerChannel * weight2.size(0);
+         bias2.size(0) == weight2.size(0) &&
+         h.size(1) * h.size(2) >= kGeluGrnLinearFoldMinPixelsPerChannel * weight2.size(0);
 }
 
 at::Tensor GeluGrnLinear(const at::Tensor& h, const at::Tensor& bias1, const at::Tensor& gamma,
