@@ -169,8 +169,7 @@ absl::StatusOr<std::string> ReadFile(const std::string& path) {
     if (into_data) {
       used += static_cast<size_t>(got);
     } else {
-      data.resize(used);
-      data.append(more, static_cast<size_t>(got));
+      data.append(more, static_cast<size_t>(got));  // used == data.size() here
       used = data.size();
     }
   }
