@@ -26,7 +26,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> GrnBackwardCpu(
 
 // GRN of u = GELU(h + bias) in one node (the CUDA path's GeluGrnCuda on the CPU): returns y, u
 // and the statistics of u as GrnForwardCpu (y undefined and not computed when !with_y). h is
-// (N, H, W, C) contiguous float32 or bfloat16; bias (C), gamma, beta float32.
+// (N, H, W, C) contiguous float32 or bfloat16; bias (C), gamma, beta float32. u and y are new
+// tensors of h's shape and dtype.
 std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor>
 GeluGrnForwardCpu(const at::Tensor& h, const at::Tensor& bias, const at::Tensor& gamma,
                   const at::Tensor& beta, double eps, bool with_y = true);

@@ -166,7 +166,9 @@ TEST_F(PredictTest, PredictsEveryImageInBatchesWithNamesAndJsonLines) {
       const ClassScore& s = pred.top[j];
       EXPECT_EQ(s.name, kFour[s.index]);
       EXPECT_NEAR(s.probability, probs[i][s.index].item<double>(), 1e-5);
-      if (j > 0) EXPECT_GE(pred.top[j - 1].probability, s.probability);
+      if (j > 0) {
+        EXPECT_GE(pred.top[j - 1].probability, s.probability);
+      }
     }
     std::string line;
     ASSERT_TRUE(std::getline(json, line)) << "JSON line " << i;
