@@ -93,7 +93,7 @@ at::Tensor GeluGrnFused(const at::Tensor& h, const at::Tensor& bias, const at::T
 // more than that (atto's last two stages at 224 px), so there, with autograd on, for other
 // dtypes and under autocast it is the plain composition. Equal to it up to float32 rounding
 // (tested). Running pwconv1 and this a few samples at a time, so that h and u stay in the cache,
-// was measured and not kept (docs/benchmarks.md, "Inference fold").
+// was measured and not kept (docs/benchmarks.md, "Samples in groups").
 inline constexpr int64_t kGeluGrnLinearFoldMinPixelsPerChannel = 4;
 // Whether GeluGrnLinear folds for these arguments (and the current grad and autocast modes).
 bool GeluGrnLinearFolds(const at::Tensor& h, const at::Tensor& bias1, const at::Tensor& weight2,
